@@ -1,0 +1,14 @@
+"""batch_runner: runs a machine's batch jobs on time, one at a time, and records every run."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "progress"]
+
+
+def progress(percent: float | None = None, message: str | None = None) -> None:
+    """Record progress for the run this process belongs to (``$BATCH_RUN_ID``)."""
+    from batch_runner.progress import record_progress
+
+    record_progress(percent=percent, message=message)

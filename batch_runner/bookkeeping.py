@@ -1,0 +1,122 @@
+"""What a finished attempt leaves behind: its JSONL line, its run row, its job's state.
+
+Every way an attempt can end (it finished, it was skipped, its runner died) is written here, so
+the records of all of them have the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from batch_runner.context import RunnerContext
+from batch_runner.executor import AttemptOutcome
+from batch_runner.results import append_result
+from batch_runner.timefmt import iso
+
+log = logging.getLogger("batch_runner")
+
+FAILED_STATUSES = ("error", "timeout")
+BACKOFF_CAP_SECONDS = 3600.0
+
+
+def new_run_id(now: float) -> str:
+    """Sortable by creation time, unique without coordination, safe as a file name."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + os.urandom(3).hex()
+
+
+def retry_delay(spec: dict[str, Any], attempt: int) -> float:
+    """Seconds before the attempt after ``attempt`` (SPEC 8), capped at one hour."""
+    base = float(spec.get("backoff_seconds", 30.0))
+    if spec.get("backoff", "exponential") == "fixed":
+        return min(base, BACKOFF_CAP_SECONDS)
+    return min(base * 2 ** (attempt - 1), BACKOFF_CAP_SECONDS)
+
+
+def result_record(run: dict[str, Any], outcome: AttemptOutcome, ctx: RunnerContext) -> dict:
+    return {
+        "job_name": run["job_name"],
+        "start_time": iso(outcome.started_at),
+        "end_time": iso(outcome.ended_at),
+        "status": outcome.status,
+        "output": outcome.output,
+        "error": outcome.error,
+        "run_id": run["run_id"],
+        "attempt": run["attempt"],
+        "max_attempts": run["max_attempts"],
+        "exit_code": outcome.exit_code,
+        "duration_seconds": round(max(outcome.ended_at - outcome.started_at, 0.0), 3),
+        "trigger": "retry" if run["attempt"] > 1 else run["trigger"],
+        "scheduled_for": run["scheduled_for"],
+        "output_truncated": outcome.output_truncated,
+        "log_file": run["log_file"],
+        "host": ctx.host,
+        "pid": outcome.pid,
+    }
+
+
+def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutcome) -> str:
+    """Record one finished attempt; returns the run's new status (``pending`` when retried)."""
+    append_result(ctx.layout, result_record(run, outcome, ctx), outcome.started_at)
+    retry = (
+        outcome.status in FAILED_STATUSES
+        and run["attempt"] < run["max_attempts"]
+        and not run.get("stop_requested")
+    )
+    fields: dict[str, Any] = {
+        "status": "pending" if retry else outcome.status,
+        "ended_at": outcome.ended_at,
+        "exit_code": outcome.exit_code,
+        "error": outcome.error,
+        "output_tail": outcome.output,
+        "output_truncated": int(outcome.output_truncated),
+    }
+    if retry:
+        fields["due_at"] = outcome.ended_at + retry_delay(run["spec"], run["attempt"])
+    ctx.store.update_run(run["run_id"], **fields)
+    if not retry and run["kind"] == "job":
+        update_job_state(ctx, run["job_name"], outcome.status, outcome.started_at)
+    return fields["status"]
+
+
+def update_job_state(ctx: RunnerContext, job_name: str, status: str, started_at: float) -> None:
+    """last_run, last_status and the consecutive-failure count of a job after a finished run."""
+    state = ctx.store.job_state(job_name) or seed_job_state(ctx, job_name)
+    if status in FAILED_STATUSES:
+        state["error_count"] = int(state.get("error_count") or 0) + 1
+    elif status == "success":
+        state["error_count"] = 0
+    state["last_run"] = iso(started_at)
+    state["last_status"] = status
+    ctx.store.save_job_state(state)
+
+
+def seed_job_state(ctx: RunnerContext, job_name: str) -> dict[str, Any]:
+    """A job the database has not seen starts from the values in the config file (SPEC 3)."""
+    job = ctx.config.job(job_name)
+    return {
+        "job_name": job_name,
+        "last_run": job.last_run if job else None,
+        "last_status": job.last_status if job else None,
+        "error_count": job.error_count if job else 0,
+    }
+
+
+def record_skip(
+    ctx: RunnerContext, job_name: str, trigger: str, reason: str, *,
+    max_attempts: int = 1, scheduled_for: str | None = None,
+) -> str:
+    """An occurrence not run because the same job already waits or runs (SPEC 4)."""
+    now = time.time()
+    run_id = new_run_id(now)
+    append_result(ctx.layout, {
+        "job_name": job_name, "start_time": iso(now), "end_time": iso(now),
+        "status": "skipped", "output": "", "error": reason, "run_id": run_id, "attempt": 0,
+        "max_attempts": max_attempts, "exit_code": None, "duration_seconds": 0.0,
+        "trigger": trigger, "scheduled_for": scheduled_for, "output_truncated": False,
+        "log_file": None, "host": ctx.host, "pid": None,
+    }, now)
+    log.info("skipped %s: %s", job_name, reason)
+    return run_id

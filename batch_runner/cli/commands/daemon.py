@@ -1,0 +1,95 @@
+"""``scheduler``, ``next``, ``status``: the long-running side and what it is doing."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from batch_runner.cli import app, render
+from batch_runner.errors import UsageError
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("scheduler", help="run jobs on their schedules until SIGTERM")
+    p.set_defaults(handler=cmd_scheduler)
+    common(p)
+    p = sub.add_parser("next", help="the next occurrences across all enabled jobs")
+    p.add_argument("--count", type=int, default=10, metavar="N")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_next)
+    common(p)
+    p = sub.add_parser("status", help="what runs now, what waits, whether a scheduler is alive")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+    common(p)
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from batch_runner.scheduler import Scheduler
+
+    return Scheduler(app.config_path_of(args), app.root_of(args)).run()
+
+
+def cmd_next(args: argparse.Namespace) -> int:
+    from batch_runner.plan import upcoming_runs
+    from batch_runner.timefmt import iso, parse_iso
+
+    if args.count < 1 or args.count > 100_000:
+        raise UsageError(f"--count must be between 1 and 100000, not {args.count}")
+    ctx = app.context(args)
+    states = ctx.store.job_states() if scheduler_pid(ctx) else {}
+    now = time.time()
+    upcoming: list[tuple[float, str]] = []
+    for job in ctx.config.jobs:
+        if job.enabled:
+            stored = (states.get(job.name) or {}).get("next_run")
+            times = upcoming_runs(job, now, args.count, parse_iso(stored) if stored else None)
+            upcoming += [(t, job.name) for t in times]
+    upcoming = sorted(upcoming)[: args.count]
+    if args.json:
+        render.print_json([{"name": name, "time": iso(t)} for t, name in upcoming])
+    else:
+        render.print_table(["time", "job"], [[iso(t)[:19].replace("T", " "), name]
+                                              for t, name in upcoming])
+    return 0
+
+
+def scheduler_pid(ctx: Any) -> int | None:
+    from batch_runner.locks import holder_pid
+
+    return holder_pid(ctx.layout.scheduler_lock)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from batch_runner.views import run_view
+
+    ctx = app.context(args)
+    pid = scheduler_pid(ctx)
+    running = [run_view(r) for r in ctx.store.runs_with_status("running")]
+    pending = [run_view(r) for r in ctx.store.runs_with_status("pending", limit=1000)]
+    status = {"scheduler": {"alive": pid is not None, "pid": pid},
+              "paused": ctx.store.is_paused(), "running": running, "pending": pending}
+    if args.json:
+        render.print_json(status)
+        return 0
+    print(f"scheduler: {'alive, pid ' + str(pid) if pid else 'not running'}"
+          + ("; the queue is PAUSED" if status["paused"] else ""))
+    for run in running:
+        progress = _progress_text(run)
+        print(f"running: {run['job_name']} (run {run['run_id']}, since "
+              f"{(run['start_time'] or '')[11:19]}){progress}")
+    if not running:
+        print("running: nothing")
+    print(f"waiting: {len(pending)}" + ("" if not pending else ": " + ", ".join(
+        f"{r['job_name']} ({r['run_id']})" for r in pending[:10])))
+    return 0
+
+
+def _progress_text(run: dict[str, Any]) -> str:
+    parts = []
+    if run.get("progress_percent") is not None:
+        parts.append(f"{run['progress_percent']:g}%")
+    if run.get("progress_message"):
+        parts.append(run["progress_message"])
+    return f" — {' '.join(parts)}" if parts else ""

@@ -1,0 +1,106 @@
+"""``history`` and ``logs``: reading back what ran."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from batch_runner.cli import app, render
+from batch_runner.errors import NotFound, UsageError
+
+STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled", "skipped")
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("history", help="past attempts, newest first")
+    p.add_argument("name", nargs="?", help="only this job")
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--since", metavar="DATE", help="e.g. 2026-11-01 or 2026-11-01T08:00")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_history)
+    common(p)
+    p = sub.add_parser("logs", help="the full output of a run")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.set_defaults(handler=cmd_logs)
+    common(p)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from batch_runner.paths import LogLayout
+    from batch_runner.results import iter_results_newest_first
+
+    if args.limit < 0:
+        raise UsageError(f"--limit must be 0 or more, not {args.limit}")
+    since = _parse_since(args.since)
+    config = app.load(args)
+    records = iter_results_newest_first(LogLayout(Path(config.settings.log_dir)), since)
+    wanted = (r for r in records
+              if (args.name is None or r.get("job_name") == args.name)
+              and (args.status is None or r.get("status") == args.status))
+    rows = list(islice(wanted, args.limit))
+    if args.json:
+        render.print_json(rows)
+        return 0
+    render.print_table(
+        ["start", "job", "status", "attempt", "duration", "run id", "error"],
+        [[r.get("start_time", "")[:19].replace("T", " "), r.get("job_name"), r.get("status"),
+          f"{r.get('attempt')}/{r.get('max_attempts')}", _duration(r.get("duration_seconds")),
+          r.get("run_id"), (r.get("error") or "").split("\n")[0][:60] or None] for r in rows],
+    )
+    return 0
+
+
+def _parse_since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from batch_runner.timefmt import parse_iso
+
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise UsageError(
+            f"--since {value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+
+
+def _duration(seconds: float | None) -> str | None:
+    return None if seconds is None else f"{seconds:.2f} s"
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    ctx = app.context(args)
+    matches = ctx.store.find_runs(args.run_id)
+    if not matches:
+        raise NotFound(f"no run with id {args.run_id!r}; `batch_runner history` lists run ids")
+    if len(matches) > 1 and matches[0]["run_id"] != args.run_id:
+        raise UsageError(f"run id {args.run_id!r} is ambiguous; give more of it")
+    run = matches[0]
+    files = attempt_logs(run)
+    if not files:
+        print(f"run {run['run_id']} ({run['status']}) has no output file", file=sys.stderr)
+        return 0
+    for number, path in files:
+        if len(files) > 1:
+            sys.stdout.write(f"=== attempt {number}: {path} ===\n")
+        sys.stdout.flush()
+        with open(path, "rb") as source:
+            shutil.copyfileobj(source, sys.stdout.buffer)
+    sys.stdout.flush()
+    return 0
+
+
+def attempt_logs(run: dict[str, Any]) -> list[tuple[int, Path]]:
+    """Every attempt's output file of a run, in attempt order."""
+    if not run.get("log_file"):
+        return []
+    latest = Path(run["log_file"])
+    folder = latest.parent
+    candidates = [(1, folder / f"{run['run_id']}.log")]
+    candidates += [(n, folder / f"{run['run_id']}.attempt{n}.log")
+                   for n in range(2, int(run["attempt"]) + 1)]
+    return [(n, p) for n, p in candidates if p.exists()]

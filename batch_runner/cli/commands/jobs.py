@@ -1,0 +1,130 @@
+"""``list``, ``add``, ``remove``, ``enable``, ``disable``: the jobs of the config file."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import datetime
+from typing import Any
+
+from batch_runner.cli import app, render
+from batch_runner.spec import ConfigSpec, JobSpec
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("list", help="every job with its schedule, next and last run")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_list)
+    common(p)
+
+    p = sub.add_parser("add", help="add a job to the config file")
+    p.add_argument("name")
+    p.add_argument("job_command", metavar="COMMAND", help="the command line to run")
+    p.add_argument("--type", dest="schedule_type", required=True,
+                   choices=("interval", "daily", "weekly"))
+    p.add_argument("--time", dest="schedule_time", required=True,
+                   help="e.g. 3600, 15m, 02:00, 'mon,fri 09:00'")
+    p.add_argument("--timeout", type=float, help="seconds before the run is killed")
+    p.add_argument("--disabled", action="store_true", help="add it switched off")
+    p.set_defaults(handler=cmd_add)
+    common(p)
+
+    for name, helptext in (("remove", "remove a job from the config file"),
+                           ("enable", "switch a job on"), ("disable", "switch a job off")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("name")
+        p.set_defaults(handler=cmd_edit, edit=name)
+        common(p)
+
+
+def job_rows(
+    config: ConfigSpec, states: dict[str, dict], now: float, *, scheduler_alive: bool
+) -> list[dict[str, Any]]:
+    rows = []
+    for job in config.jobs:
+        state = states.get(job.name) or {}
+        rows.append({
+            "name": job.name,
+            "enabled": job.enabled,
+            "schedule_type": job.schedule_type,
+            "schedule_time": job.schedule_time,
+            "last_run": state.get("last_run", job.last_run),
+            "last_status": state.get("last_status", job.last_status),
+            "error_count": state.get("error_count", job.error_count),
+            "next_run": next_run_of(job, state, now, scheduler_alive),
+        })
+    return rows
+
+
+def next_run_of(job: JobSpec, state: dict[str, Any], now: float, live: bool) -> str | None:
+    """Daily and weekly times are computed; an interval's next run is the live scheduler's."""
+    if not job.enabled:
+        return None
+    from batch_runner import schedules
+
+    schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
+    if isinstance(schedule, schedules.IntervalSchedule):
+        return state.get("next_run") if live else None
+    tz = schedules.resolve_tz(job.timezone)
+    after = datetime.fromtimestamp(now, tz)
+    return schedules.next_fire(schedule, after, tz).isoformat()
+
+
+def describe_job(job: JobSpec) -> str:
+    from batch_runner import schedules
+
+    return schedules.describe(schedules.parse_schedule(job.schedule_type, job.schedule_time))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    ctx = app.context(args)
+    from batch_runner.locks import holder_pid
+
+    alive = holder_pid(ctx.layout.scheduler_lock) is not None
+    rows = job_rows(ctx.config, ctx.store.job_states(), time.time(), scheduler_alive=alive)
+    if args.json:
+        render.print_json(rows)
+        return 0
+    render.print_table(
+        ["name", "enabled", "schedule", "next run", "last run", "last status", "errors"],
+        [[r["name"], r["enabled"], describe_job(job), _short(r["next_run"]),
+          _short(r["last_run"]), r["last_status"], r["error_count"]]
+         for r, job in zip(rows, ctx.config.jobs, strict=True)],
+        title=f"jobs in {ctx.config.path}",
+    )
+    return 0
+
+
+def _short(iso_time: str | None) -> str | None:
+    """Tables show minutes in local time; --json keeps the full ISO form."""
+    if not iso_time:
+        return None
+    return datetime.fromisoformat(iso_time).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from batch_runner.config.edit import add_job
+
+    job: dict[str, Any] = {
+        "name": args.name, "command": args.job_command,
+        "schedule_type": args.schedule_type, "schedule_time": args.schedule_time,
+        "enabled": not args.disabled,
+    }
+    if args.timeout is not None:
+        job["timeout"] = args.timeout
+    add_job(app.config_path_of(args), app.root_of(args), job)
+    print(f"added job {args.name!r} to {app.config_path_of(args)}")
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from batch_runner.config import edit
+
+    path, root = app.config_path_of(args), app.root_of(args)
+    if args.edit == "remove":
+        edit.remove_job(path, root, args.name)
+        print(f"removed job {args.name!r} from {path}")
+    else:
+        edit.set_enabled(path, root, args.name, args.edit == "enable")
+        print(f"{args.edit}d job {args.name!r} in {path}")
+    return 0

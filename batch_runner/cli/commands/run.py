@@ -1,0 +1,72 @@
+"""``run-job NAME [--queue] [--no-wait]``: one run of a job, now, through the one executor."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from batch_runner.cli import app
+from batch_runner.errors import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, Busy
+
+EXIT_BY_STATUS = {"success": EXIT_OK, "timeout": EXIT_TIMEOUT}
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("run-job", help="run a job now, in the foreground")
+    p.add_argument("name")
+    p.add_argument("--queue", action="store_true",
+                   help="enqueue the run instead and print its id")
+    p.add_argument("--no-wait", action="store_true",
+                   help="exit 75 at once if the executor is busy")
+    p.set_defaults(handler=cmd_run_job)
+    common(p)
+
+
+def cmd_run_job(args: argparse.Namespace) -> int:
+    from batch_runner.locks import FileLock
+    from batch_runner.runner import Interrupter, WaitInterrupted, enqueue_job, run_to_completion
+
+    ctx = app.context(args, durable=args.queue)
+    job = app.find_job(ctx.config, args.name)
+    if args.queue:
+        run_id = enqueue_job(ctx, job, "queue")
+        if run_id is None:
+            return EXIT_BUSY
+        print(run_id)
+        return EXIT_OK
+    interrupter = Interrupter(ctx)
+    interrupter.install()
+    lock = FileLock(ctx.layout.executor_lock)
+    if args.no_wait and not lock.acquire(wait=False):
+        raise Busy(f"the executor is busy with another run; {job.name} was not started")
+    run_id = enqueue_job(ctx, job, "manual")
+    if run_id is None:
+        print(f"{job.name}: skipped, it is already waiting or running", file=sys.stderr)
+        return EXIT_BUSY
+    try:
+        run = run_to_completion(ctx, run_id, lock=lock, interrupter=interrupter)
+    except WaitInterrupted:
+        run = ctx.store.get_run(run_id) or {}
+    finally:
+        lock.release()
+    return _report(ctx, run)
+
+
+def _report(ctx: Any, run: dict[str, Any]) -> int:
+    import time
+
+    status = run.get("status")
+    if status == "pending":
+        ctx.store.cancel_if_pending(run["run_id"], "canceled: run-job was interrupted", time.time())
+        print(f"{run['job_name']}: canceled before it started (interrupted)", file=sys.stderr)
+        return EXIT_FAILED
+    took = (run.get("ended_at") or 0) - (run.get("started_at") or 0)
+    line = f"{run['job_name']}: {status} in {took:.2f} s (run {run['run_id']}"
+    line += f", attempt {run['attempt']}/{run['max_attempts']})"
+    print(line)
+    if run.get("error"):
+        print(f"  {run['error'].splitlines()[0]}", file=sys.stderr)
+    if run.get("log_file"):
+        print(f"  output: {run['log_file']}")
+    return EXIT_BY_STATUS.get(status or "", EXIT_FAILED)

@@ -1,0 +1,104 @@
+"""``main(argv) -> int``: the only place that turns errors into stderr lines and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from batch_runner import __version__
+from batch_runner.errors import EXIT_USAGE, BatchRunnerError, ConfigError
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one sentence on stderr and exit 2 through ``main``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageErrorExit(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+class UsageErrorExit(Exception):
+    pass
+
+
+def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("-c", "--config", default=default, metavar="FILE",
+                        help="config file (default: $BATCH_RUNNER_CONFIG or "
+                        "<root>/config/batch_config.json)")
+    parser.add_argument("--root", default=default, metavar="DIR",
+                        help="project root (default: $BATCH_RUNNER_ROOT or the current directory)")
+    parser.add_argument("-l", "--log-level", default="info" if top else argparse.SUPPRESS,
+                        choices=LOG_LEVELS, type=str.lower, help="log detail on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from batch_runner.cli import commands
+
+    parser = _Parser(prog="batch_runner", description="Run a machine's batch jobs on time, "
+                     "one at a time, with a faithful record of every run.")
+    parser.add_argument("--version", action="version", version=f"batch_runner {__version__}")
+    _common_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for register in commands.REGISTRARS:
+        register(sub, lambda p: _common_options(p, top=False))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv in (["--version"], ["-V"]):
+        # The fastest path: cron and scripts probe this; no parser, no imports.
+        print(f"batch_runner {__version__}")
+        return 0
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageErrorExit as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version print and exit 0
+        return int(exc.code or 0)
+    _setup_logging(args.log_level)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        build_parser().print_help(sys.stderr)
+        return EXIT_USAGE
+    return _run_handler(handler, args)
+
+
+def _run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    debug = args.log_level == "debug"
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"error: {exc.render()}", file=sys.stderr)
+        return exc.exit_code
+    except BatchRunnerError as exc:
+        if debug:
+            logging.getLogger("batch_runner").exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0  # `batch_runner history | head` closed the pipe: not an error
+    except OSError as exc:
+        if debug:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                           datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    root = logging.getLogger("batch_runner")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False

@@ -1,0 +1,76 @@
+"""Replacing a file so that readers see the old or the new content, never a mix or nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes, *, like: os.stat_result | None = None,
+                 exclusive: bool = False) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync it, rename it over ``path``.
+
+    ``like``: the stat of the file being replaced, whose mode (and owner, when allowed) the new
+    file keeps. ``exclusive``: fail with FileExistsError instead of replacing an existing file.
+    """
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    # 0o666 lets the umask decide the mode of a new file, as any editor would.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            _write_all(fd, data)
+            if like is not None:
+                _copy_mode(fd, like)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _install(temp, path, exclusive)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable; skipped where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy_mode(fd: int, like: os.stat_result) -> None:
+    if (like.st_uid, like.st_gid) != (os.geteuid(), os.getegid()):
+        # Only root may give a file away; for anyone else the new file is simply theirs.
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, like.st_uid, like.st_gid)
+    # After chown, which may clear the set-id bits.
+    os.fchmod(fd, like.st_mode & 0o7777)
+
+
+def _install(temp: Path, path: Path, exclusive: bool) -> None:
+    if not exclusive:
+        os.replace(temp, path)
+        return
+    # link() refuses to overwrite, which makes "create only if absent" atomic.
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists():
+            raise FileExistsError(str(path)) from None
+        os.replace(temp, path)

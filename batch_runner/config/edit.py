@@ -1,0 +1,120 @@
+"""The only writers of the config file: ``add``, ``remove``, ``enable``/``disable``, ``init``.
+
+Each edit changes one thing in the parsed document and keeps everything else: the other jobs,
+unknown keys and the order of keys (Python dicts keep the file's order). The new document is
+validated in full before anything is written, and is written atomically (temp file, fsync,
+rename, fsync of the directory) with the original file's mode, so a refused or interrupted
+edit leaves the file exactly as it was.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from batch_runner.config.atomic import write_atomic
+from batch_runner.config.jsonpos import format_path, scan
+from batch_runner.config.loader import Source, read_source
+from batch_runner.errors import ConfigError, NotFound, OperationFailed, UsageError
+
+DEFAULT_CONFIG_RESOURCE = "default_config.json"
+
+
+def default_config_bytes() -> bytes:
+    """The config ``init`` writes; ``config/batch_config.json`` ships the same bytes."""
+    return resources.files("batch_runner.config").joinpath(DEFAULT_CONFIG_RESOURCE).read_bytes()
+
+
+def init_config(config_path: Path) -> None:
+    """Write the default config at ``config_path``; UsageError if a file is already there."""
+    try:
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(config_path, default_config_bytes(), exclusive=True)
+    except FileExistsError:
+        raise UsageError(f"the config file {config_path} already exists; init never "
+                         "overwrites a config (remove the file first to start over)") from None
+    except OSError as exc:
+        raise OperationFailed(f"cannot write {config_path}: {exc.strerror or exc}") from None
+
+
+def add_job(config_path: Path, root: Path, job: dict[str, Any]) -> None:
+    """Append ``job`` to the file; ConfigError if the name is taken or the job is invalid."""
+    source = _current(config_path)
+    jobs = source.document.setdefault("jobs", [])
+    if not isinstance(jobs, list):
+        raise ConfigError(f'{config_path}: "jobs" is not a list; fix the file before adding jobs')
+    name = job.get("name")
+    if any(isinstance(other, dict) and other.get("name") == name for other in jobs):
+        raise ConfigError(f"{config_path}: a job named {name!r} already exists; "
+                          "choose another name or remove that job first")
+    jobs.append(dict(job))
+    _write_validated(source, root, f"adding job {name!r}")
+
+
+def remove_job(config_path: Path, root: Path, name: str) -> None:
+    """Remove the job called ``name``; NotFound if there is none."""
+    source = _current(config_path)
+    index = _index_of(source, name)
+    del source.document["jobs"][index]
+    _write_validated(source, root, f"removing job {name!r}")
+
+
+def set_enabled(config_path: Path, root: Path, name: str, enabled: bool) -> None:
+    """Set the ``enabled`` key of the job called ``name``; NotFound if there is none."""
+    source = _current(config_path)
+    source.document["jobs"][_index_of(source, name)]["enabled"] = enabled
+    _write_validated(source, root, f"{'enabling' if enabled else 'disabling'} job {name!r}")
+
+
+def _current(config_path: Path) -> Source:
+    source = read_source(config_path)
+    # json.loads kept only the last of any repeated key; writing the document back would
+    # silently drop the others, so the user decides first.
+    repeated = scan(source.text).duplicates
+    if repeated:
+        where = ", ".join(format_path(path) for path, _ in repeated)
+        raise ConfigError(f"{config_path}: keys appear twice ({where}); "
+                          "remove the duplicates before editing with batch_runner")
+    return source
+
+
+def _index_of(source: Source, name: str) -> int:
+    jobs = source.document.get("jobs")
+    names = [job.get("name") if isinstance(job, dict) else None
+             for job in (jobs if isinstance(jobs, list) else [])]
+    if name in names:
+        return names.index(name)
+    close = difflib.get_close_matches(name, [n for n in names if isinstance(n, str)], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise NotFound(f"no job named {name!r} in {source.path}{hint}")
+
+
+def _write_validated(source: Source, root: Path, action: str) -> None:
+    from batch_runner.config.validation import validate_document
+
+    path = source.path
+    try:
+        # No positions: line numbers of a file that was never written would only confuse.
+        validate_document(str(path), source.document, Path(os.path.abspath(root)))
+    except ConfigError as exc:
+        count = len(exc.problems)
+        raise ConfigError(f"{path}: {action} refused; the config would have {count} "
+                          f"problem{'s' if count != 1 else ''}", problems=exc.problems) from None
+    text = json.dumps(source.document, indent=2, ensure_ascii=False) + "\n"
+    _replace(source, text.encode())
+
+
+def _replace(source: Source, data: bytes) -> None:
+    # Write through a symlink to the file it points at, rather than replacing the link.
+    target = Path(os.path.realpath(source.path))
+    try:
+        if target.read_bytes() != source.data:
+            raise OperationFailed(f"{source.path} changed while it was being edited; "
+                              "nothing was written, try again")
+        write_atomic(target, data, like=target.stat())
+    except OSError as exc:
+        raise OperationFailed(f"cannot write {source.path}: {exc.strerror or exc}") from None

@@ -1,0 +1,178 @@
+"""Loading the config file: cheaply from the snapshot when the file is unchanged, else in full.
+
+Validation needs pydantic, which costs more to import than most commands take to run. A
+successful validation therefore leaves a snapshot of the normalized config in the log dir,
+keyed by the file's sha256 (and the path, root and versions that shaped it); as long as the
+file is byte-identical, ``load_config`` rebuilds the config from the snapshot and this module
+never imports pydantic. Anything unexpected about the snapshot just means validating again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batch_runner import __version__
+from batch_runner.errors import ConfigError
+from batch_runner.paths import DEFAULT_LOG_DIR, LogLayout, resolve_under_root
+from batch_runner.spec import SNAPSHOT_FORMAT, ConfigSpec
+
+log = logging.getLogger("batch_runner.config")
+
+_EXAMPLE = '{"jobs": [...]}'
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A config file as read: its bytes, its text and the parsed top-level object."""
+
+    path: Path
+    data: bytes
+    text: str
+    document: dict[str, Any]
+
+
+def load_config(config_path: Path, root: Path) -> ConfigSpec:
+    """The validated config, from the snapshot when the file has not changed since."""
+    source = read_source(config_path)
+    root = Path(os.path.abspath(root))
+    cached = _cached(source, root)
+    if cached is not None:
+        return cached
+    return _validate_and_cache(source, root)
+
+
+def validate_file(config_path: Path, root: Path) -> ConfigSpec:
+    """The config after full validation, whatever the snapshot says; ConfigError if invalid."""
+    return _validate_and_cache(read_source(config_path), Path(os.path.abspath(root)))
+
+
+def read_source(config_path: Path) -> Source:
+    """Read, decode and parse the file; ConfigError with one sentence if any step fails."""
+    data = _read_bytes(config_path)
+    text = _decode(config_path, data)
+    if not text.strip():
+        raise ConfigError(f"{config_path}: the config file is empty; "
+                          f"expected a JSON object such as {_EXAMPLE}")
+    document = _parse(config_path, text)
+    if not isinstance(document, dict):
+        raise ConfigError(f"{config_path}: the top level is {_kind_of(document)}; "
+                          f"expected a JSON object such as {_EXAMPLE}")
+    return Source(config_path, data, text, document)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError(f"the config file {path} does not exist; "
+                          "run `batch_runner init` to create it") from None
+    except IsADirectoryError:
+        raise ConfigError(f"the config file {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+
+
+def _decode(path: Path, data: bytes) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{path}: line {line}, column {column}: the config file is not "
+                          "UTF-8 text; save it as UTF-8") from None
+    # A byte order mark is tolerated: some Windows editors add one to every file they save.
+    return text.removeprefix("\ufeff")
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotJson(name)
+
+
+def _parse(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: line {exc.lineno}, column {exc.colno}: the config file is "
+                          f"not valid JSON: {exc.msg}") from None
+    except _NotJson as exc:  # json.loads accepts NaN and Infinity; JSON does not
+        raise ConfigError(f"{path}: {exc} is not valid JSON; numbers must be finite") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the config file is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
+        raise ConfigError(f"{path}: the config file cannot be read as JSON: {exc}") from None
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return "a number"
+
+
+# --- the snapshot --------------------------------------------------------------------------
+
+
+def _snapshot_key(source: Source, root: Path) -> dict[str, Any]:
+    """What the normalized config depends on, besides the validation code itself."""
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "version": __version__,
+        "sha256": hashlib.sha256(source.data).hexdigest(),
+        "config_path": os.path.abspath(source.path),
+        "root": str(root),
+    }
+
+
+def _snapshot_path(log_dir: Any, root: Path) -> Path:
+    raw = log_dir if isinstance(log_dir, str) and log_dir else DEFAULT_LOG_DIR
+    return LogLayout(resolve_under_root(root, raw)).config_snapshot
+
+
+def _cached(source: Source, root: Path) -> ConfigSpec | None:
+    settings = source.document.get("settings")
+    log_dir = settings.get("log_dir") if isinstance(settings, dict) else None
+    try:
+        snapshot = json.loads(_snapshot_path(log_dir, root).read_bytes())
+    except (OSError, ValueError):
+        return None
+    key = _snapshot_key(source, root)
+    if not isinstance(snapshot, dict) or any(snapshot.get(k) != v for k, v in key.items()):
+        return None
+    try:
+        return ConfigSpec.from_normalized(str(source.path), str(root), snapshot["config"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None  # a damaged snapshot: validate again
+
+
+def _validate_and_cache(source: Source, root: Path) -> ConfigSpec:
+    from batch_runner.config.validation import validate_document
+
+    normalized = validate_document(str(source.path), source.document, root, source.text)
+    _store_snapshot(source, root, normalized)
+    return ConfigSpec.from_normalized(str(source.path), str(root), normalized)
+
+
+def _store_snapshot(source: Source, root: Path, normalized: dict[str, Any]) -> None:
+    from batch_runner.config.atomic import write_atomic
+
+    path = _snapshot_path(normalized["settings"]["log_dir"], root)
+    payload = {**_snapshot_key(source, root), "config": normalized}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(payload, indent=1).encode())
+    except OSError as exc:
+        # Best effort: without a snapshot the next load validates again, which is only slower.
+        log.debug("cannot write the config snapshot %s: %s", path, exc)

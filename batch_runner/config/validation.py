@@ -1,0 +1,40 @@
+"""Full validation of a parsed config: every problem at once, each with its path and position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from batch_runner.config import problems as found
+from batch_runner.config.jsonpos import scan
+from batch_runner.config.models import ConfigModel
+from batch_runner.config.normalize import normalize
+from batch_runner.errors import ConfigError
+
+
+def validate_document(
+    file: str, document: dict[str, Any], root: Path, text: str | None = None
+) -> dict[str, Any]:
+    """The normalized dict of ``document``, or ConfigError listing every problem.
+
+    ``text`` is the JSON the document was parsed from; with it, each problem gets a line and
+    column, and keys repeated in one object are found (``json.loads`` keeps only the last).
+    """
+    positions = scan(text) if text is not None else None
+    problems = [
+        *(found.duplicate_keys(positions) if positions else []),
+        *found.misspelt_top_level(document),
+        *found.duplicate_names(document),
+    ]
+    try:
+        model = ConfigModel.model_validate(document)
+    except ValidationError as exc:
+        problems += found.from_pydantic(exc.errors(include_url=False), document)
+    if problems:
+        problems.sort(key=lambda p: p.sort_key(positions))
+        lines = list(dict.fromkeys(p.line(file, positions) for p in problems))
+        count = f"{len(lines)} problem{'s' if len(lines) > 1 else ''}"
+        raise ConfigError(f"{file}: {count} in the config", problems=lines)
+    return normalize(model, root)

@@ -1,0 +1,311 @@
+"""Runs one attempt of a command (SPEC 5): spawn, wait, timeout, stop, kill, capture.
+
+The child leads its own session and process group; the group is the run. The wait never
+sleeps: one selector watches the two pipes, a pidfd that becomes readable when the child
+exits, and the caller's ``wake_fd``, with the next deadline as the select timeout.
+
+When the main process exits, the attempt is over: its exit status decides the outcome. The
+pipes are read on until EOF, but a background process may hold them open
+(``bash -c 'sleep 1000 & echo hi'``), so reading stops once they stay quiet for
+``POST_EXIT_QUIET`` seconds (or at the deadline), and whatever is left of the group is then
+terminated like a timed-out run: a run leaves nothing behind in its group. A descendant that
+left the session and closed the pipes (``setsid daemon >log 2>&1 &``) was started on purpose
+and outlives a successful run; after a timeout, stop or interrupt it is found by its
+``BATCH_RUN_ID`` and ended too (see ``procs``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import select
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from batch_runner import procs
+from batch_runner.capture import OutputCapture
+from batch_runner.verdict import CANCEL_VERDICTS, Status, judge, start_error
+
+log = logging.getLogger("batch_runner")
+
+READ_SIZE = 64 * 1024
+# After the main process exits: how long the pipes may stay quiet before we stop waiting for EOF.
+POST_EXIT_QUIET = 0.1
+# After the run's processes are gone: the longest we go on reading what is left in the pipes.
+FINAL_DRAIN = 1.0
+# How long to wait for a SIGKILLed child to be reapable before giving up on its exit status.
+REAP_WAIT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRequest:
+    """Everything one attempt needs; built by the runner from the run's frozen spec."""
+
+    run_id: str
+    job_name: str
+    attempt: int
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]  # the full child environment
+    timeout: float  # seconds
+    kill_grace: float  # seconds between SIGTERM and SIGKILL
+    log_path: Path  # the run log file (parent dirs may not exist yet)
+    run_log_max_bytes: int
+    output_max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """How an attempt ended. ``exit_code`` is None when it never started or a signal ended it."""
+
+    status: Status
+    exit_code: int | None
+    error: str | None  # None on success; else a one-line reason, then the stderr tail if any
+    output: str  # the last output_max_bytes of stdout and stderr, in arrival order
+    output_truncated: bool  # the output or the run log was cut
+    started_at: float  # time.time()
+    ended_at: float
+    pid: int | None
+
+
+def execute(
+    request: AttemptRequest,
+    *,
+    on_started: Callable[[int], None] | None = None,
+    cancel: Callable[[], str | None] | None = None,
+    wake_fd: int | None = None,
+    cancel_poll_interval: float = 1.0,
+) -> AttemptOutcome:
+    """Run one attempt to its end. Only the caller's own callbacks can raise out of here.
+
+    ``cancel`` is asked whenever ``wake_fd`` is readable and at least every
+    ``cancel_poll_interval`` s; returning "stopped" or "interrupted" ends the attempt so.
+    """
+    started_at = time.time()
+    limits = (request.run_log_max_bytes, request.output_max_bytes)
+    with OutputCapture(request.log_path, *limits) as capture:
+        try:
+            proc = _spawn(request)
+        except (OSError, ValueError) as exc:
+            reason = start_error(request.argv, request.cwd, exc)
+            return _outcome("error", None, reason, capture, started_at, None)
+        hooks = _Hooks(on_started, cancel, wake_fd if cancel else None, cancel_poll_interval)
+        verdict, returncode = _supervise(proc, request, capture, hooks)
+    status, reason = judge(verdict, returncode, request.timeout)
+    exit_code = None if returncode is None or returncode < 0 else returncode
+    return _outcome(status, exit_code, reason, capture, started_at, proc.pid)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hooks:
+    """The caller's ways into a running attempt."""
+
+    on_started: Callable[[int], None] | None
+    cancel: Callable[[], str | None] | None
+    wake_fd: int | None
+    poll_interval: float
+
+
+def _supervise(
+    proc: subprocess.Popen[bytes], request: AttemptRequest, capture: OutputCapture, hooks: _Hooks
+) -> tuple[str | None, int | None]:
+    try:
+        attempt = _Attempt(proc, request, capture, hooks)
+        try:
+            if hooks.on_started is not None:
+                hooks.on_started(proc.pid)
+            return attempt.run()
+        finally:
+            attempt.close()
+    except BaseException:
+        _abort(proc, request.run_id)  # a callback's error, KeyboardInterrupt: kill, then raise
+        raise
+
+
+def _abort(proc: subprocess.Popen[bytes], run_id: str) -> None:
+    """Never leave an unsupervised job behind: no grace, the exception is on its way."""
+    procs.terminate_run(proc.pid, run_id, 0.0, own_group=True)
+    try:
+        proc.wait(timeout=REAP_WAIT)
+    except subprocess.TimeoutExpired:
+        log.warning("run %s: pid %d cannot be reaped", run_id, proc.pid)
+
+
+def _spawn(request: AttemptRequest) -> subprocess.Popen[bytes]:
+    if not request.argv:
+        raise ValueError("empty command")
+    return subprocess.Popen(
+        request.argv,
+        cwd=request.cwd,
+        env=request.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        close_fds=True,
+        start_new_session=True,
+        bufsize=0,
+    )
+
+
+def _outcome(
+    status: Status,
+    exit_code: int | None,
+    reason: str | None,
+    capture: OutputCapture,
+    started_at: float,
+    pid: int | None,
+) -> AttemptOutcome:
+    tail = capture.stderr_tail()
+    error = None if reason is None else (f"{reason}\n{tail}" if tail else reason)
+    return AttemptOutcome(
+        status=status,
+        exit_code=exit_code,
+        error=error,
+        output=capture.output(),
+        output_truncated=capture.truncated,
+        started_at=started_at,
+        ended_at=time.time(),
+        pid=pid,
+    )
+
+
+class _Attempt:
+    """The wait on one running child: its pipes, its exit, the caller's wake-ups."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        request: AttemptRequest,
+        capture: OutputCapture,
+        hooks: _Hooks,
+    ) -> None:
+        self.proc, self.request, self.capture = proc, request, capture
+        self.cancel, self.poll_interval = hooks.cancel, hooks.poll_interval
+        now = time.monotonic()
+        self.deadline = now + request.timeout
+        self.next_check = now + hooks.poll_interval if hooks.cancel else math.inf
+        self.woken = self.exited = False
+        self.last_data = now
+        self.selector = selectors.DefaultSelector()
+        self.pipes: dict[int, bool] = {}  # open pipe fd -> is stderr
+        for stream, is_stderr in ((proc.stdout, False), (proc.stderr, True)):
+            assert stream is not None
+            os.set_blocking(stream.fileno(), False)
+            self.pipes[stream.fileno()] = is_stderr
+            self.selector.register(stream.fileno(), selectors.EVENT_READ, "pipe")
+        self.exit_fd = procs.exit_fd(proc.pid)
+        self.selector.register(self.exit_fd, selectors.EVENT_READ, "exit")
+        if hooks.wake_fd is not None:
+            self.selector.register(hooks.wake_fd, selectors.EVENT_READ, "wake")
+
+    def run(self) -> tuple[str | None, int | None]:
+        """Wait for the end; returns the verdict ("timeout", a cancel answer or None) and rc."""
+        verdict = self._wait_for_exit()
+        if verdict is not None:
+            self._end_processes()
+            return verdict, self._reap()
+        # Reaped at once: the pgid stays reserved while the group has members, and once it has
+        # none, the pid will not come round again before the check below.
+        returncode = self._reap()
+        self.last_data = time.monotonic()  # the quiet window starts at the exit
+        self._drain(self.deadline, cancellable=True)
+        if self.pipes or procs.group_alive(self.proc.pid):
+            self._end_processes()
+        return None, returncode
+
+    def _wait_for_exit(self) -> str | None:
+        while not self.exited:
+            now = time.monotonic()
+            if now >= self.deadline:
+                return "timeout"
+            verdict = self._ask_cancel(now)
+            if verdict is not None:
+                return verdict
+            self._select(min(self.deadline, self.next_check))
+        return None
+
+    def _drain(self, deadline: float, *, cancellable: bool) -> None:
+        """Read until EOF, until the pipes stay quiet a moment, or until ``deadline``."""
+        while self.pipes:
+            now = time.monotonic()
+            until = min(self.last_data + POST_EXIT_QUIET, deadline)
+            if now >= until or (cancellable and self._ask_cancel(now) is not None):
+                return
+            self._select(min(until, self.next_check) if cancellable else until)
+
+    def _end_processes(self) -> None:
+        """One SIGTERM, read while the run dies, SIGKILL whatever is left after kill_grace."""
+        grace_end = time.monotonic() + self.request.kill_grace
+        procs.signal_run(self.proc.pid, self.request.run_id, signal.SIGTERM)
+        while (self.pipes or not self.exited) and time.monotonic() < grace_end:
+            self._select(grace_end)
+        if not procs.kill_remaining(self.proc.pid, self.request.run_id, grace_end):
+            log.warning("run %s: processes survived SIGKILL", self.request.run_id)
+        self.last_data = time.monotonic()
+        self._drain(self.last_data + FINAL_DRAIN, cancellable=False)
+
+    def _ask_cancel(self, now: float) -> str | None:
+        if self.cancel is None or not (self.woken or now >= self.next_check):
+            return None
+        self.woken, self.next_check = False, now + self.poll_interval
+        try:
+            verdict = self.cancel()
+        except Exception:  # a failed check must not end the job; the next one may work
+            log.exception("run %s: checking for a stop request failed", self.request.run_id)
+            return None
+        return verdict if verdict in CANCEL_VERDICTS else None
+
+    def _select(self, until: float) -> None:
+        timeout = None if until == math.inf else max(until - time.monotonic(), 0.0)
+        for key, _events in self.selector.select(timeout):
+            if key.data == "pipe":
+                self._read(key.fd)
+            elif key.data == "exit":
+                self.exited = True
+                self.selector.unregister(key.fd)
+            else:
+                self._read_wake(key.fd)
+
+    def _read(self, fd: int) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.capture.feed(data, stderr=self.pipes[fd])
+            self.last_data = time.monotonic()
+        else:
+            self.selector.unregister(fd)
+            del self.pipes[fd]
+
+    def _read_wake(self, fd: int) -> None:
+        self.woken = True
+        try:
+            if not os.read(fd, 4096):
+                self.selector.unregister(fd)  # the writer is gone: no more wake-ups
+        except BlockingIOError:
+            pass
+
+    def _reap(self) -> int | None:
+        if not self.exited:
+            ready, _, _ = select.select([self.exit_fd], [], [], REAP_WAIT)
+            if not ready:
+                log.warning("run %s: pid %d cannot be reaped", self.request.run_id, self.proc.pid)
+                return None
+            self.exited = True
+        return self.proc.wait()
+
+    def close(self) -> None:
+        self.selector.close()
+        os.close(self.exit_fd)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()

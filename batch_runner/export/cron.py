@@ -1,0 +1,241 @@
+"""Crontab lines that run jobs through ``run-job`` (SPEC section 12).
+
+A line must work when pasted into a crontab as it is: cron starts it from the home directory
+with a bare environment (``PATH=/usr/bin:/bin``, no virtualenv), so every path is absolute and
+the Python is the one that has batch_runner installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from datetime import UTC, datetime, time, timedelta, tzinfo
+
+from batch_runner import __version__
+from batch_runner.schedules import (
+    DailySchedule,
+    IntervalSchedule,
+    Schedule,
+    WeeklySchedule,
+    describe,
+    parse_schedule,
+    resolve_tz,
+)
+from batch_runner.spec import ConfigSpec, JobSpec
+
+# cron steps restart at every hour and every day, so an interval keeps a steady pace only when
+# it divides an hour (in whole minutes) or a day (in whole hours).
+_MINUTE_STEPS = tuple(m for m in range(1, 61) if 60 % m == 0)
+_HOUR_STEPS = tuple(h for h in range(1, 25) if 24 % h == 0)
+EXPRESSIBLE_INTERVALS = tuple(
+    sorted({m * 60 for m in _MINUTE_STEPS} | {h * 3600 for h in _HOUR_STEPS})
+)
+
+CRON_TZ_COMMENT = (
+    "# CRON_TZ sets the time zone of every line below it; cron implementations without "
+    "CRON_TZ support (Debian's among them) ignore it and run the job in the system's time zone."
+)
+
+
+class CronError(ValueError):
+    """A schedule or a path cron cannot express; the message is one sentence saying what would."""
+
+
+# --- schedule fields -----------------------------------------------------------------------
+
+
+def cron_fields(schedule: Schedule) -> str:
+    """The five time fields of a crontab line for ``schedule``; CronError if cron cannot."""
+    if isinstance(schedule, IntervalSchedule):
+        return _interval_fields(schedule)
+    if schedule.at.second or schedule.at.microsecond:
+        raise CronError(_seconds_refusal(schedule))
+    days = "*" if isinstance(schedule, DailySchedule) else _cron_days(schedule.days)
+    return f"{schedule.at.minute} {schedule.at.hour} * * {days}"
+
+
+def _cron_days(days: frozenset[int]) -> str:
+    # Python counts Monday = 0 ... Sunday = 6; cron counts Sunday = 0 ... Saturday = 6.
+    if len(days) == 7:
+        return "*"
+    return ",".join(str(d) for d in sorted((day + 1) % 7 for day in days))
+
+
+def _interval_fields(schedule: IntervalSchedule) -> str:
+    seconds = schedule.seconds
+    if seconds == 3600:
+        # */60 and 0 */1 mean the same; this is the form every cron reads the same way.
+        return "0 * * * *"
+    if seconds == 86400:
+        return "0 0 * * *"
+    minutes, hours = seconds / 60, seconds / 3600
+    if minutes in _MINUTE_STEPS:
+        return "* * * * *" if minutes == 1 else f"*/{int(minutes)} * * * *"
+    if hours in _HOUR_STEPS:
+        return f"0 */{int(hours)} * * *"
+    raise CronError(_interval_refusal(schedule))
+
+
+def _interval_refusal(schedule: IntervalSchedule) -> str:
+    seconds = schedule.seconds
+    if seconds < 60:
+        why = "cron's smallest step is one minute"
+    elif seconds > 86400:
+        why = "cron can repeat a job by interval at most once a day"
+    else:
+        why = "cron's steps restart every hour and every day, so an interval must divide an hour"
+        why += " or a day evenly"
+    lower = [s for s in EXPRESSIBLE_INTERVALS if s < seconds][-1:]
+    higher = [s for s in EXPRESSIBLE_INTERVALS if s > seconds][:1]
+    options = [_interval_option(s) for s in lower + higher]
+    nearest = (
+        "the nearest that can are " + " and ".join(options)
+        if len(options) == 2
+        else ("the nearest that can is " + options[0])
+    )
+    return (
+        f"{describe(schedule)} cannot be written as a cron schedule, because {why}; {nearest}, "
+        "or use `batch_runner scheduler` or a systemd timer, which keep any interval."
+    )
+
+
+def _interval_option(seconds: int) -> str:
+    schedule = IntervalSchedule(seconds)
+    return f"{describe(schedule)} ('{_interval_fields(schedule)}')"
+
+
+def _seconds_refusal(schedule: DailySchedule | WeeklySchedule) -> str:
+    earlier = schedule.at.replace(second=0, microsecond=0)
+    options = [_at_option(schedule, earlier, 0)]
+    later_wall = datetime.combine(datetime.min.date(), earlier) + timedelta(minutes=1)
+    options.append(_at_option(schedule, later_wall.time(), later_wall.day - 1))
+    return (
+        f"{describe(schedule)} cannot be written as a cron schedule, because cron's smallest unit "
+        f"is one minute; the nearest that can are {' and '.join(options)}."
+    )
+
+
+def _at_option(schedule: DailySchedule | WeeklySchedule, at: time, day_shift: int) -> str:
+    # One minute past 23:59 lands on the next day, so a weekly schedule's days move with it.
+    moved: Schedule = (
+        DailySchedule(at)
+        if isinstance(schedule, DailySchedule)
+        else WeeklySchedule(frozenset((d + day_shift) % 7 for d in schedule.days), at)
+    )
+    return f"{describe(moved)} ('{cron_fields(moved)}')"
+
+
+# --- lines ---------------------------------------------------------------------------------
+
+
+def python_executable() -> str:
+    """The Python running batch_runner now, absolute.
+
+    Symlinks are kept: a virtualenv's ``bin/python`` is a symlink to the base interpreter, and
+    resolving it would escape the virtualenv and lose batch_runner.
+    """
+    if not sys.executable:
+        raise CronError("the path of the running Python is unknown, so no command can name it.")
+    return os.path.abspath(sys.executable)
+
+
+def run_job_command(job: JobSpec, config: ConfigSpec, python: str) -> str:
+    """The shell command part of the line: ``cd <root> && <python> -m batch_runner ...``."""
+    log = os.path.join(config.settings.log_dir, "cron.log")
+    words = [python, "-m", "batch_runner", "-c", config.path, "run-job", job.name]
+    command = f"cd {_quote(config.root)} && {' '.join(map(_quote, words))} >> {_quote(log)} 2>&1"
+    # cron turns an unescaped % into a newline and feeds the rest to stdin; a backslash keeps it.
+    return command.replace("%", "\\%")
+
+
+def _quote(word: str) -> str:
+    if "\n" in word or "\r" in word:
+        raise CronError(f"{word!r} contains a line break, which a crontab line cannot hold.")
+    return shlex.quote(word)
+
+
+def cron_line(job: JobSpec, config: ConfigSpec, python: str) -> str:
+    """One crontab line that runs ``job`` on its schedule; CronError if cron cannot express it."""
+    try:
+        fields = cron_fields(parse_schedule(job.schedule_type, job.schedule_time))
+    except CronError as exc:
+        raise CronError(f"job {job.name!r}: {exc}") from exc
+    return f"{fields} {run_job_command(job, config, python)}"
+
+
+def cron_entry(
+    job: JobSpec, config: ConfigSpec, python: str, system_tz: tzinfo, now: datetime
+) -> str:
+    """``cron NAME``: the line, after a ``CRON_TZ=`` line if the job's zone is not the system's."""
+    line = cron_line(job, config, python)
+    if not needs_cron_tz(job, system_tz, now):
+        return line + "\n"
+    return f"{CRON_TZ_COMMENT}\nCRON_TZ={job.timezone}\n{line}\n"
+
+
+def needs_cron_tz(job: JobSpec, system_tz: tzinfo, now: datetime) -> bool:
+    """Whether the job's zone keeps a different clock from the system's over the coming year."""
+    if job.timezone is None or job.schedule_type == "interval":
+        return False  # intervals count elapsed time, whatever the zone
+    return not same_clock(resolve_tz(job.timezone), system_tz, now)
+
+
+def same_clock(a: tzinfo, b: tzinfo, start: datetime) -> bool:
+    """True when two zones show the same wall time every hour for a year from ``start``.
+
+    "UTC" and "Etc/UTC", or Europe/London and Europe/Lisbon, are different names for one clock;
+    a CRON_TZ line for them would only add noise.
+    """
+    if a is b or str(a) == str(b):
+        return True
+    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    instants = (hour + timedelta(hours=h) for h in range(24 * 366))
+    return all(t.astimezone(a).utcoffset() == t.astimezone(b).utcoffset() for t in instants)
+
+
+# --- a whole crontab -----------------------------------------------------------------------
+
+
+def crontab_all(config: ConfigSpec, python: str, system_tz: tzinfo, now: datetime) -> str:
+    """``cron --all``: a header comment, then the lines of the enabled jobs.
+
+    Jobs that need CRON_TZ come last, grouped by zone: CRON_TZ holds for every later line, so a
+    job in the system's zone placed after one would silently move to that zone.
+    """
+    enabled = [job for job in config.jobs if job.enabled]
+    lines = [*_header(config, python, now), *_disabled_note(config)]
+    local = [job for job in enabled if not needs_cron_tz(job, system_tz, now)]
+    lines += [cron_line(job, config, python) for job in local]
+    by_zone: dict[str, list[JobSpec]] = {}
+    for job in enabled:
+        if job not in local:
+            by_zone.setdefault(str(job.timezone), []).append(job)
+    for zone, jobs in by_zone.items():
+        lines += ["", CRON_TZ_COMMENT, f"CRON_TZ={zone}"]
+        lines += [cron_line(job, config, python) for job in jobs]
+    if not enabled:
+        lines.append("# (no enabled jobs)")
+    lines.append(f"# END batch_runner {config.path}")
+    return "\n".join(lines) + "\n"
+
+
+def _header(config: ConfigSpec, python: str, now: datetime) -> list[str]:
+    me = f"{shlex.quote(python)} -m batch_runner -c {shlex.quote(config.path)} cron --all"
+    log = os.path.join(config.settings.log_dir, "cron.log")
+    return [
+        f"# BEGIN batch_runner {config.path}",
+        f"# Generated by batch_runner {__version__} on {now.isoformat(timespec='seconds')} "
+        f"from {config.path}.",
+        "# Each line runs one job through `run-job`: results go to the JSONL logs as usual,",
+        f"# and what run-job prints to {log}.",
+        "# Use these lines instead of `batch_runner scheduler`, not beside it, or jobs run twice.",
+        "# Install (replaces your whole crontab; through a file, so a failure installs nothing):",
+        f"#   {me} > batch_runner.cron && crontab batch_runner.cron",
+        "# Or keep your other lines: `crontab -e` and paste this block, replacing any older one.",
+    ]
+
+
+def _disabled_note(config: ConfigSpec) -> list[str]:
+    disabled = [job.name for job in config.jobs if not job.enabled]
+    return [f"# Disabled, left out: {', '.join(disabled)}"] if disabled else []

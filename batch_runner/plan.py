@@ -1,0 +1,116 @@
+"""When the scheduler fires each job: pure functions of (job, now, what the store remembers).
+
+No clock reads, no randomness of their own: the scheduler passes ``now`` and a uniform random
+number, so every rule here (catch-up, jitter, no replay of missed occurrences, start-to-start
+intervals) is tested at any instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from batch_runner import schedules
+from batch_runner.spec import JobSpec
+
+# An occurrence this far in the past when planned was missed (suspend, clock jump, overload):
+# it is not replayed, the next one after now is planned instead.
+MISSED_AFTER_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One planned firing of a job."""
+
+    job_name: str
+    scheduled_for: float  # the occurrence itself (epoch seconds)
+    due: float  # when to fire: the occurrence plus its jitter
+    trigger: str  # "schedule" or "catch_up"
+    anchor: float  # an interval's counting origin: occurrences are anchor + k * seconds
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _next_after(job: JobSpec, after: float, anchor: float) -> float:
+    schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
+    tz = schedules.resolve_tz(job.timezone)
+    return schedules.next_run(schedule, _utc(after), tz, _utc(anchor)).timestamp()
+
+
+def _interval_seconds(job: JobSpec) -> float | None:
+    schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
+    return schedule.seconds if isinstance(schedule, schedules.IntervalSchedule) else None
+
+
+def _with_jitter(job: JobSpec, at: float, unit_random: float) -> float:
+    return at + job.jitter * unit_random
+
+
+def first_occurrence(
+    job: JobSpec, now: float, unit_random: float, *,
+    stored_next: float | None = None, last_run: float | None = None,
+) -> Occurrence:
+    """The first firing after the scheduler starts.
+
+    With ``catch_up``, one run at start-up when an occurrence passed while no scheduler ran:
+    the occurrence the last scheduler planned (``stored_next``) is past, or, lacking that, one
+    fell between the job's last run and now. An interval job with ``catch_up`` that never ran
+    starts at once. Otherwise daily and weekly jobs wait for their next time, and interval jobs
+    run N seconds after start.
+    """
+    if job.catch_up and _missed_while_down(job, now, stored_next, last_run):
+        return Occurrence(job.name, stored_next or now, now, "catch_up", now)
+    at = _next_after(job, now, now)
+    return Occurrence(job.name, at, _with_jitter(job, at, unit_random), "schedule", now)
+
+
+def _missed_while_down(
+    job: JobSpec, now: float, stored_next: float | None, last_run: float | None
+) -> bool:
+    if stored_next is not None:
+        return stored_next <= now
+    if last_run is not None:
+        return _next_after(job, last_run, last_run) <= now
+    return _interval_seconds(job) is not None
+
+
+def following_occurrence(
+    job: JobSpec, previous: Occurrence, now: float, unit_random: float
+) -> Occurrence:
+    """The firing after ``previous``: start to start for intervals, never a replay of misses.
+
+    After a catch-up run an interval counts from that run; otherwise from the same anchor, so
+    runs do not drift however long each one takes.
+    """
+    anchor = previous.due if previous.trigger == "catch_up" else previous.anchor
+    after = max(previous.scheduled_for, previous.due) if previous.trigger == "catch_up" else (
+        previous.scheduled_for)
+    at = _next_after(job, after, anchor)
+    if at < now - MISSED_AFTER_SECONDS:
+        at = _next_after(job, now, anchor)
+    return Occurrence(job.name, at, _with_jitter(job, at, unit_random), "schedule", anchor)
+
+
+def replan_for_change(old: JobSpec | None, new: JobSpec) -> bool:
+    """Whether an edited job needs a new plan; unchanged jobs keep their next run time."""
+    if old is None:
+        return True
+    return (old.schedule_type, old.schedule_time, old.timezone, old.jitter, old.enabled) != (
+        new.schedule_type, new.schedule_time, new.timezone, new.jitter, new.enabled)
+
+
+def upcoming_runs(
+    job: JobSpec, now: float, count: int, stored_next: float | None
+) -> list[float]:
+    """The next ``count`` occurrences for ``next``: an interval continues the live plan if any."""
+    seconds = _interval_seconds(job)
+    if seconds is not None:
+        start = stored_next if stored_next and stored_next > now else now + seconds
+        return [start + k * seconds for k in range(count)]
+    schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
+    tz = schedules.resolve_tz(job.timezone)
+    return [d.timestamp() for d in schedules.upcoming(schedule, _utc(now), tz, count)]
+
+

@@ -1,0 +1,212 @@
+"""A run's processes: its process group, and stragglers that carry its ``BATCH_RUN_ID``.
+
+Every attempt runs as the leader of its own session and group, so the group is the run. A
+descendant that called ``setsid`` has left the group, but it still carries the run's id in its
+environment (``/proc/<pid>/environ`` is the environment it was started with), which is how it
+is found. Zombies count as gone: some inits (containers) never reap them, and a zombie holds
+no resources but its pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+# After SIGKILL, how long to wait for the kernel to finish the processes off.
+KILL_WAIT = 1.0
+# While waiting, the process table is read again this often to see newly forked members.
+_RESCAN = 0.25
+# Bound on the pidfds opened at once while waiting (a fork bomb must not exhaust fds).
+_MAX_PIDFDS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Proc:
+    pid: int
+    pgid: int
+    marked: bool  # carries BATCH_RUN_ID=<run_id>
+
+
+def kill_group(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when it no longer exists (or is not ours to signal)."""
+    if pgid <= 1:
+        return False  # killpg(0) would be our own group, 1 is init's: never a run's
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a member of the group is running (a zombie is not running)."""
+    if not kill_group(pgid, 0):
+        return False
+    if not os.path.isdir("/proc/self"):
+        return True  # no process table to tell zombies apart: assume the worst
+    return any(proc.pgid == pgid for proc in _scan(None))
+
+
+def find_run_processes(run_id: str) -> list[int]:
+    """Running processes started with ``BATCH_RUN_ID=<run_id>``, this process excluded."""
+    me = os.getpid()
+    return [proc.pid for proc in _scan(run_id) if proc.marked and proc.pid != me]
+
+
+def terminate_run(pgid: int | None, run_id: str, grace: float, *, own_group: bool = False) -> bool:
+    """SIGTERM the run's group and stragglers, SIGKILL whatever is left after ``grace`` s.
+
+    ``own_group`` says the caller knows ``pgid`` is the run's (the executor, whose leader is not
+    reaped yet). Otherwise, as when a dead runner's run is reaped at start-up, the pid may have
+    been reused since, so the group is signalled only if a member carries the run's id.
+    Returns True when nothing of the run is left running.
+    """
+    group = _checked_group(pgid, run_id, own_group)
+    signal_run(group, run_id, signal.SIGTERM)
+    return kill_remaining(group, run_id, time.monotonic() + max(grace, 0.0))
+
+
+def kill_remaining(pgid: int | None, run_id: str, deadline: float) -> bool:
+    """After SIGTERM: wait until ``deadline`` (monotonic) for the run to go, then SIGKILL it.
+
+    Split from ``terminate_run`` so the executor can read the pipes while the run dies and
+    still send a single SIGTERM (a second one means "hurry" to some programs).
+    """
+    if _wait_gone(pgid, run_id, deadline):
+        return True
+    signal_run(pgid, run_id, signal.SIGKILL)
+    return _wait_gone(pgid, run_id, time.monotonic() + KILL_WAIT)
+
+
+def signal_run(pgid: int | None, run_id: str, sig: int) -> None:
+    """Send ``sig`` to the group and to every straggler outside it.
+
+    SIGTERM is followed by SIGCONT, as systemd does: a stopped process would otherwise hold
+    the SIGTERM pending and be SIGKILLed at the end of the grace without a chance to clean up.
+    """
+    sigs = (sig, signal.SIGCONT) if sig == signal.SIGTERM else (sig,)
+    targets = _stragglers(pgid, run_id)
+    for each in sigs:
+        if pgid is not None:
+            kill_group(pgid, each)
+        for pid in targets:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, each)
+
+
+def _checked_group(pgid: int | None, run_id: str, own_group: bool) -> int | None:
+    if pgid is None or pgid <= 1 or pgid == os.getpgrp():
+        return None  # never signal init's group or the runner's own
+    if own_group:
+        return pgid
+    return pgid if any(p.pgid == pgid and p.marked for p in _scan(run_id)) else None
+
+
+def _stragglers(pgid: int | None, run_id: str) -> list[int]:
+    me = os.getpid()
+    return [p.pid for p in _scan(run_id) if p.marked and p.pgid != pgid and p.pid != me]
+
+
+def _live_pids(pgid: int | None, run_id: str) -> list[int]:
+    me = os.getpid()
+    return [p.pid for p in _scan(run_id) if (p.marked or p.pgid == pgid) and p.pid != me]
+
+
+def _wait_gone(pgid: int | None, run_id: str, deadline: float) -> bool:
+    while True:
+        pids = _live_pids(pgid, run_id)
+        if not pids:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        wait_exits(pids[:_MAX_PIDFDS], min(remaining, _RESCAN))
+
+
+def wait_exits(pids: list[int], timeout: float) -> None:
+    """Block until every pid has exited or ``timeout`` passes, woken by pidfds, not sleeps."""
+    fds: list[int] = []
+    try:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                fds.append(os.pidfd_open(pid))
+        _poll_all(fds, time.monotonic() + timeout)
+    except OSError:  # no pidfds (Linux < 5.3): the caller looks again after a short nap
+        time.sleep(min(timeout, _RESCAN / 5))
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _poll_all(fds: list[int], deadline: float) -> None:
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    waiting = len(fds)
+    while waiting:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        for fd, _events in poller.poll(remaining * 1000):
+            poller.unregister(fd)
+            waiting -= 1
+
+
+def _scan(run_id: str | None) -> list[_Proc]:
+    """Every running process (not zombies), marked when it carries ``run_id``."""
+    needle = f"\0BATCH_RUN_ID={run_id}\0".encode() if run_id else None
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    found = (_read_proc(int(name), needle) for name in names if name.isdigit())
+    return [proc for proc in found if proc is not None]
+
+
+def _read_proc(pid: int, needle: bytes | None) -> _Proc | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+        # The command name may hold spaces and parentheses: split after the last ")".
+        state, _ppid, pgrp = stat[stat.rindex(b")") + 2 :].split(b" ", 3)[:3]
+    except (OSError, ValueError):
+        return None  # gone meanwhile, or not ours to read
+    if state in (b"Z", b"X"):
+        return None
+    return _Proc(pid, int(pgrp), needle is not None and needle in _environ(pid))
+
+
+def _environ(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            return b"\0" + file.read()
+    except OSError:
+        return b""
+
+
+def exit_fd(pid: int) -> int:
+    """An fd that becomes readable when ``pid`` exits, without reaping it.
+
+    A pidfd where the kernel has them (Linux 5.3+); elsewhere a thread blocked in
+    ``waitid(WNOWAIT)`` writes to a pipe, which leaves the child for ``Popen.wait`` to reap.
+    """
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        pass
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+
+    def watch() -> None:
+        try:
+            with contextlib.suppress(ChildProcessError):  # already reaped: exited all the same
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        finally:
+            os.close(write_fd)  # EOF makes read_fd readable
+
+    threading.Thread(target=watch, name=f"exit-watch-{pid}", daemon=True).start()
+    return read_fd

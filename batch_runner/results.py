@@ -1,0 +1,99 @@
+"""The JSONL results: one whole line per finished attempt (SPEC 7), and reading them back."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from batch_runner.errors import StorageError
+from batch_runner.paths import LogLayout
+from batch_runner.timefmt import day_stamp, parse_iso
+
+RECORD_FIELDS = (
+    "job_name", "start_time", "end_time", "status", "output", "error",
+    "run_id", "attempt", "max_attempts", "exit_code", "duration_seconds", "trigger",
+    "scheduled_for", "output_truncated", "log_file", "host", "pid",
+)
+
+
+def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) -> Path:
+    """Append ``record`` as one line to the results file of the day ``started_at`` falls on.
+
+    The line goes out in one write under an flock, so concurrent writers never interleave and a
+    reader never sees half a line from a live writer.
+    """
+    path = layout.results_file(day_stamp(started_at))
+    line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot write results to {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _write_all(fd, line, path)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _write_all(fd: int, data: bytes, path: Path) -> None:
+    start = os.lseek(fd, 0, os.SEEK_END)
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        # Never leave half a line behind: it would glue onto the next record.
+        os.ftruncate(fd, start)
+        raise StorageError(f"cannot write results to {path}: {exc.strerror}") from exc
+
+
+def result_files_newest_first(layout: LogLayout) -> list[Path]:
+    try:
+        names = os.listdir(layout.results_dir)
+    except FileNotFoundError:
+        return []
+    files = [n for n in names if n.startswith("batch_") and n.endswith(".jsonl")]
+    return [layout.results_dir / name for name in sorted(files, reverse=True)]
+
+
+def iter_results_newest_first(layout: LogLayout, since: float | None = None) -> Iterator[dict]:
+    """Every parseable record, newest file first and newest line first within a file."""
+    since_day = day_stamp(since) if since is not None else None
+    for path in result_files_newest_first(layout):
+        if since_day and path.stem.removeprefix("batch_") < since_day:
+            return
+        try:
+            lines = path.read_bytes().splitlines()
+        except OSError:
+            continue
+        for line in reversed(lines):
+            record = _parse_line(line)
+            if record is None:
+                continue
+            if since is not None and _start_ts(record) < since:
+                continue
+            yield record
+
+
+def _parse_line(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None  # a line cut short by a full disk; the rest of the file is still good
+    return record if isinstance(record, dict) else None
+
+
+def _start_ts(record: dict[str, Any]) -> float:
+    try:
+        return parse_iso(str(record.get("start_time")))
+    except ValueError:
+        return 0.0
+
+

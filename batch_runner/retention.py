@@ -1,0 +1,43 @@
+"""Keeping disk use bounded: results, run logs and finished runs older than N days go."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+from batch_runner.context import RunnerContext
+from batch_runner.timefmt import day_stamp
+
+
+@dataclass(frozen=True, slots=True)
+class CleanReport:
+    result_files: int
+    run_log_days: int
+    runs: int
+
+
+def clean(ctx: RunnerContext, keep_days: int, now: float | None = None) -> CleanReport:
+    """Delete what is older than ``keep_days`` whole days before today (local time)."""
+    now = time.time() if now is None else now
+    cutoff = now - keep_days * 86400
+    oldest_kept = day_stamp(cutoff)
+    layout = ctx.layout
+    results = [n for n in _names(layout.results_dir)
+               if n.startswith("batch_") and n.endswith(".jsonl")
+               and n[len("batch_"):-len(".jsonl")] < oldest_kept]
+    for name in results:
+        os.unlink(layout.results_dir / name)
+    days = [n for n in _names(layout.runs_dir) if n.isdigit() and len(n) == 8 and n < oldest_kept]
+    for name in days:
+        shutil.rmtree(layout.runs_dir / name, ignore_errors=True)
+    runs = ctx.store.delete_finished_before(cutoff)
+    return CleanReport(len(results), len(days), runs)
+
+
+def _names(directory: os.PathLike[str]) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []

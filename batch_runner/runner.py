@@ -1,0 +1,263 @@
+"""The one path every run takes: enqueue, wait for the executor, claim, execute, record.
+
+Runs live in the state database as a queue. Whoever holds the executor lock (the scheduler, a
+``run-job`` from cron, a queue worker) claims the next due run in order of priority, due time and
+arrival, and executes it; so one run at a time across every process on a log dir, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from batch_runner.bookkeeping import finish_attempt, new_run_id, record_skip
+from batch_runner.command import build_argv, build_child_env
+from batch_runner.context import RunnerContext
+from batch_runner.executor import AttemptOutcome, AttemptRequest, execute
+from batch_runner.locks import FileLock
+from batch_runner.paths import resolve_under_root
+from batch_runner.recovery import reap_orphans
+from batch_runner.spec import JobSpec
+from batch_runner.store import FINISHED_STATUSES
+from batch_runner.timefmt import day_stamp
+
+log = logging.getLogger("batch_runner")
+
+STOP_CHECK_INTERVAL = 1.0
+
+
+def job_run_spec(job: JobSpec) -> dict[str, Any]:
+    """What a run of ``job`` executes, frozen when the run is accepted."""
+    return {
+        "type": job.type, "command": job.command, "shell": job.shell, "cwd": job.cwd,
+        "env": dict(job.env), "timeout": job.timeout, "backoff": job.backoff,
+        "backoff_seconds": job.backoff_seconds, "notify_after": job.notify_after,
+        "ping_url": job.ping_url, "http": asdict(job.http) if job.http else None,
+    }
+
+
+def enqueue_job(
+    ctx: RunnerContext, job: JobSpec, trigger: str, *, due_at: float | None = None,
+    scheduled_for: str | None = None,
+) -> str | None:
+    """Accept a run of ``job``; None (and a ``skipped`` record) if one already waits or runs."""
+    now = time.time()
+    with ctx.store.transaction() as db:
+        active = ctx.store.active_run_of_job(job.name, db)
+        if active is None or _runner_is_gone(ctx, active):
+            run_id = new_run_id(now)
+            ctx.store.insert_run({
+                "run_id": run_id, "job_name": job.name, "kind": "job",
+                "spec": job_run_spec(job), "trigger": trigger, "priority": job.priority,
+                "status": "pending", "max_attempts": job.max_attempts,
+                "due_at": now if due_at is None else due_at, "scheduled_for": scheduled_for,
+                "created_at": now,
+            }, db)
+            return run_id
+    reason = f"job {job.name!r} is already {active['status']} (run {active['run_id']})"
+    record_skip(ctx, job.name, trigger, reason, max_attempts=job.max_attempts,
+                scheduled_for=scheduled_for)
+    return None
+
+
+def _runner_is_gone(ctx: RunnerContext, run: dict[str, Any]) -> bool:
+    """Whether ``run`` only looks active: its runner died; it is reaped before the next claim."""
+    if run["status"] != "running" or run["host"] != ctx.host or not run["owner_pid"]:
+        return False
+    try:
+        os.kill(run["owner_pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class WaitInterrupted(Exception):
+    """A signal arrived while waiting for the executor lock."""
+
+
+class Interrupter:
+    """Turns signals, shutdown and stop requests into the executor's ``cancel`` answer.
+
+    ``stop_new`` means start nothing new; ``interrupt_now`` means end the running attempt as
+    ``interrupted``. A signal handler only sets flags and writes a byte to a pipe; the executor
+    wakes on the pipe, asks ``cancel()``, and stops the attempt itself.
+    """
+
+    def __init__(self, ctx: RunnerContext) -> None:
+        self.ctx = ctx
+        self.stop_new = False
+        self.interrupt_now = False
+        self.in_blocking_wait = False
+        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.run_id: str | None = None
+
+    def install(self) -> None:
+        """For a foreground ``run-job``: any of these signals ends the run at once."""
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.interrupt()
+        if self.in_blocking_wait:
+            # Python retries an interrupted flock() unless the handler raises; only a wait for
+            # the lock is interrupted this way, never a database write.
+            raise WaitInterrupted(f"interrupted by signal {signum} while waiting")
+
+    def interrupt(self) -> None:
+        self.stop_new = self.interrupt_now = True
+        self.poke()
+
+    def poke(self) -> None:
+        """Wake the executor so it asks ``cancel()`` now (safe from a signal handler)."""
+        try:
+            os.write(self.write_fd, b"x")
+        except OSError:
+            pass  # the pipe is full: the executor has wake-ups pending already
+
+    def cancel(self) -> str | None:
+        if self.interrupt_now:
+            return "interrupted"
+        if self.run_id is not None:
+            run = self.ctx.store.get_run(self.run_id)
+            if run is not None and run["stop_requested"]:
+                return "stopped"
+        return None
+
+
+def execute_run(ctx: RunnerContext, run: dict[str, Any], interrupter: Interrupter | None) -> str:
+    """Execute one claimed attempt and record it; returns the run's new status."""
+    request = attempt_request(ctx, run)
+    ctx.store.update_run(run["run_id"], log_file=str(request.log_path))
+    run["log_file"] = str(request.log_path)
+    log.info("start %s (run %s, attempt %d/%d)", run["job_name"], run["run_id"],
+             run["attempt"], run["max_attempts"])
+    if run["spec"].get("type") == "http":
+        outcome = _unsupported_http(run)
+    else:
+        if interrupter is not None:
+            interrupter.run_id = run["run_id"]
+        outcome = execute(
+            request,
+            on_started=lambda pid: ctx.store.update_run(run["run_id"], pgid=pid),
+            cancel=interrupter.cancel if interrupter else None,
+            wake_fd=interrupter.read_fd if interrupter else None,
+            cancel_poll_interval=STOP_CHECK_INTERVAL,
+        )
+    status = finish_attempt(ctx, run, outcome)
+    log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status,
+             f" — {outcome.error.splitlines()[0]}" if outcome.error else "")
+    return status
+
+
+def _unsupported_http(run: dict[str, Any]) -> AttemptOutcome:
+    now = time.time()
+    return AttemptOutcome(
+        status="error", exit_code=None, output="", output_truncated=False,
+        error="HTTP jobs are not supported by this version of batch_runner yet",
+        started_at=now, ended_at=now, pid=None,
+    )
+
+
+def attempt_request(ctx: RunnerContext, run: dict[str, Any]) -> AttemptRequest:
+    spec, settings = run["spec"], ctx.config.settings
+    cwd = resolve_under_root(ctx.root, spec["cwd"]) if spec.get("cwd") else ctx.root
+    return AttemptRequest(
+        run_id=run["run_id"], job_name=run["job_name"], attempt=run["attempt"],
+        argv=build_argv(spec["command"], spec.get("shell", "auto")) if spec.get("command") else [],
+        cwd=str(cwd),
+        env=build_child_env(_with_runner_on_path(os.environ), spec.get("env") or {},
+                            run_id=run["run_id"],
+                            job_name=run["job_name"], attempt=run["attempt"],
+                            config_path=ctx.config.path),
+        timeout=float(spec.get("timeout") or settings.default_timeout),
+        kill_grace=settings.kill_grace,
+        log_path=ctx.layout.run_log(day_stamp(run["started_at"]), run["run_id"], run["attempt"]),
+        run_log_max_bytes=settings.run_log_max_bytes,
+        output_max_bytes=settings.output_max_bytes,
+    )
+
+
+def _with_runner_on_path(environ: Mapping[str, str]) -> dict[str, str]:
+    """The runner's own bin directory goes *last* on the job's PATH.
+
+    So ``batch_runner clean`` works from a job even under cron's bare PATH, while every
+    program the job finds already (``python`` above all) stays the one it was.
+    """
+    env = dict(environ)
+    own_bin = os.path.dirname(sys.executable)
+    parts = env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
+    if own_bin and own_bin not in parts:
+        env["PATH"] = os.pathsep.join([*parts, own_bin])
+    return env
+
+
+def drain_due(
+    ctx: RunnerContext, interrupter: Interrupter | None, until_run: str | None = None
+) -> None:
+    """Run due runs one by one while holding the executor lock; stop after ``until_run`` ends."""
+    reap_orphans(ctx, ctx.config.settings.kill_grace)
+    while not (interrupter and interrupter.stop_new):
+        run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host)
+        if run is None:
+            return
+        execute_run(ctx, run, interrupter)
+        if until_run is not None and run["run_id"] == until_run:
+            return
+
+
+def run_to_completion(
+    ctx: RunnerContext, run_id: str, *, lock: FileLock, interrupter: Interrupter | None = None
+) -> dict[str, Any]:
+    """Wait for the executor, run what is due ahead of ``run_id``, then ``run_id`` and its retries.
+
+    Returns the run as it ended (still ``pending`` only if a signal cut the wait short).
+    """
+    while True:
+        run = ctx.store.get_run(run_id)
+        if run is None or run["status"] in FINISHED_STATUSES:
+            return run or {}
+        if interrupter and interrupter.stop_new:
+            return run
+        _acquire(lock, interrupter=interrupter)
+        try:
+            drain_due(ctx, interrupter, until_run=run_id)
+        finally:
+            lock.release()
+        _sleep_until_due(ctx, run_id, interrupter)
+
+
+def _acquire(lock: FileLock, *, interrupter: Interrupter | None) -> bool:
+    if interrupter is None or lock.held:
+        return lock.acquire()
+    interrupter.in_blocking_wait = True
+    try:
+        if interrupter.stop_new:
+            raise WaitInterrupted("interrupted before the executor was free")
+        return lock.acquire(wait=True)
+    finally:
+        interrupter.in_blocking_wait = False
+
+
+def _sleep_until_due(ctx: RunnerContext, run_id: str, interrupter: Interrupter | None) -> None:
+    """A retry waiting out its backoff does not hold the executor: sleep with the lock released."""
+    run = ctx.store.get_run(run_id)
+    if run is None or run["status"] != "pending":
+        return
+    delay = min(max(run["due_at"] - time.time(), 0.0), 1.0)
+    if delay <= 0:
+        return
+    if interrupter is None:
+        time.sleep(delay)
+        return
+    import select
+
+    select.select([interrupter.read_fd], [], [], delay)
+

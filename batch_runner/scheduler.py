@@ -1,0 +1,274 @@
+"""``batch_runner scheduler``: decides *when*, enqueues, and leaves the running to the executor.
+
+The main thread owns every clock read and sleep: it sleeps until the next occurrence or an
+event (a signal, an edit of the config, a poke from ``queue add``), fires what is due into the
+queue, and hands the queue to the executor thread (``dispatch.Dispatcher``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import random
+import selectors
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from batch_runner import plan
+from batch_runner.config.loader import load_config
+from batch_runner.context import RunnerContext
+from batch_runner.dispatch import Dispatcher
+from batch_runner.errors import Busy, ConfigError
+from batch_runner.locks import FileLock, holder_pid
+from batch_runner.runner import enqueue_job
+from batch_runner.sdnotify import Notifier
+from batch_runner.spec import ConfigSpec, JobSpec
+from batch_runner.timefmt import iso, parse_iso
+from batch_runner.wakeup import bind_listener, drain_listener
+from batch_runner.watch import ConfigWatch
+
+log = logging.getLogger("batch_runner")
+
+# The longest single sleep: a wall-clock jump during a sleep is noticed within this long.
+MAX_SLEEP_SECONDS = 60.0
+# Wall time and monotonic time disagreeing by more than this means the clock was set.
+CLOCK_JUMP_SECONDS = 5.0
+
+
+class Scheduler:
+    def __init__(
+        self, config_path: Path, root: Path, *,
+        clock: Callable[[], float] = time.time, rand: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config_path, self.root = config_path, root
+        self.clock, self.rand, self.monotonic = clock, rand, monotonic
+        self._clock_pair = (clock(), monotonic())
+        self.config: ConfigSpec = load_config(config_path, root)
+        self.ctx = RunnerContext(config=self.config)
+        self.plans: dict[str, plan.Occurrence] = {}
+        self._heap: list[tuple[float, int, plan.Occurrence]] = []
+        self._seq = 0
+        self._signals: list[int] = []
+        self.notifier = Notifier()
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        lock = FileLock(self.ctx.layout.scheduler_lock)
+        if not lock.acquire(wait=False):
+            pid = holder_pid(self.ctx.layout.scheduler_lock)
+            raise Busy(f"a scheduler is already running for {self.ctx.layout.log_dir}"
+                       + (f" (pid {pid})" if pid else ""))
+        try:
+            return self._serve()
+        finally:
+            lock.release()
+
+    def _serve(self) -> int:
+        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._install_signals(write_fd)
+        watch = ConfigWatch(self.config_path)
+        listener = bind_listener(self.ctx.layout.log_dir)
+        dispatcher = Dispatcher(lambda: self.config)
+        dispatcher.start()
+        self._plan_all(start_up=True)
+        log.info("scheduler started: %d jobs (%d enabled) from %s, log dir %s, pid %d",
+                 len(self.config.jobs), len(self.plans), self.config_path,
+                 self.ctx.layout.log_dir, os.getpid())
+        self.notifier.ready(f"{len(self.plans)} jobs scheduled")
+        dispatcher.poke()  # runs left waiting by an earlier scheduler start now
+        selector = selectors.DefaultSelector()
+        selector.register(read_fd, selectors.EVENT_READ, "signal")
+        if watch.fd is not None:
+            selector.register(watch.fd, selectors.EVENT_READ, "config")
+        if listener is not None:
+            selector.register(listener, selectors.EVENT_READ, "poke")
+        try:
+            self._loop(selector, read_fd, watch, listener, dispatcher)
+        finally:
+            self._shut_down(dispatcher)
+            selector.close()
+            watch.close()
+        return 0
+
+    def _install_signals(self, write_fd: int) -> None:
+        def on_signal(signum: int, frame: object) -> None:
+            self._signals.append(signum)
+            try:
+                os.write(write_fd, b"s")
+            except OSError:
+                pass
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+
+    def _loop(self, selector, read_fd, watch, listener, dispatcher) -> None:
+        last_ping = 0.0
+        while True:
+            fired = self._fire_due(self.clock())
+            if fired:
+                dispatcher.poke()
+            interval = self.notifier.watchdog_interval
+            if interval and time.monotonic() - last_ping >= interval:
+                self.notifier.watchdog()
+                last_ping = time.monotonic()
+            for key, _ in selector.select(self._sleep_for(watch)):
+                if key.data == "signal":
+                    _drain_fd(read_fd)
+                elif key.data == "config":
+                    watch.drain()
+                elif key.data == "poke":
+                    drain_listener(listener)
+                    dispatcher.poke()
+            if self._handle_signals():
+                return
+            if watch.changed():
+                self.reload("the config file changed")
+            self.check_clock()
+
+    def check_clock(self) -> None:
+        """Replan after the wall clock was set back, so no job waits out the jump.
+
+        A jump forward needs nothing: each job's missed occurrence fires once and the next is
+        planned after the new now, so there is no flood of runs either way.
+        """
+        wall, mono = self.clock(), self.monotonic()
+        last_wall, last_mono = self._clock_pair
+        self._clock_pair = (wall, mono)
+        jump = (wall - last_wall) - (mono - last_mono)
+        if abs(jump) < CLOCK_JUMP_SECONDS:
+            return
+        log.warning("the wall clock jumped %s by %.0f s", "forward" if jump > 0 else "back",
+                    abs(jump))
+        if jump < 0:
+            self.plans.clear()
+            self._plan_all(start_up=False)
+
+    def _sleep_for(self, watch: ConfigWatch) -> float:
+        limits = [MAX_SLEEP_SECONDS]
+        if self._heap:
+            limits.append(self._heap[0][0] - self.clock())
+        if watch.poll_interval:
+            limits.append(watch.poll_interval)
+        if self.notifier.watchdog_interval:
+            limits.append(self.notifier.watchdog_interval)
+        return max(min(limits), 0.0)
+
+    def _handle_signals(self) -> bool:
+        """True when asked to stop; SIGHUP reloads at once."""
+        signals, self._signals = self._signals, []
+        stop = False
+        for signum in signals:
+            if signum == signal.SIGHUP:
+                self.reload("SIGHUP")
+            else:
+                log.info("received %s: stopping", signal.Signals(signum).name)
+                stop = True
+        return stop
+
+    def _shut_down(self, dispatcher: Dispatcher) -> None:
+        """Start nothing new; give the running attempt ``shutdown_grace``; then interrupt it."""
+        self.notifier.stopping()
+        dispatcher.stop_new()
+        grace = self.config.settings.shutdown_grace
+        if not dispatcher.join(grace):
+            log.warning("the running attempt did not finish within %g s: interrupting it", grace)
+            dispatcher.interrupt()
+            dispatcher.join(self.config.settings.kill_grace + 5.0)
+        log.info("scheduler stopped")
+
+    # --- planning -----------------------------------------------------------------------------
+
+    def _plan_all(self, *, start_up: bool) -> None:
+        states = self.ctx.store.job_states() if start_up else {}
+        now = self.clock()
+        for job in self.config.jobs:
+            if job.enabled:
+                state = states.get(job.name) or {}
+                self._plan(job, plan.first_occurrence(
+                    job, now, self.rand(),
+                    stored_next=_ts(state.get("next_run")) if start_up else None,
+                    last_run=_ts(state.get("last_run") or job.last_run) if start_up else None,
+                ))
+        self.ctx.store.set_next_runs({n: iso(o.scheduled_for) for n, o in self.plans.items()})
+
+    def _plan(self, job: JobSpec, occurrence: plan.Occurrence) -> None:
+        self.plans[job.name] = occurrence
+        self._seq += 1
+        heapq.heappush(self._heap, (occurrence.due, self._seq, occurrence))
+
+    def _fire_due(self, now: float) -> int:
+        fired = 0
+        while self._heap and self._heap[0][0] <= now:
+            _, _, occurrence = heapq.heappop(self._heap)
+            if self.plans.get(occurrence.job_name) is not occurrence:
+                continue  # replaced by a reload
+            job = self.config.job(occurrence.job_name)
+            if job is None:
+                continue
+            try:
+                self._fire(job, occurrence, now)
+                fired += 1
+            except Exception:
+                # One job's failure never stops the others.
+                log.exception("could not fire %s", job.name)
+                self._plan(job, plan.following_occurrence(job, occurrence, now, self.rand()))
+        return fired
+
+    def _fire(self, job: JobSpec, occurrence: plan.Occurrence, now: float) -> None:
+        late = now - occurrence.due
+        run_id = enqueue_job(self.ctx, job, occurrence.trigger,
+                             scheduled_for=iso(occurrence.scheduled_for))
+        if run_id is not None:
+            log.info("queued %s (run %s, %s%s)", job.name, run_id, occurrence.trigger,
+                     f", {late:.1f} s late" if late > 1 else "")
+        following = plan.following_occurrence(job, occurrence, now, self.rand())
+        self._plan(job, following)
+        self.ctx.store.set_next_runs({job.name: iso(following.scheduled_for)})
+
+    # --- reload -------------------------------------------------------------------------------
+
+    def reload(self, why: str) -> bool:
+        try:
+            new = load_config(self.config_path, self.root)
+        except ConfigError as exc:
+            log.error("config reload (%s) failed; keeping the previous config: %s", why,
+                      exc.render().replace("\n", " |"))
+            return False
+        old = self.config
+        self.config = new
+        self.ctx.config = new
+        now = self.clock()
+        for job in new.jobs:
+            previous = old.job(job.name)
+            if not job.enabled:
+                self.plans.pop(job.name, None)
+            elif plan.replan_for_change(previous, job) or job.name not in self.plans:
+                self._plan(job, plan.first_occurrence(job, now, self.rand()))
+        for name in list(self.plans):
+            if new.job(name) is None:
+                del self.plans[name]
+        self.ctx.store.set_next_runs({n: iso(o.scheduled_for) for n, o in self.plans.items()})
+        log.info("config reloaded (%s): %d jobs, %d enabled", why, len(new.jobs), len(self.plans))
+        return True
+
+
+def _ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
+
+
+def _drain_fd(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass

@@ -1,0 +1,283 @@
+"""The state database: runs (the queue and their bookkeeping), per-job state, schema version.
+
+One SQLite file in WAL mode under the log dir, shared by every batch_runner process. Claiming a
+run is one ``BEGIN IMMEDIATE`` transaction, so two drainers can never take the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from batch_runner.errors import StorageError
+
+SCHEMA_VERSION = 1
+ACTIVE_STATUSES = ("pending", "running")
+FINISHED_STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    job_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 1,
+    due_at REAL NOT NULL,
+    scheduled_for TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    exit_code INTEGER,
+    error TEXT,
+    output_tail TEXT,
+    output_truncated INTEGER NOT NULL DEFAULT 0,
+    log_file TEXT,
+    owner_pid INTEGER,
+    pgid INTEGER,
+    host TEXT,
+    label TEXT,
+    progress_percent REAL,
+    progress_message TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_waiting ON runs (priority DESC, due_at, seq)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS runs_active_job ON runs (job_name)
+    WHERE status IN ('pending', 'running');
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS job_state (
+    job_name TEXT PRIMARY KEY,
+    last_run TEXT,
+    last_status TEXT,
+    error_count INTEGER NOT NULL DEFAULT 0,
+    notified INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS job_plan (job_name TEXT PRIMARY KEY, next_run TEXT);
+"""
+
+
+def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
+    run = dict(row)
+    run["spec"] = json.loads(run["spec"])
+    run["output_truncated"] = bool(run["output_truncated"])
+    run["stop_requested"] = bool(run["stop_requested"])
+    return run
+
+
+class Store:
+    """A connection to the state database with the few operations the runner needs."""
+
+    def __init__(self, path: Path, *, durable: bool = False) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            # FULL syncs every commit: a `queue add` must survive power loss once it returns.
+            # The executor's bookkeeping may lose its last write; that is recovered as
+            # `interrupted` at the next start.
+            self._db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._ensure_schema()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the state database {path}: {exc}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot create the state database {path}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _ensure_schema(self) -> None:
+        row = None
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            pass  # a new database: no meta table yet
+        if row is not None:
+            if int(row[0]) > SCHEMA_VERSION:
+                raise StorageError(
+                    f"the state database {self.path} has schema version {row[0]}, newer than "
+                    f"this batch_runner understands ({SCHEMA_VERSION}); upgrade batch_runner"
+                )
+            return
+        if self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+            raise StorageError(f"cannot switch the state database {self.path} to WAL mode")
+        with self.transaction() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, never mid-way."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._db.execute("ROLLBACK")
+            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def insert_run(self, run: dict[str, Any], db: sqlite3.Connection | None = None) -> None:
+        values = dict(run)
+        values["spec"] = json.dumps(values["spec"])
+        columns = ", ".join(values)
+        marks = ", ".join(f":{key}" for key in values)
+        (db or self._db).execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", values)
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return _row_to_run(row) if row else None
+
+    def find_runs(self, prefix: str) -> list[dict[str, Any]]:
+        """Runs whose id starts with ``prefix`` (users may type a unique prefix)."""
+        rows = self._db.execute(
+            "SELECT * FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY seq LIMIT 2",
+            (prefix, prefix + "\uffff"),
+        ).fetchall()
+        return [_row_to_run(row) for row in rows]
+
+    def active_run_of_job(
+        self, job_name: str, db: sqlite3.Connection | None = None
+    ) -> dict[str, Any] | None:
+        row = (db or self._db).execute(
+            "SELECT * FROM runs WHERE job_name = ? AND status IN ('pending', 'running') "
+            "ORDER BY seq LIMIT 1",
+            (job_name,),
+        ).fetchone()
+        return _row_to_run(row) if row else None
+
+    def runs_with_status(self, *statuses: str, limit: int | None = None) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in statuses)
+        sql = (
+            f"SELECT * FROM runs WHERE status IN ({marks}) "
+            "ORDER BY status = 'running' DESC, priority DESC, due_at, seq"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_row_to_run(row) for row in self._db.execute(sql, statuses).fetchall()]
+
+    def claim_next(self, now: float, owner_pid: int, host: str) -> dict[str, Any] | None:
+        """Take the next due run (priority, then due time, then arrival) and mark it running."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT run_id FROM runs WHERE status = 'pending' AND due_at <= ? "
+                "ORDER BY priority DESC, due_at, seq LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE runs SET status = 'running', attempt = attempt + 1, started_at = ?, "
+                "ended_at = NULL, owner_pid = ?, host = ?, pgid = NULL, exit_code = NULL, "
+                "error = NULL WHERE run_id = ?",
+                (now, owner_pid, host, row[0]),
+            )
+            claimed = db.execute("SELECT * FROM runs WHERE run_id = ?", (row[0],)).fetchone()
+        return _row_to_run(claimed)
+
+    def next_due_at(self) -> float | None:
+        row = self._db.execute(
+            "SELECT MIN(due_at) FROM runs WHERE status = 'pending'"
+        ).fetchone()
+        return row[0]
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        assignments = ", ".join(f"{key} = :{key}" for key in fields)
+        with self.transaction() as db:
+            db.execute(f"UPDATE runs SET {assignments} WHERE run_id = :run_id",
+                       {**fields, "run_id": run_id})
+
+    # --- per-job state ----------------------------------------------------------------------
+
+    def job_states(self) -> dict[str, dict[str, Any]]:
+        """Per job: its state row's fields (if it has run) and ``next_run`` (if planned)."""
+        states = {row["job_name"]: dict(row)
+                  for row in self._db.execute("SELECT * FROM job_state").fetchall()}
+        for name, next_run in self._db.execute("SELECT job_name, next_run FROM job_plan"):
+            states.setdefault(name, {})["next_run"] = next_run
+        return states
+
+    def job_state(self, job_name: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT * FROM job_state WHERE job_name = ?", (job_name,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def save_job_state(self, state: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO job_state (job_name, last_run, last_status, error_count, notified) "
+                "VALUES (:job_name, :last_run, :last_status, :error_count, :notified) "
+                "ON CONFLICT (job_name) DO UPDATE SET last_run = :last_run, "
+                "last_status = :last_status, error_count = :error_count, notified = :notified",
+                {"notified": 0, **{k: v for k, v in state.items() if k != "next_run"}},
+            )
+
+    def cancel_if_pending(self, run_id: str, reason: str, now: float) -> bool:
+        """A pending run becomes ``canceled``; False if it had already started or finished."""
+        with self.transaction() as db:
+            changed = db.execute(
+                "UPDATE runs SET status = 'canceled', error = ?, ended_at = ? "
+                "WHERE run_id = ? AND status = 'pending'",
+                (reason, now, run_id),
+            ).rowcount
+        return changed == 1
+
+    def set_next_runs(self, next_runs: dict[str, str | None]) -> None:
+        """Remember each job's planned next run, for ``list``, ``next`` and catch-up."""
+        if not next_runs:
+            return
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO job_plan (job_name, next_run) VALUES (?, ?) "
+                "ON CONFLICT (job_name) DO UPDATE SET next_run = excluded.next_run",
+                list(next_runs.items()),
+            )
+
+    # --- flags --------------------------------------------------------------------------------
+
+    def is_paused(self) -> bool:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'paused'").fetchone()
+        return row is not None and row[0] == "1"
+
+    def set_paused(self, paused: bool) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES ('paused', ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", ("1" if paused else "0",))
+
+    def delete_finished_before(self, cutoff: float) -> int:
+        """Forget finished runs that ended before ``cutoff``; pending and running ones stay."""
+        marks = ", ".join("?" for _ in FINISHED_STATUSES)
+        with self.transaction() as db:
+            return db.execute(
+                f"DELETE FROM runs WHERE status IN ({marks}) "
+                "AND COALESCE(ended_at, created_at) < ?",
+                (*FINISHED_STATUSES, cutoff),
+            ).rowcount

@@ -1,0 +1,40 @@
+"""A run as users and scripts see it: the JSONL field names of SPEC 7 plus queue fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batch_runner.timefmt import iso
+
+
+def run_view(run: dict[str, Any]) -> dict[str, Any]:
+    """One run row as the JSON object every ``--json`` output uses (null when not known yet)."""
+    started, ended = run.get("started_at"), run.get("ended_at")
+    finished = run["status"] not in ("pending", "running")
+    spec = run.get("spec") or {}
+    return {
+        "job_name": run["job_name"],
+        "start_time": iso(started),
+        "end_time": iso(ended) if finished else None,
+        "status": run["status"],
+        "output": run.get("output_tail"),
+        "error": run.get("error"),
+        "run_id": run["run_id"],
+        "attempt": run.get("attempt"),
+        "max_attempts": run.get("max_attempts"),
+        "exit_code": run.get("exit_code"),
+        "duration_seconds": round(ended - started, 3) if finished and started and ended else None,
+        "trigger": run.get("trigger"),
+        "scheduled_for": run.get("scheduled_for"),
+        "output_truncated": bool(run.get("output_truncated")),
+        "log_file": run.get("log_file"),
+        "host": run.get("host"),
+        "pid": run.get("pgid"),
+        "priority": run.get("priority", 0),
+        "progress_percent": run.get("progress_percent"),
+        "progress_message": run.get("progress_message"),
+        "created_at": iso(run.get("created_at")),
+        "due_at": iso(run.get("due_at")),
+        "label": run.get("label"),
+        "command": spec.get("command"),
+    }

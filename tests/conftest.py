@@ -1,0 +1,59 @@
+"""Shared fixtures: a project root in tmp_path with a config, and a way to run the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batch_runner.cli.main import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(root: Path, jobs: list[dict[str, Any]], **top: Any) -> Path:
+    path = root / "config" / "batch_config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"jobs": jobs, **top}, indent=2) + "\n")
+    return path
+
+
+def job(name: str, command: Any, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "command": command, "schedule_type": "interval",
+            "schedule_time": "3600", **extra}
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project root; the CLI resolves everything against it."""
+    monkeypatch.setenv("BATCH_RUNNER_ROOT", str(tmp_path))
+    monkeypatch.delenv("BATCH_RUNNER_CONFIG", raising=False)
+    return tmp_path
+
+
+def cli(*argv: str) -> int:
+    """The CLI in-process through ``main(argv)``."""
+    return main(list(argv))
+
+
+def run_cli(
+    root: Path, *argv: str, timeout: float = 30, **kwargs: Any
+) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it: ``python -m batch_runner`` in a subprocess."""
+    env = {**os.environ, "BATCH_RUNNER_ROOT": str(root), "PYTHONPATH": str(REPO)}
+    env.pop("BATCH_RUNNER_CONFIG", None)
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run([sys.executable, "-m", "batch_runner", *argv], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=root, **kwargs)
+
+
+def read_results(root: Path) -> list[dict[str, Any]]:
+    records = []
+    for path in sorted((root / "logs" / "batch").glob("batch_*.jsonl")):
+        records += [json.loads(line) for line in path.read_text().splitlines()]
+    return records
