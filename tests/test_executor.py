@@ -60,7 +60,7 @@ def py(code: str) -> list[str]:
 
 
 def running(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie has finished (this container's init never reaps)."""
+    """True while ``pid`` runs; a zombie has finished (some inits, in containers, never reap)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

@@ -31,8 +31,10 @@ def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         "<root>/config/batch_config.json)")
     parser.add_argument("--root", default=default, metavar="DIR",
                         help="project root (default: $BATCH_RUNNER_ROOT or the current directory)")
-    parser.add_argument("-l", "--log-level", default="info" if top else argparse.SUPPRESS,
-                        choices=LOG_LEVELS, type=str.lower, help="log detail on stderr")
+    parser.add_argument("-l", "--log-level", default=None if top else argparse.SUPPRESS,
+                        choices=LOG_LEVELS, type=str.lower,
+                        help="log detail on stderr (default: info for the scheduler, "
+                        "warning otherwise)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help and --version print and exit 0
         return int(exc.code or 0)
+    if args.log_level is None:
+        args.log_level = "info" if args.command == "scheduler" else "warning"
     _setup_logging(args.log_level)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
@@ -94,10 +98,27 @@ def _run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Na
         return 1
 
 
+_LEVEL_COLOURS = {"WARNING": "\x1b[33m", "ERROR": "\x1b[31m", "CRITICAL": "\x1b[31;1m"}
+
+
+class _Formatter(logging.Formatter):
+    """One plain line per event; the level is coloured only when stderr is a terminal."""
+
+    def __init__(self, colour: bool) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
+        self.colour = colour
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        if self.colour and record.levelname in _LEVEL_COLOURS:
+            line = line.replace(record.levelname, _LEVEL_COLOURS[record.levelname]
+                                + record.levelname + "\x1b[0m", 1)
+        return line
+
+
 def _setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                           datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    handler.setFormatter(_Formatter(colour=sys.stderr.isatty()))
     root = logging.getLogger("batch_runner")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
