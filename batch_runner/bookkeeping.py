@@ -11,6 +11,7 @@ import os
 import time
 from typing import Any
 
+from batch_runner import events
 from batch_runner.context import RunnerContext
 from batch_runner.executor import AttemptOutcome
 from batch_runner.results import append_result
@@ -54,6 +55,7 @@ def result_record(run: dict[str, Any], outcome: AttemptOutcome, ctx: RunnerConte
         "log_file": run["log_file"],
         "host": ctx.host,
         "pid": outcome.pid,
+        **outcome.extra,
     }
 
 
@@ -76,12 +78,17 @@ def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutc
     if retry:
         fields["due_at"] = outcome.ended_at + retry_delay(run["spec"], run["attempt"])
     ctx.store.update_run(run["run_id"], **fields)
-    if not retry and run["kind"] == "job":
-        update_job_state(ctx, run["job_name"], outcome.status, outcome.started_at)
+    if not retry:
+        state = None
+        if run["kind"] == "job":
+            state = update_job_state(ctx, run["job_name"], outcome.status, outcome.started_at)
+        events.run_finished(ctx, {**run, **fields}, outcome, state)
     return fields["status"]
 
 
-def update_job_state(ctx: RunnerContext, job_name: str, status: str, started_at: float) -> None:
+def update_job_state(
+    ctx: RunnerContext, job_name: str, status: str, started_at: float
+) -> dict[str, Any]:
     """last_run, last_status and the consecutive-failure count of a job after a finished run."""
     state = ctx.store.job_state(job_name) or seed_job_state(ctx, job_name)
     if status in FAILED_STATUSES:
@@ -91,6 +98,7 @@ def update_job_state(ctx: RunnerContext, job_name: str, status: str, started_at:
     state["last_run"] = iso(started_at)
     state["last_status"] = status
     ctx.store.save_job_state(state)
+    return state
 
 
 def seed_job_state(ctx: RunnerContext, job_name: str) -> dict[str, Any]:

@@ -25,8 +25,9 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from batch_runner import procs
 from batch_runner.capture import OutputCapture
@@ -72,6 +73,9 @@ class AttemptOutcome:
     started_at: float  # time.time()
     ended_at: float
     pid: int | None
+    # Extra fields for the JSONL record of kinds of runs other than commands (an HTTP job's
+    # response_status, response_headers, response_body).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def execute(

@@ -16,10 +16,12 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from batch_runner import events
 from batch_runner.bookkeeping import finish_attempt, new_run_id, record_skip
 from batch_runner.command import build_argv, build_child_env
 from batch_runner.context import RunnerContext
-from batch_runner.executor import AttemptOutcome, AttemptRequest, execute
+from batch_runner.executor import AttemptRequest, execute
+from batch_runner.http_attempt import run_http_attempt
 from batch_runner.locks import FileLock
 from batch_runner.paths import resolve_under_root
 from batch_runner.recovery import reap_orphans
@@ -139,8 +141,9 @@ def execute_run(ctx: RunnerContext, run: dict[str, Any], interrupter: Interrupte
     run["log_file"] = str(request.log_path)
     log.info("start %s (run %s, attempt %d/%d)", run["job_name"], run["run_id"],
              run["attempt"], run["max_attempts"])
+    events.attempt_starting(ctx, run)
     if run["spec"].get("type") == "http":
-        outcome = _unsupported_http(run)
+        outcome = run_http_attempt(ctx, run, request)
     else:
         if interrupter is not None:
             interrupter.run_id = run["run_id"]
@@ -155,15 +158,6 @@ def execute_run(ctx: RunnerContext, run: dict[str, Any], interrupter: Interrupte
     log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status,
              f" — {outcome.error.splitlines()[0]}" if outcome.error else "")
     return status
-
-
-def _unsupported_http(run: dict[str, Any]) -> AttemptOutcome:
-    now = time.time()
-    return AttemptOutcome(
-        status="error", exit_code=None, output="", output_truncated=False,
-        error="HTTP jobs are not supported by this version of batch_runner yet",
-        started_at=now, ended_at=now, pid=None,
-    )
 
 
 def attempt_request(ctx: RunnerContext, run: dict[str, Any]) -> AttemptRequest:
