@@ -128,3 +128,15 @@ def record_skip(
     }, now)
     log.info("skipped %s: %s", job_name, reason)
     return run_id
+
+
+def record_canceled(ctx: RunnerContext, run: dict[str, Any], reason: str) -> None:
+    """A run removed before it (or its next attempt) started still leaves a line behind."""
+    now = time.time()
+    append_result(ctx.layout, {
+        "job_name": run["job_name"], "start_time": None, "end_time": iso(now),
+        "status": "canceled", "output": "", "error": reason, "run_id": run["run_id"],
+        "attempt": run["attempt"], "max_attempts": run["max_attempts"], "exit_code": None,
+        "duration_seconds": 0.0, "trigger": run["trigger"], "scheduled_for": run["scheduled_for"],
+        "output_truncated": False, "log_file": run.get("log_file"), "host": ctx.host, "pid": None,
+    }, now)

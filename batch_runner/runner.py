@@ -12,8 +12,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from batch_runner import events
@@ -124,6 +125,12 @@ class Interrupter:
         except OSError:
             pass  # the pipe is full: the executor has wake-ups pending already
 
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking early when a signal arrives (the handler writes to the pipe)."""
+        import select
+
+        select.select([self.read_fd], [], [], seconds)
+
     def cancel(self) -> str | None:
         if self.interrupt_now:
             return "interrupted"
@@ -134,11 +141,17 @@ class Interrupter:
         return None
 
 
-def execute_run(ctx: RunnerContext, run: dict[str, Any], interrupter: Interrupter | None) -> str:
+Observer = Callable[..., None]  # observer("start", run) and observer("end", run, status)
+
+
+def execute_run(
+    ctx: RunnerContext, run: dict[str, Any], interrupter: Interrupter | None,
+    observer: Observer | None = None,
+) -> str:
     """Execute one claimed attempt and record it; returns the run's new status."""
     request = attempt_request(ctx, run)
-    ctx.store.update_run(run["run_id"], log_file=str(request.log_path))
-    run["log_file"] = str(request.log_path)
+    if observer is not None:
+        observer("start", run)
     log.info("start %s (run %s, attempt %d/%d)", run["job_name"], run["run_id"],
              run["attempt"], run["max_attempts"])
     events.attempt_starting(ctx, run)
@@ -155,6 +168,8 @@ def execute_run(ctx: RunnerContext, run: dict[str, Any], interrupter: Interrupte
             cancel_poll_interval=STOP_CHECK_INTERVAL,
         )
     status = finish_attempt(ctx, run, outcome)
+    if observer is not None:
+        observer("end", run, outcome.status if status != "pending" else "retry pending")
     log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status,
              f" — {outcome.error.splitlines()[0]}" if outcome.error else "")
     return status
@@ -167,25 +182,28 @@ def attempt_request(ctx: RunnerContext, run: dict[str, Any]) -> AttemptRequest:
         run_id=run["run_id"], job_name=run["job_name"], attempt=run["attempt"],
         argv=build_argv(spec["command"], spec.get("shell", "auto")) if spec.get("command") else [],
         cwd=str(cwd),
-        env=build_child_env(_with_runner_on_path(os.environ), spec.get("env") or {},
+        env=build_child_env(_runner_environ(ctx), spec.get("env") or {},
                             run_id=run["run_id"],
                             job_name=run["job_name"], attempt=run["attempt"],
                             config_path=ctx.config.path),
         timeout=float(spec.get("timeout") or settings.default_timeout),
         kill_grace=settings.kill_grace,
-        log_path=ctx.layout.run_log(day_stamp(run["started_at"]), run["run_id"], run["attempt"]),
+        log_path=Path(run["log_file"]),
         run_log_max_bytes=settings.run_log_max_bytes,
         output_max_bytes=settings.output_max_bytes,
     )
 
 
-def _with_runner_on_path(environ: Mapping[str, str]) -> dict[str, str]:
-    """The runner's own bin directory goes *last* on the job's PATH.
+def _runner_environ(ctx: RunnerContext) -> dict[str, str]:
+    """The runner's environment as a job sees it.
 
-    So ``batch_runner clean`` works from a job even under cron's bare PATH, while every
-    program the job finds already (``python`` above all) stays the one it was.
+    The runner's own bin directory goes *last* on PATH, so ``batch_runner clean`` works from a
+    job even under cron's bare PATH while every program the job finds already (``python``
+    above all) stays the one it was. ``BATCH_RUNNER_LOG_DIR`` lets ``batch_runner progress``
+    find the state database from inside the run.
     """
-    env = dict(environ)
+    env = dict(os.environ)
+    env["BATCH_RUNNER_LOG_DIR"] = str(ctx.layout.log_dir)
     own_bin = os.path.dirname(sys.executable)
     parts = env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
     if own_bin and own_bin not in parts:
@@ -194,17 +212,44 @@ def _with_runner_on_path(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def drain_due(
-    ctx: RunnerContext, interrupter: Interrupter | None, until_run: str | None = None
+    ctx: RunnerContext, interrupter: Interrupter | None, until_run: str | None = None,
+    observer: Observer | None = None,
 ) -> None:
-    """Run due runs one by one while holding the executor lock; stop after ``until_run`` ends."""
+    """Run due runs one by one while holding the executor lock; stop after ``until_run`` ends.
+
+    While the queue is paused only ``until_run`` (a foreground ``run-job``) may start.
+    """
     reap_orphans(ctx, ctx.config.settings.kill_grace)
     while not (interrupter and interrupter.stop_new):
-        run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host)
+        only = None
+        if ctx.store.is_paused():
+            if until_run is None:
+                return
+            only = until_run
+        run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, _log_file_namer(ctx),
+                                   only_run_id=only)
         if run is None:
             return
-        execute_run(ctx, run, interrupter)
+        execute_run(ctx, run, interrupter, observer)
         if until_run is not None and run["run_id"] == until_run:
             return
+
+
+def drain_one(ctx: RunnerContext, interrupter: Interrupter | None) -> str | None:
+    """One attempt of the next due run (``queue run``); None when nothing is due or paused.
+
+    The caller holds the executor lock.
+    """
+    reap_orphans(ctx, ctx.config.settings.kill_grace)
+    if ctx.store.is_paused():
+        return None
+    run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, _log_file_namer(ctx))
+    return None if run is None else execute_run(ctx, run, interrupter)
+
+
+def _log_file_namer(ctx: RunnerContext) -> Callable[[str, int], str]:
+    day = day_stamp(time.time())
+    return lambda run_id, attempt: str(ctx.layout.run_log(day, run_id, attempt))
 
 
 def run_to_completion(
@@ -220,7 +265,7 @@ def run_to_completion(
             return run or {}
         if interrupter and interrupter.stop_new:
             return run
-        _acquire(lock, interrupter=interrupter)
+        acquire_interruptibly(lock, interrupter)
         try:
             drain_due(ctx, interrupter, until_run=run_id)
         finally:
@@ -228,7 +273,8 @@ def run_to_completion(
         _sleep_until_due(ctx, run_id, interrupter)
 
 
-def _acquire(lock: FileLock, *, interrupter: Interrupter | None) -> bool:
+def acquire_interruptibly(lock: FileLock, interrupter: Interrupter | None) -> bool:
+    """Wait for the executor lock; a signal handled by ``interrupter`` ends the wait."""
     if interrupter is None or lock.held:
         return lock.acquire()
     interrupter.in_blocking_wait = True
@@ -250,8 +296,6 @@ def _sleep_until_due(ctx: RunnerContext, run_id: str, interrupter: Interrupter |
         return
     if interrupter is None:
         time.sleep(delay)
-        return
-    import select
-
-    select.select([interrupter.read_fd], [], [], delay)
+    else:
+        interrupter.sleep(delay)
 

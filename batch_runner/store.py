@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ CREATE INDEX IF NOT EXISTS runs_waiting ON runs (priority DESC, due_at, seq)
 CREATE INDEX IF NOT EXISTS runs_active_job ON runs (job_name)
     WHERE status IN ('pending', 'running');
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, seq);
 CREATE TABLE IF NOT EXISTS job_state (
     job_name TEXT PRIMARY KEY,
     last_run TEXT,
@@ -183,28 +184,69 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return [_row_to_run(row) for row in self._db.execute(sql, statuses).fetchall()]
 
-    def claim_next(self, now: float, owner_pid: int, host: str) -> dict[str, Any] | None:
-        """Take the next due run (priority, then due time, then arrival) and mark it running."""
+    def claim_next(
+        self, now: float, owner_pid: int, host: str, log_file: Callable[[str, int], str], *,
+        only_run_id: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Take the next due run (priority, then due time, then arrival) and mark it running.
+
+        One transaction: no two drainers can take the same run. ``log_file(run_id, attempt)``
+        names the attempt's output file, recorded in the same write. ``only_run_id`` restricts
+        the claim to that run (a foreground ``run-job`` while the queue is paused).
+        """
+        where = "status = 'pending' AND due_at <= ?"
+        params: tuple[Any, ...] = (now,)
+        if only_run_id is not None:
+            where += " AND run_id = ?"
+            params += (only_run_id,)
         with self.transaction() as db:
             row = db.execute(
-                "SELECT run_id FROM runs WHERE status = 'pending' AND due_at <= ? "
-                "ORDER BY priority DESC, due_at, seq LIMIT 1",
-                (now,),
+                f"SELECT run_id, attempt FROM runs WHERE {where} "
+                "ORDER BY priority DESC, due_at, seq LIMIT 1", params,
             ).fetchone()
             if row is None:
                 return None
             db.execute(
                 "UPDATE runs SET status = 'running', attempt = attempt + 1, started_at = ?, "
                 "ended_at = NULL, owner_pid = ?, host = ?, pgid = NULL, exit_code = NULL, "
-                "error = NULL WHERE run_id = ?",
-                (now, owner_pid, host, row[0]),
+                "error = NULL, log_file = ? WHERE run_id = ?",
+                (now, owner_pid, host, log_file(row[0], row[1] + 1), row[0]),
             )
             claimed = db.execute("SELECT * FROM runs WHERE run_id = ?", (row[0],)).fetchone()
         return _row_to_run(claimed)
 
-    def next_due_at(self) -> float | None:
+    def request_stop(self, run_id: str) -> bool:
+        """Flag a running run; its executor notices within a second and stops it."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE runs SET stop_requested = 1 WHERE run_id = ? AND status = 'running'",
+                (run_id,),
+            ).rowcount == 1
+
+    def set_progress(self, run_id: str, percent: float | None, message: str | None) -> bool:
+        """Record progress of a running run; False when it is not running."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE runs SET progress_percent = COALESCE(?, progress_percent), "
+                "progress_message = COALESCE(?, progress_message) "
+                "WHERE run_id = ? AND status = 'running'",
+                (percent, message, run_id),
+            ).rowcount == 1
+
+    def recent_finished(self, limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` most recently created finished runs, newest first."""
+        marks = ", ".join("?" for _ in FINISHED_STATUSES)
+        rows = self._db.execute(
+            f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY seq DESC LIMIT ?",
+            (*FINISHED_STATUSES, limit),
+        ).fetchall()
+        return [_row_to_run(row) for row in rows]
+
+    def next_due_at(self, *, retries_only: bool = False) -> float | None:
+        """When the next pending run (or only a retry of a started one) may start."""
+        extra = " AND attempt > 0" if retries_only else ""
         row = self._db.execute(
-            "SELECT MIN(due_at) FROM runs WHERE status = 'pending'"
+            f"SELECT MIN(due_at) FROM runs WHERE status = 'pending'{extra}"
         ).fetchone()
         return row[0]
 

@@ -7,7 +7,7 @@ from typing import Any
 from batch_runner.timefmt import iso
 
 
-def run_view(run: dict[str, Any]) -> dict[str, Any]:
+def run_view(run: dict[str, Any], settings: Any = None) -> dict[str, Any]:
     """One run row as the JSON object every ``--json`` output uses (null when not known yet)."""
     started, ended = run.get("started_at"), run.get("ended_at")
     finished = run["status"] not in ("pending", "running")

@@ -2,11 +2,13 @@
 
 from batch_runner.cli.commands import (
     configcmds,
+    control,
     daemon,
     export,
     history,
     jobs,
     maintenance,
+    queue,
     run,
 )
 
@@ -18,4 +20,6 @@ REGISTRARS = [
     daemon.register,
     export.register,
     maintenance.register,
+    queue.register,
+    control.register,
 ]

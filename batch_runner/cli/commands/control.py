@@ -1,0 +1,41 @@
+"""``stop`` and ``progress``: talking to a running attempt."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from batch_runner.cli import app
+
+
+def register(sub: Any, common: Any) -> None:
+    p = sub.add_parser("stop", help="ask a running attempt to stop (by run id or job name)")
+    p.add_argument("target", metavar="RUN_ID_OR_JOB")
+    p.set_defaults(handler=cmd_stop)
+    common(p)
+    p = sub.add_parser("progress", help="report progress from inside a run")
+    p.add_argument("--percent", type=float, metavar="N")
+    p.add_argument("message", nargs="?", metavar="MESSAGE")
+    p.set_defaults(handler=cmd_progress)
+    common(p)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from batch_runner import queue
+
+    ctx = app.context(args)
+    run = queue.stop(ctx, args.target)
+    if run["status"] == "canceled":
+        print(f"canceled run {run['run_id']} of {run['job_name']} before it started")
+    else:
+        grace = ctx.config.settings.kill_grace
+        print(f"stopping run {run['run_id']} of {run['job_name']} "
+              f"(within 2 s, then up to {grace:g} s for it to exit)")
+    return 0
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from batch_runner.progress import record_progress
+
+    record_progress(percent=args.percent, message=args.message)
+    return 0

@@ -1,0 +1,186 @@
+"""``queue add|list|show|remove|run|worker|pause|resume|clean``: the ad-hoc queue (SPEC 10)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from typing import Any
+
+from batch_runner.cli import app, render
+from batch_runner.cli.commands import queue_http
+from batch_runner.errors import UsageError
+
+
+def register(sub: Any, common: Any) -> None:
+    queue = sub.add_parser("queue", help="the ad-hoc queue: add, list, show, remove, run, ...")
+    qsub = queue.add_subparsers(dest="queue_command", metavar="QUEUE_COMMAND", required=True,
+                                parser_class=type(queue))
+    p = qsub.add_parser("add", help="queue a command (durable once this returns); prints its id")
+    p.add_argument("--priority", type=int, default=0, help="higher starts first (default 0)")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--delay", metavar="S", help="start no earlier than S from now (30, 15m)")
+    when.add_argument("--at", metavar="TIME", help="start no earlier than TIME (HH:MM or ISO)")
+    p.add_argument("--timeout", type=float, metavar="S", help="seconds before it is killed")
+    p.add_argument("--max-attempts", type=int, default=1, metavar="N")
+    p.add_argument("--label", help="a name for the run (default: adhoc)")
+    queue_http.add_arguments(p)
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    p.set_defaults(handler=cmd_add)
+    common(p)
+    p = qsub.add_parser("list", help="pending and running runs (--all: finished too)")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--limit", type=int, default=100, metavar="N",
+                   help="with --all, at most N finished runs (default 100)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_list)
+    common(p)
+    p = qsub.add_parser("show", help="every field of one run")
+    p.add_argument("run_id", metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_show)
+    common(p)
+    _simple(qsub, common, "remove", "cancel a pending run", cmd_remove, with_id=True)
+    _simple(qsub, common, "run", "run the next due run, if any, and exit", cmd_run)
+    p = _simple(qsub, common, "worker", "run queued runs until the queue is empty", cmd_worker)
+    p.add_argument("--forever", action="store_true", help="keep waiting for new runs")
+    _simple(qsub, common, "pause", "start nothing new from the queue or the schedule", cmd_pause)
+    _simple(qsub, common, "resume", "undo pause", cmd_pause)
+    p = _simple(qsub, common, "clean", "delete finished runs older than N days", cmd_clean)
+    p.add_argument("--keep-days", type=int, default=7, metavar="N")
+
+
+def _simple(qsub: Any, common: Any, name: str, helptext: str, handler: Any, *,
+            with_id: bool = False) -> argparse.ArgumentParser:
+    p = qsub.add_parser(name, help=helptext)
+    if with_id:
+        p.add_argument("run_id", metavar="ID")
+    p.set_defaults(handler=handler)
+    common(p)
+    return p
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from batch_runner import queue
+
+    ctx = app.context(args, durable=True)
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    timeout = _positive(args.timeout, "--timeout") or ctx.config.settings.default_timeout
+    if args.max_attempts < 1 or args.max_attempts > 1000:
+        raise UsageError(f"--max-attempts must be between 1 and 1000, not {args.max_attempts}")
+    if args.http:
+        if argv:
+            raise UsageError("give either --http or a command after --, not both")
+        spec = queue_http.build_spec(args, ctx.config.settings)
+    elif not argv:
+        raise UsageError("give the command to queue after --, e.g. queue add -- ./backup.sh")
+    else:
+        spec = queue.adhoc_spec(argv, timeout)
+    spec["timeout"] = timeout
+    run_id = queue.add(ctx, spec, priority=args.priority, due_at=_due_at(args),
+                       max_attempts=args.max_attempts, label=args.label)
+    print(run_id)
+    return 0
+
+
+def _positive(value: float | None, option: str) -> float | None:
+    if value is not None and not 0 < value < 10 * 365 * 86400:
+        raise UsageError(f"{option} must be a positive number of seconds, not {value:g}")
+    return value
+
+
+def _due_at(args: argparse.Namespace) -> float | None:
+    from batch_runner.cli.times import parse_at, parse_delay
+
+    if args.delay is not None:
+        return time.time() + parse_delay(args.delay)
+    if args.at is not None:
+        return parse_at(args.at, time.time())
+    return None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from batch_runner.views import run_view
+
+    ctx = app.context(args)
+    runs = ctx.store.runs_with_status("running", "pending")
+    if args.all:
+        runs += ctx.store.recent_finished(max(args.limit, 0))
+    views = [run_view(r, ctx.config.settings) for r in runs]
+    if args.json:
+        render.print_json(views)
+        return 0
+    render.print_table(
+        ["id", "status", "priority", "created", "label / command"],
+        [[v["run_id"], v["status"], v["priority"], (v["created_at"] or "")[:19].replace("T", " "),
+          _what(v)] for v in views],
+    )
+    return 0
+
+
+def _what(view: dict[str, Any]) -> str:
+    command = view.get("command")
+    text = command if isinstance(command, str) else " ".join(command or [])
+    if view.get("label"):
+        text = f"{view['label']}: {text}" if text else view["label"]
+    return text[:70] or view["job_name"]
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from batch_runner import queue
+    from batch_runner.views import run_view
+
+    ctx = app.context(args)
+    view = run_view(queue.find(ctx, args.run_id), ctx.config.settings)
+    if args.json:
+        render.print_json(view)
+        return 0
+    width = max(len(key) for key in view)
+    for key, value in view.items():
+        if key == "command" and isinstance(value, list):
+            value = shlex.join(value)
+        if key != "output":
+            print(f"{key.ljust(width)}  {'-' if value is None else value}")
+    if view.get("output"):
+        print(f"\noutput (last {len(view['output'])} characters):\n{view['output']}", end="")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from batch_runner import queue
+
+    run = queue.remove(app.context(args), args.run_id)
+    print(f"canceled run {run['run_id']} ({run['job_name']})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from batch_runner.cli.commands.worker import run_next
+
+    return run_next(app.context(args))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from batch_runner.cli.commands.worker import work
+
+    return work(app.context(args), forever=args.forever)
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from batch_runner import queue
+
+    paused = args.queue_command == "pause"
+    queue.set_paused(app.context(args), paused)
+    print("the queue is paused: nothing new starts until `batch_runner queue resume`" if paused
+          else "the queue is running again")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    if args.keep_days < 0 or args.keep_days > 100_000:
+        raise UsageError(f"--keep-days must be between 0 and 100000, not {args.keep_days}")
+    ctx = app.context(args)
+    removed = ctx.store.delete_finished_before(time.time() - args.keep_days * 86400)
+    print(f"removed {removed} finished runs older than {args.keep_days} days", file=sys.stdout)
+    return 0

@@ -1,0 +1,121 @@
+"""``queue run`` and ``queue worker``: draining the queue from cron or a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from batch_runner.context import RunnerContext
+from batch_runner.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, Busy
+from batch_runner.locks import FileLock
+
+EXIT_BY_STATUS = {"success": EXIT_OK, "timeout": EXIT_TIMEOUT}
+IDLE_POLL_SECONDS = 0.5  # --forever: how soon a run added by another process is noticed
+
+
+def run_next(ctx: RunnerContext) -> int:
+    """Run the next due run's attempt, if any; exit with its outcome (0 when nothing was due)."""
+    from batch_runner.runner import Interrupter, drain_one
+
+    lock = FileLock(ctx.layout.executor_lock)
+    if not lock.acquire(wait=False):
+        raise Busy("the executor is busy with another run; nothing was started")
+    interrupter = Interrupter(ctx)
+    interrupter.install()
+    try:
+        status = drain_one(ctx, interrupter)
+    finally:
+        lock.release()
+    if status is None:
+        return EXIT_OK
+    return EXIT_BY_STATUS.get(status, EXIT_FAILED)
+
+
+def work(ctx: RunnerContext, *, forever: bool) -> int:
+    """Drain the queue until nothing is due (``forever``: keep waiting for new runs).
+
+    Without ``forever`` it still waits for the retries of runs it started, but not for runs
+    delayed into the future: those are for the next worker or the scheduler.
+    """
+    from batch_runner.runner import Interrupter, WaitInterrupted, acquire_interruptibly, drain_due
+
+    interrupter = Interrupter(ctx)
+    interrupter.install()
+    lock = FileLock(ctx.layout.executor_lock)
+    display = Display(ctx)
+    try:
+        while not interrupter.stop_new:
+            paused = ctx.store.is_paused()
+            if not paused and _due_now(ctx):
+                acquire_interruptibly(lock, interrupter)
+                try:
+                    drain_due(ctx, interrupter, observer=display.observe)
+                finally:
+                    lock.release()
+                continue
+            next_due = None if paused else ctx.store.next_due_at(retries_only=not forever)
+            if not forever and (paused or next_due is None):
+                display.idle("paused" if paused else "empty")
+                return EXIT_OK
+            display.waiting(next_due)
+            wait = IDLE_POLL_SECONDS if next_due is None else next_due - time.time()
+            interrupter.sleep(min(max(wait, 0.0), IDLE_POLL_SECONDS))
+    except WaitInterrupted:
+        pass
+    finally:
+        display.close()
+    return EXIT_OK
+
+
+def _due_now(ctx: RunnerContext) -> bool:
+    next_due = ctx.store.next_due_at()
+    return next_due is not None and next_due <= time.time()
+
+
+class Display:
+    """A live status line on a terminal (rich); one plain line per event when piped."""
+
+    def __init__(self, ctx: RunnerContext) -> None:
+        self.ctx = ctx
+        self.tty = sys.stdout.isatty()
+        self._status: Any = None
+        if self.tty:
+            from rich.console import Console
+
+            self.console = Console()
+            self._status = self.console.status("waiting for runs")
+            self._status.start()
+
+    def _waiting_count(self) -> int:
+        return len(self.ctx.store.runs_with_status("pending", limit=10_000))
+
+    def observe(self, event: str, run: dict[str, Any], status: str | None = None) -> None:
+        waiting = self._waiting_count()
+        what = f"{run['job_name']} (run {run['run_id']}, attempt {run['attempt']})"
+        if event == "start":
+            self._emit(f"start {what}", f"running {what} — {waiting} waiting")
+        else:
+            self._emit(f"end {what}: {status}", f"{waiting} waiting")
+
+    def waiting(self, next_due: float | None) -> None:
+        if self._status is not None:
+            when = "" if next_due is None else time.strftime(" (next at %H:%M:%S)",
+                                                             time.localtime(next_due))
+            self._status.update(f"waiting for runs{when}")
+
+    def idle(self, why: str) -> None:
+        text = ("the queue is paused; `batch_runner queue resume` lets runs start"
+                if why == "paused" else "the queue is empty")
+        self._emit(text, text)
+
+    def _emit(self, line: str, status_line: str) -> None:
+        if self._status is None:
+            print(line, flush=True)
+            return
+        self.console.log(line)
+        self._status.update(status_line)
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()

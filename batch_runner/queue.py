@@ -1,0 +1,98 @@
+"""The ad-hoc queue's operations (SPEC 10): add, find, remove, stop, pause.
+
+Ad-hoc runs and runs of named jobs share one table and one executor; this module only adds
+the operations users call by hand. Draining is ``runner.drain_due`` for every kind of run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from batch_runner.bookkeeping import new_run_id, record_canceled
+from batch_runner.context import RunnerContext
+from batch_runner.errors import NotFound, OperationFailed, UsageError
+from batch_runner.wakeup import poke
+
+ADHOC_JOB_NAME = "adhoc"
+
+
+def adhoc_spec(command: list[str], timeout: float) -> dict[str, Any]:
+    """What an ad-hoc command run executes: one argument may hold shell syntax, several are argv."""
+    return {
+        "type": "command", "command": command[0] if len(command) == 1 else list(command),
+        "shell": "auto", "cwd": None, "env": {}, "timeout": timeout,
+        "backoff": "exponential", "backoff_seconds": 30.0, "notify_after": None,
+        "ping_url": None, "http": None,
+    }
+
+
+def add(
+    ctx: RunnerContext, spec: dict[str, Any], *, priority: int = 0, due_at: float | None = None,
+    max_attempts: int = 1, label: str | None = None,
+) -> str:
+    """Persist a pending run; durable once this returns (the store syncs every commit)."""
+    now = time.time()
+    run_id = new_run_id(now)
+    with ctx.store.transaction() as db:
+        ctx.store.insert_run({
+            "run_id": run_id, "job_name": label or ADHOC_JOB_NAME, "kind": "adhoc",
+            "spec": spec, "trigger": "queue", "priority": priority, "status": "pending",
+            "max_attempts": max_attempts, "due_at": now if due_at is None else due_at,
+            "created_at": now, "label": label,
+        }, db)
+    poke(ctx.layout.log_dir)
+    return run_id
+
+
+def find(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
+    """The run with this id (or unique id prefix); NotFound (exit 3) otherwise."""
+    matches = ctx.store.find_runs(run_id)
+    exact = [m for m in matches if m["run_id"] == run_id]
+    if exact:
+        return exact[0]
+    if not matches:
+        raise NotFound(f"no run with id {run_id!r}; `batch_runner queue list --all` shows ids")
+    if len(matches) > 1:
+        raise UsageError(f"run id {run_id!r} is ambiguous; give more of it")
+    return matches[0]
+
+
+def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
+    """A pending run becomes ``canceled``; a running or finished one is refused."""
+    run = find(ctx, run_id)
+    if run["status"] == "running":
+        raise OperationFailed(f"run {run['run_id']} is running; use "
+                              f"`batch_runner stop {run['run_id']}` to stop it")
+    if not ctx.store.cancel_if_pending(run["run_id"], "canceled: removed from the queue",
+                                       time.time()):
+        raise OperationFailed(f"run {run['run_id']} has already finished ({run['status']})")
+    record_canceled(ctx, run, "canceled: removed from the queue")
+    return run
+
+
+def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
+    """Ask the running attempt of a run (by id) or of a job (by name) to stop."""
+    run = _running_run_of_job(ctx, target) or find(ctx, target)
+    if run["status"] == "pending":
+        reason = "canceled: stopped before it started"
+        if ctx.store.cancel_if_pending(run["run_id"], reason, time.time()):
+            record_canceled(ctx, run, reason)
+            return {**run, "status": "canceled"}
+    if run["status"] != "running" or not ctx.store.request_stop(run["run_id"]):
+        raise OperationFailed(f"run {run['run_id']} of {run['job_name']} is not running "
+                              f"({run['status']})")
+    return run
+
+
+def _running_run_of_job(ctx: RunnerContext, name: str) -> dict[str, Any] | None:
+    active = ctx.store.active_run_of_job(name)
+    if active is None and ctx.config.job(name) is not None:
+        raise OperationFailed(f"job {name!r} is not running")
+    return active
+
+
+def set_paused(ctx: RunnerContext, paused: bool) -> None:
+    ctx.store.set_paused(paused)
+    if not paused:
+        poke(ctx.layout.log_dir)
