@@ -6,7 +6,6 @@ the records of all of them have the same shape.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import Any
@@ -14,10 +13,11 @@ from typing import Any
 from batch_runner import events
 from batch_runner.context import RunnerContext
 from batch_runner.executor import AttemptOutcome
+from batch_runner.logs import get_logger
 from batch_runner.results import append_result
 from batch_runner.timefmt import iso
 
-log = logging.getLogger("batch_runner")
+log = get_logger("batch_runner")
 
 FAILED_STATUSES = ("error", "timeout")
 BACKOFF_CAP_SECONDS = 3600.0
@@ -55,7 +55,7 @@ def result_record(run: dict[str, Any], outcome: AttemptOutcome, ctx: RunnerConte
         "log_file": run["log_file"],
         "host": ctx.host,
         "pid": outcome.pid,
-        **outcome.extra,
+        **(outcome.extra or {}),
     }
 
 
@@ -69,6 +69,7 @@ def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutc
     )
     fields: dict[str, Any] = {
         "status": "pending" if retry else outcome.status,
+        "attempt_status": outcome.status,
         "ended_at": outcome.ended_at,
         "exit_code": outcome.exit_code,
         "error": outcome.error,
@@ -128,6 +129,37 @@ def record_skip(
     }, now)
     log.info("skipped %s: %s", job_name, reason)
     return run_id
+
+
+def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str | None:
+    """A pending run leaves the queue without another attempt; returns its final status.
+
+    Never started: ``canceled``, with a line of its own. Waiting out a retry's backoff: the
+    run ends as its last attempt did (that attempt's line is already written), and its job's
+    state, notices and heartbeat follow as for any finished run. None when the run started
+    again or finished meanwhile.
+    """
+    now = time.time()
+    if run["attempt"] == 0:
+        if not ctx.store.end_if_pending(run["run_id"], "canceled", reason, now):
+            return None
+        record_canceled(ctx, run, reason)
+        return "canceled"
+    status = run.get("attempt_status") or "error"
+    if not ctx.store.end_if_pending(run["run_id"], status, None, now):
+        return None
+    state = None
+    if run["kind"] == "job":
+        state = update_job_state(ctx, run["job_name"], status, run["started_at"] or now)
+    outcome = AttemptOutcome(
+        status=status, exit_code=run.get("exit_code"), error=run.get("error"),
+        output=run.get("output_tail") or "", output_truncated=bool(run.get("output_truncated")),
+        started_at=run["started_at"] or now, ended_at=run.get("ended_at") or now,
+        pid=run.get("pgid"),
+    )
+    events.run_finished(ctx, {**run, "status": status}, outcome, state)
+    log.info("%s (run %s) will not be retried: %s", run["job_name"], run["run_id"], reason)
+    return status
 
 
 def record_canceled(ctx: RunnerContext, run: dict[str, Any], reason: str) -> None:

@@ -8,12 +8,13 @@ Bytes become text only at the end, with ``errors="replace"``.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import deque
 from pathlib import Path
 
-log = logging.getLogger("batch_runner")
+from batch_runner.logs import get_logger
+
+log = get_logger("batch_runner")
 
 STDERR_TAIL_BYTES = 2048
 # Window kept after the marker beyond the tail before the file is compacted: bounds the file

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 from batch_runner.paths import LogLayout
@@ -12,22 +10,25 @@ from batch_runner.spec import ConfigSpec
 from batch_runner.store import Store
 
 
-@dataclass
 class RunnerContext:
     """One process's view of a config and its log dir; opens the store on first use."""
 
-    config: ConfigSpec
-    durable: bool = False
-    host: str = field(default_factory=lambda: os.uname().nodename)
-    pid: int = field(default_factory=os.getpid)
+    def __init__(self, config: ConfigSpec, *, durable: bool = False) -> None:
+        self.config = config
+        self.durable = durable
+        self.host = os.uname().nodename
+        self.pid = os.getpid()
+        self._store: Store | None = None
 
-    @cached_property
+    @property
     def layout(self) -> LogLayout:
         return LogLayout(Path(self.config.settings.log_dir))
 
-    @cached_property
+    @property
     def store(self) -> Store:
-        return Store(self.layout.database, durable=self.durable)
+        if self._store is None:
+            self._store = Store(self.layout.database, durable=self.durable)
+        return self._store
 
     @property
     def root(self) -> Path:

@@ -7,18 +7,18 @@ the next pending run is due or it is poked, and releases the executor lock betwe
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 
 from batch_runner.context import RunnerContext
 from batch_runner.locks import FileLock
+from batch_runner.logs import get_logger
 from batch_runner.recovery import reap_orphans
 from batch_runner.runner import Interrupter, drain_due
 from batch_runner.spec import ConfigSpec
 
-log = logging.getLogger("batch_runner")
+log = get_logger("batch_runner")
 
 IDLE_RECHECK_SECONDS = 60.0  # a safety net only: new runs come with a poke
 ERROR_PAUSE_SECONDS = 1.0

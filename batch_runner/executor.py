@@ -16,7 +16,6 @@ and outlives a successful run; after a timeout, stop or interrupt it is found by
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import select
@@ -25,15 +24,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from batch_runner import procs
 from batch_runner.capture import OutputCapture
+from batch_runner.logs import get_logger
+from batch_runner.records import REQUIRED, record
 from batch_runner.verdict import CANCEL_VERDICTS, Status, judge, start_error
 
-log = logging.getLogger("batch_runner")
+log = get_logger("batch_runner")
 
 READ_SIZE = 64 * 1024
 # After the main process exits: how long the pipes may stay quiet before we stop waiting for EOF.
@@ -44,38 +42,39 @@ FINAL_DRAIN = 1.0
 REAP_WAIT = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRequest:
+class AttemptRequest(record(
+    "AttemptRequest",
+    run_id=REQUIRED, job_name=REQUIRED, attempt=REQUIRED,
+    argv=REQUIRED,  # list[str]
+    cwd=REQUIRED,
+    env=REQUIRED,  # the full child environment
+    timeout=REQUIRED,  # seconds
+    kill_grace=REQUIRED,  # seconds between SIGTERM and SIGKILL
+    log_path=REQUIRED,  # the run log file, a Path (parent dirs may not exist yet)
+    run_log_max_bytes=REQUIRED, output_max_bytes=REQUIRED,
+)):
     """Everything one attempt needs; built by the runner from the run's frozen spec."""
 
-    run_id: str
-    job_name: str
-    attempt: int
-    argv: list[str]
-    cwd: str
-    env: dict[str, str]  # the full child environment
-    timeout: float  # seconds
-    kill_grace: float  # seconds between SIGTERM and SIGKILL
-    log_path: Path  # the run log file (parent dirs may not exist yet)
-    run_log_max_bytes: int
-    output_max_bytes: int
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptOutcome:
-    """How an attempt ended. ``exit_code`` is None when it never started or a signal ended it."""
-
-    status: Status
-    exit_code: int | None
-    error: str | None  # None on success; else a one-line reason, then the stderr tail if any
-    output: str  # the last output_max_bytes of stdout and stderr, in arrival order
-    output_truncated: bool  # the output or the run log was cut
-    started_at: float  # time.time()
-    ended_at: float
-    pid: int | None
+class AttemptOutcome(record(
+    "AttemptOutcome",
+    status=REQUIRED,  # success, error, timeout, stopped or interrupted
+    exit_code=REQUIRED,  # None when it never started or a signal ended it
+    error=REQUIRED,  # None on success; else a one-line reason, then the stderr tail if any
+    output=REQUIRED,  # the last output_max_bytes of stdout and stderr, in arrival order
+    output_truncated=REQUIRED,  # the output or the run log was cut
+    started_at=REQUIRED,  # time.time()
+    ended_at=REQUIRED,
+    pid=REQUIRED,
     # Extra fields for the JSONL record of kinds of runs other than commands (an HTTP job's
-    # response_status, response_headers, response_body).
-    extra: dict[str, Any] = field(default_factory=dict)
+    # response_status, response_headers, response_body); None for none.
+    extra=None,
+)):
+    """How an attempt ended."""
+
+    __slots__ = ()
 
 
 def execute(
@@ -106,14 +105,11 @@ def execute(
     return _outcome(status, exit_code, reason, capture, started_at, proc.pid)
 
 
-@dataclass(frozen=True, slots=True)
-class _Hooks:
-    """The caller's ways into a running attempt."""
+class _Hooks(record("_Hooks", on_started=REQUIRED, cancel=REQUIRED, wake_fd=REQUIRED,
+                    poll_interval=REQUIRED)):
+    """The caller's ways into a running attempt: on_started(pid), cancel(), a wake fd."""
 
-    on_started: Callable[[int], None] | None
-    cancel: Callable[[], str | None] | None
-    wake_fd: int | None
-    poll_interval: float
+    __slots__ = ()
 
 
 def _supervise(

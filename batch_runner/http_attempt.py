@@ -1,8 +1,13 @@
-"""One attempt of an HTTP job (SPEC 11): one request, judged by its status code."""
+"""One attempt of an HTTP job (SPEC 11): one request, judged by its status code.
+
+The entry point the runner calls; the work is in ``batch_runner.httpjob`` (standard library
+``urllib.request``, see ``httpjob.transport``), imported only when an HTTP attempt runs, so the
+``run-job`` hot path of command jobs never pays for urllib, ssl and http.client.
+"""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 from batch_runner.context import RunnerContext
@@ -10,12 +15,14 @@ from batch_runner.executor import AttemptOutcome, AttemptRequest
 
 
 def run_http_attempt(
-    ctx: RunnerContext, run: dict[str, Any], request: AttemptRequest
+    ctx: RunnerContext, run: dict[str, Any], request: AttemptRequest,
+    cancel: Callable[[], str | None] | None = None,
 ) -> AttemptOutcome:
-    """Make the request described by ``run["spec"]["http"]``; never raises."""
-    now = time.time()
-    return AttemptOutcome(
-        status="error", exit_code=None, output="", output_truncated=False,
-        error="HTTP jobs are not supported by this version of batch_runner yet",
-        started_at=now, ended_at=now, pid=None,
-    )
+    """Make the request described by ``run["spec"]["http"]``; never raises.
+
+    ``cancel`` is the executor's: asked a few times a second, "stopped" or "interrupted" ends
+    the attempt so. Without it, only a ``stop`` request (in the database) ends it early.
+    """
+    from batch_runner.httpjob.attempt import run_attempt
+
+    return run_attempt(ctx, run, request, cancel=cancel)

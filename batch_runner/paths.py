@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_CONFIG = Path("config") / "batch_config.json"
@@ -32,11 +31,13 @@ def resolve_under_root(root: Path | str, value: str) -> Path:
     return path if path.is_absolute() else Path(root) / path
 
 
-@dataclass(frozen=True, slots=True)
 class LogLayout:
     """Every file batch_runner writes, all under the log dir."""
 
-    log_dir: Path
+    __slots__ = ("log_dir",)
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
 
     @property
     def results_dir(self) -> Path:

@@ -15,7 +15,8 @@ import select
 import signal
 import threading
 import time
-from dataclasses import dataclass
+
+from batch_runner.records import REQUIRED, record
 
 # After SIGKILL, how long to wait for the kernel to finish the processes off.
 KILL_WAIT = 1.0
@@ -25,11 +26,10 @@ _RESCAN = 0.25
 _MAX_PIDFDS = 256
 
 
-@dataclass(frozen=True, slots=True)
-class _Proc:
-    pid: int
-    pgid: int
-    marked: bool  # carries BATCH_RUN_ID=<run_id>
+class _Proc(record("_Proc", pid=REQUIRED, pgid=REQUIRED, marked=REQUIRED)):
+    """A process found in /proc; ``marked``: it carries BATCH_RUN_ID=<run_id>."""
+
+    __slots__ = ()
 
 
 def kill_group(pgid: int, sig: int) -> bool:

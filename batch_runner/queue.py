@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from batch_runner.bookkeeping import new_run_id, record_canceled
+from batch_runner.bookkeeping import end_waiting_run, new_run_id
 from batch_runner.context import RunnerContext
 from batch_runner.errors import NotFound, OperationFailed, UsageError
 from batch_runner.wakeup import poke
@@ -59,26 +59,26 @@ def find(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
 
 
 def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
-    """A pending run becomes ``canceled``; a running or finished one is refused."""
+    """A pending run leaves the queue (``canceled``, or as its last attempt ended when it was
+    waiting for a retry); a running or finished one is refused."""
     run = find(ctx, run_id)
     if run["status"] == "running":
         raise OperationFailed(f"run {run['run_id']} is running; use "
                               f"`batch_runner stop {run['run_id']}` to stop it")
-    if not ctx.store.cancel_if_pending(run["run_id"], "canceled: removed from the queue",
-                                       time.time()):
+    status = end_waiting_run(ctx, run, "canceled: removed from the queue") if (
+        run["status"] == "pending") else None
+    if status is None:
         raise OperationFailed(f"run {run['run_id']} has already finished ({run['status']})")
-    record_canceled(ctx, run, "canceled: removed from the queue")
-    return run
+    return {**run, "status": status}
 
 
 def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
     """Ask the running attempt of a run (by id) or of a job (by name) to stop."""
     run = _running_run_of_job(ctx, target) or find(ctx, target)
     if run["status"] == "pending":
-        reason = "canceled: stopped before it started"
-        if ctx.store.cancel_if_pending(run["run_id"], reason, time.time()):
-            record_canceled(ctx, run, reason)
-            return {**run, "status": "canceled"}
+        status = end_waiting_run(ctx, run, "canceled: stopped before it started")
+        if status is not None:
+            return {**run, "status": status}
     if run["status"] != "running" or not ctx.store.request_stop(run["run_id"]):
         raise OperationFailed(f"run {run['run_id']} of {run['job_name']} is not running "
                               f"({run['status']})")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from batch_runner.bookkeeping import finish_attempt
 from batch_runner.context import RunnerContext
 from batch_runner.executor import AttemptOutcome
+from batch_runner.logs import get_logger
 from batch_runner.procs import terminate_run
 
-log = logging.getLogger("batch_runner")
+log = get_logger("batch_runner")
 
 
 def reap_orphans(ctx: RunnerContext, kill_grace: float) -> int:

@@ -7,13 +7,11 @@ arrival, and executes it; so one run at a time across every process on a log dir
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +22,14 @@ from batch_runner.context import RunnerContext
 from batch_runner.executor import AttemptRequest, execute
 from batch_runner.http_attempt import run_http_attempt
 from batch_runner.locks import FileLock
+from batch_runner.logs import get_logger
 from batch_runner.paths import resolve_under_root
 from batch_runner.recovery import reap_orphans
 from batch_runner.spec import JobSpec
 from batch_runner.store import FINISHED_STATUSES
 from batch_runner.timefmt import day_stamp
 
-log = logging.getLogger("batch_runner")
+log = get_logger("batch_runner")
 
 STOP_CHECK_INTERVAL = 1.0
 
@@ -39,9 +38,9 @@ def job_run_spec(job: JobSpec) -> dict[str, Any]:
     """What a run of ``job`` executes, frozen when the run is accepted."""
     return {
         "type": job.type, "command": job.command, "shell": job.shell, "cwd": job.cwd,
-        "env": dict(job.env), "timeout": job.timeout, "backoff": job.backoff,
+        "env": dict(job.env or {}), "timeout": job.timeout, "backoff": job.backoff,
         "backoff_seconds": job.backoff_seconds, "notify_after": job.notify_after,
-        "ping_url": job.ping_url, "http": asdict(job.http) if job.http else None,
+        "ping_url": job.ping_url, "http": job.http._asdict() if job.http else None,
     }
 
 
@@ -155,15 +154,16 @@ def execute_run(
     log.info("start %s (run %s, attempt %d/%d)", run["job_name"], run["run_id"],
              run["attempt"], run["max_attempts"])
     events.attempt_starting(ctx, run)
+    if interrupter is not None:
+        interrupter.run_id = run["run_id"]
+    cancel = interrupter.cancel if interrupter else None
     if run["spec"].get("type") == "http":
-        outcome = run_http_attempt(ctx, run, request)
+        outcome = run_http_attempt(ctx, run, request, cancel=cancel)
     else:
-        if interrupter is not None:
-            interrupter.run_id = run["run_id"]
         outcome = execute(
             request,
             on_started=lambda pid: ctx.store.update_run(run["run_id"], pgid=pid),
-            cancel=interrupter.cancel if interrupter else None,
+            cancel=cancel,
             wake_fd=interrupter.read_fd if interrupter else None,
             cancel_poll_interval=STOP_CHECK_INTERVAL,
         )

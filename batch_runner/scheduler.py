@@ -8,7 +8,6 @@ queue, and hands the queue to the executor thread (``dispatch.Dispatcher``).
 from __future__ import annotations
 
 import heapq
-import logging
 import os
 import random
 import selectors
@@ -23,6 +22,7 @@ from batch_runner.context import RunnerContext
 from batch_runner.dispatch import Dispatcher
 from batch_runner.errors import Busy, ConfigError
 from batch_runner.locks import FileLock, holder_pid
+from batch_runner.logs import get_logger
 from batch_runner.runner import enqueue_job
 from batch_runner.sdnotify import Notifier
 from batch_runner.spec import ConfigSpec, JobSpec
@@ -30,7 +30,7 @@ from batch_runner.timefmt import iso, parse_iso
 from batch_runner.wakeup import bind_listener, drain_listener
 from batch_runner.watch import ConfigWatch
 
-log = logging.getLogger("batch_runner")
+log = get_logger("batch_runner")
 
 # The longest single sleep: a wall-clock jump during a sleep is noticed within this long.
 MAX_SLEEP_SECONDS = 60.0

@@ -8,92 +8,69 @@ Defaults are already resolved in the normalized dict: a job's ``timeout``, ``tim
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-ScheduleType = Literal["interval", "daily", "weekly"]
-JobType = Literal["command", "http"]
-ShellMode = bool | Literal["auto"]
-Backoff = Literal["fixed", "exponential"]
+from batch_runner.records import REQUIRED, record
 
 # Bumped whenever the normalized dict changes shape, so an old snapshot is never trusted.
 SNAPSHOT_FORMAT = 1
 
 
-@dataclass(frozen=True, slots=True)
-class HttpRequestSpec:
-    """What an HTTP job sends (section 11)."""
+class HttpRequestSpec(record("HttpRequestSpec", method="GET", url="", headers=None, params=None,
+                             body=None)):
+    """What an HTTP job sends (section 11): method, url, headers, params, body (JSON or text)."""
 
-    method: str = "GET"
-    url: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
-    body: Any = None
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
+class JobSpec(record(
+    "JobSpec",
+    name=REQUIRED, schedule_type=REQUIRED, schedule_time=REQUIRED,
+    command=None,  # a string, or a list (argv, never run by a shell); None for HTTP jobs
+    enabled=True, description=None, tags=(), timeout=1800.0,
+    shell="auto",  # True, False or "auto"
+    cwd=None, env=None, timezone=None,  # timezone None: the system's local zone
+    max_attempts=1, backoff="exponential", backoff_seconds=30.0, priority=0,
+    catch_up=False, jitter=0.0, notify_after=3,
+    type="command",  # "command" or "http"
+    ping_url=None,
+    http=None,  # an HttpRequestSpec for HTTP jobs
+    # Seeds from the original format; the live values are in the state database.
+    last_run=None, last_status=None, error_count=0,
+)):
     """One job of the config, defaults resolved."""
 
-    name: str
-    schedule_type: ScheduleType
-    schedule_time: str
-    command: str | list[str] | None = None
-    enabled: bool = True
-    description: str | None = None
-    tags: tuple[str, ...] = ()
-    timeout: float = 1800.0
-    shell: ShellMode = "auto"
-    cwd: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    timezone: str | None = None
-    max_attempts: int = 1
-    backoff: Backoff = "exponential"
-    backoff_seconds: float = 30.0
-    priority: int = 0
-    catch_up: bool = False
-    jitter: float = 0.0
-    notify_after: int = 3
-    type: JobType = "command"
-    ping_url: str | None = None
-    http: HttpRequestSpec | None = None
-    # Seeds from the original format; live values are in the state database.
-    last_run: str | None = None
-    last_status: str | None = None
-    error_count: int = 0
+    __slots__ = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobSpec:
         values = dict(data)
         values["tags"] = tuple(values.get("tags") or ())
+        values["env"] = dict(values.get("env") or {})
         if values.get("http") is not None:
             values["http"] = HttpRequestSpec(**values["http"])
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
-    max_response_bytes: int = 1024 * 1024
-    mask_headers: tuple[str, ...] = ("Authorization", "Cookie", "X-Api-Key")
-    allow_hosts: tuple[str, ...] = ()
+class HttpSettings(record(
+    "HttpSettings", max_response_bytes=1024 * 1024,
+    mask_headers=("Authorization", "Cookie", "X-Api-Key"), allow_hosts=(),
+)):
+    """``settings.http``: response cap, headers to mask, hosts allowed (empty: any)."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Top-level ``settings``; ``log_dir`` is absolute."""
+class Settings(record(
+    "Settings",
+    log_dir=REQUIRED,  # absolute
+    default_timeout=1800.0, kill_grace=10.0, shutdown_grace=30.0, timezone=None,
+    notify_after=3, notifiers=(), output_max_bytes=65536, run_log_max_bytes=10 * 1024 * 1024,
+    retention_days=30, ping_url=None, http=HttpSettings(),
+)):
+    """Top-level ``settings``."""
 
-    log_dir: str
-    default_timeout: float = 1800.0
-    kill_grace: float = 10.0
-    shutdown_grace: float = 30.0
-    timezone: str | None = None
-    notify_after: int = 3
-    notifiers: tuple[dict[str, Any], ...] = ()
-    output_max_bytes: int = 65536
-    run_log_max_bytes: int = 10 * 1024 * 1024
-    retention_days: int = 30
-    ping_url: str | None = None
-    http: HttpSettings = field(default_factory=HttpSettings)
+    __slots__ = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
@@ -107,14 +84,11 @@ class Settings:
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigSpec:
+class ConfigSpec(record("ConfigSpec", path=REQUIRED, root=REQUIRED, settings=REQUIRED,
+                        jobs=REQUIRED)):
     """A whole validated config: where it came from, the settings, the jobs in file order."""
 
-    path: str
-    root: str
-    settings: Settings
-    jobs: tuple[JobSpec, ...]
+    __slots__ = ()
 
     def job(self, name: str) -> JobSpec | None:
         for job in self.jobs:

@@ -6,6 +6,7 @@ run is one ``BEGIN IMMEDIATE`` transaction, so two drainers can never take the s
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -49,7 +50,8 @@ CREATE TABLE IF NOT EXISTS runs (
     label TEXT,
     progress_percent REAL,
     progress_message TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    attempt_status TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (priority DESC, due_at, seq)
     WHERE status = 'pending';
@@ -102,28 +104,37 @@ class Store:
         self._db.close()
 
     def _ensure_schema(self) -> None:
-        row = None
+        if self._schema_version() is not None:
+            return
+        # Creating the database is the one step two processes (or the scheduler's two threads)
+        # must not race on: switching to WAL does not wait for a busy handler.
+        with open(self.path.with_name(self.path.name + ".init-lock"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            if self._schema_version() is not None:
+                return
+            if self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+                raise StorageError(f"cannot switch the state database {self.path} to WAL mode")
+            with self.transaction() as db:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                           (str(SCHEMA_VERSION),))
+
+    def _schema_version(self) -> int | None:
+        """The database's schema version; None when it is new; refuses a newer one."""
         try:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.OperationalError:
-            pass  # a new database: no meta table yet
-        if row is not None:
-            if int(row[0]) > SCHEMA_VERSION:
-                raise StorageError(
-                    f"the state database {self.path} has schema version {row[0]}, newer than "
-                    f"this batch_runner understands ({SCHEMA_VERSION}); upgrade batch_runner"
-                )
-            return
-        if self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
-            raise StorageError(f"cannot switch the state database {self.path} to WAL mode")
-        with self.transaction() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
+            return None  # a new database: no meta table yet
+        if row is None:
+            return None
+        if int(row[0]) > SCHEMA_VERSION:
+            raise StorageError(
+                f"the state database {self.path} has schema version {row[0]}, newer than "
+                f"this batch_runner understands ({SCHEMA_VERSION}); upgrade batch_runner"
             )
+        return int(row[0])
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -282,13 +293,14 @@ class Store:
                 {"notified": 0, **{k: v for k, v in state.items() if k != "next_run"}},
             )
 
-    def cancel_if_pending(self, run_id: str, reason: str, now: float) -> bool:
-        """A pending run becomes ``canceled``; False if it had already started or finished."""
+    def end_if_pending(self, run_id: str, status: str, error: str | None, now: float) -> bool:
+        """A pending run ends with ``status`` without another attempt; False if it had
+        already started again or finished."""
         with self.transaction() as db:
             changed = db.execute(
-                "UPDATE runs SET status = 'canceled', error = ?, ended_at = ? "
-                "WHERE run_id = ? AND status = 'pending'",
-                (reason, now, run_id),
+                "UPDATE runs SET status = ?, error = COALESCE(?, error), "
+                "ended_at = COALESCE(ended_at, ?) WHERE run_id = ? AND status = 'pending'",
+                (status, error, now, run_id),
             ).rowcount
         return changed == 1
 

@@ -12,6 +12,10 @@ def run_view(run: dict[str, Any], settings: Any = None) -> dict[str, Any]:
     started, ended = run.get("started_at"), run.get("ended_at")
     finished = run["status"] not in ("pending", "running")
     spec = run.get("spec") or {}
+    if spec.get("type") == "http":
+        from batch_runner.httpjob.masking import masked_spec
+
+        spec = masked_spec(spec, settings)
     return {
         "job_name": run["job_name"],
         "start_time": iso(started),
@@ -37,4 +41,5 @@ def run_view(run: dict[str, Any], settings: Any = None) -> dict[str, Any]:
         "due_at": iso(run.get("due_at")),
         "label": run.get("label"),
         "command": spec.get("command"),
+        "request": spec.get("http"),
     }

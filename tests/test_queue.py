@@ -234,8 +234,9 @@ def test_run_job_queue_and_the_scheduler_drains_the_queue(queue_project: Path) -
         queued = run_cli(queue_project, "run-job", "quick", "--queue")
         assert queued.returncode == 0
         run_id = queued.stdout.strip()
+        # The scheduler is woken, not left to its once-a-minute look at the queue.
+        wait_for(lambda: show(queue_project, run_id)["status"] == "success", 5)
         adhoc = add(queue_project, "--", "true")
-        wait_for(lambda: show(queue_project, run_id)["status"] == "success", 10)
         wait_for(lambda: show(queue_project, adhoc)["status"] == "success", 10)
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -250,3 +251,17 @@ def test_queue_clean_forgets_old_finished_runs(queue_project: Path) -> None:
     result = run_cli(queue_project, "queue", "clean", "--keep-days", "0")
     assert result.returncode == 0 and "removed 1" in result.stdout
     assert run_cli(queue_project, "queue", "show", run_id).returncode == 3
+
+
+def test_stopping_a_run_waiting_for_its_retry_ends_it_as_its_last_attempt(project: Path) -> None:
+    write_config(project, [job("flaky", "exit 3", max_attempts=3, backoff="fixed",
+                               backoff_seconds=60)])
+    run_id = run_cli(project, "run-job", "flaky", "--queue").stdout.strip()
+    assert run_cli(project, "queue", "run").returncode == 1  # attempt 1 fails; retry in 60 s
+    assert show(project, run_id)["status"] == "pending"
+    assert run_cli(project, "stop", "flaky").returncode == 0
+    view = show(project, run_id)
+    assert view["status"] == "error" and view["attempt"] == 1
+    [row] = json.loads(run_cli(project, "list", "--json").stdout)
+    assert row["error_count"] == 1 and row["last_status"] == "error"
+    assert [r["status"] for r in read_results(project)] == ["error"]  # one line per attempt

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -16,8 +16,21 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one sentence on stderr and exit 2 through ``main``."""
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _formatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageErrorExit(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    # Given a width, argparse does not import shutil (and with it bz2 and lzma) on every run.
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        columns = 80
+    return argparse.HelpFormatter(prog, width=max(columns, 40) - 2)
 
 
 class UsageErrorExit(Exception):
@@ -37,7 +50,8 @@ def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         "warning otherwise)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser for ``argv``: only the subcommands it needs are imported and registered."""
     from batch_runner.cli import commands
 
     parser = _Parser(prog="batch_runner", description="Run a machine's batch jobs on time, "
@@ -45,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batch_runner {__version__}")
     _common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for register in commands.REGISTRARS:
+    for register in commands.registrars(argv):
         register(sub, lambda p: _common_options(p, top=False))
     return parser
 
@@ -57,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"batch_runner {__version__}")
         return 0
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
     except UsageErrorExit as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
@@ -82,7 +96,9 @@ def _run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Na
         return exc.exit_code
     except BatchRunnerError as exc:
         if debug:
-            logging.getLogger("batch_runner").exception("failed")
+            from batch_runner.logs import get_logger
+
+            get_logger().exception("failed")
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -98,28 +114,12 @@ def _run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Na
         return 1
 
 
-_LEVEL_COLOURS = {"WARNING": "\x1b[33m", "ERROR": "\x1b[31m", "CRITICAL": "\x1b[31;1m"}
-
-
-class _Formatter(logging.Formatter):
-    """One plain line per event; the level is coloured only when stderr is a terminal."""
-
-    def __init__(self, colour: bool) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
-        self.colour = colour
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        line = super().formatMessage(record)
-        if self.colour and record.levelname in _LEVEL_COLOURS:
-            line = line.replace(record.levelname, _LEVEL_COLOURS[record.levelname]
-                                + record.levelname + "\x1b[0m", 1)
-        return line
-
-
 def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(colour=sys.stderr.isatty()))
-    root = logging.getLogger("batch_runner")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    from batch_runner import logs
+
+    def configure() -> None:
+        from batch_runner.cli.logsetup import configure_logging
+
+        configure_logging(level)
+
+    logs.set_up(level, configure)

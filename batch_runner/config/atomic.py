@@ -8,11 +8,12 @@ from pathlib import Path
 
 
 def write_atomic(path: Path, data: bytes, *, like: os.stat_result | None = None,
-                 exclusive: bool = False) -> None:
+                 exclusive: bool = False, mode: int | None = None) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync it, rename it over ``path``.
 
     ``like``: the stat of the file being replaced, whose mode (and owner, when allowed) the new
     file keeps. ``exclusive``: fail with FileExistsError instead of replacing an existing file.
+    ``mode``: the new file's mode, whatever the umask (for files that may hold secrets).
     """
     temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     # 0o666 lets the umask decide the mode of a new file, as any editor would.
@@ -22,6 +23,8 @@ def write_atomic(path: Path, data: bytes, *, like: os.stat_result | None = None,
             _write_all(fd, data)
             if like is not None:
                 _copy_mode(fd, like)
+            elif mode is not None:
+                os.fchmod(fd, mode)
             os.fsync(fd)
         finally:
             os.close(fd)

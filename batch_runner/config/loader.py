@@ -9,32 +9,32 @@ never imports pydantic. Anything unexpected about the snapshot just means valida
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+try:  # the built-in implementation: hashlib would load OpenSSL, a few ms on every run-job
+    from _sha256 import sha256
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import sha256
+
 from batch_runner import __version__
 from batch_runner.errors import ConfigError
+from batch_runner.logs import get_logger
 from batch_runner.paths import DEFAULT_LOG_DIR, LogLayout, resolve_under_root
+from batch_runner.records import REQUIRED, record
 from batch_runner.spec import SNAPSHOT_FORMAT, ConfigSpec
 
-log = logging.getLogger("batch_runner.config")
+log = get_logger("batch_runner.config")
 
 _EXAMPLE = '{"jobs": [...]}'
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A config file as read: its bytes, its text and the parsed top-level object."""
+class Source(record("Source", path=REQUIRED, data=REQUIRED, text=REQUIRED, document=REQUIRED)):
+    """A config file as read: its path, bytes, text and the parsed top-level object (a dict)."""
 
-    path: Path
-    data: bytes
-    text: str
-    document: dict[str, Any]
+    __slots__ = ()
 
 
 def load_config(config_path: Path, root: Path) -> ConfigSpec:
@@ -130,7 +130,7 @@ def _snapshot_key(source: Source, root: Path) -> dict[str, Any]:
     return {
         "format": SNAPSHOT_FORMAT,
         "version": __version__,
-        "sha256": hashlib.sha256(source.data).hexdigest(),
+        "sha256": sha256(source.data).hexdigest(),
         "config_path": os.path.abspath(source.path),
         "root": str(root),
     }
@@ -171,8 +171,9 @@ def _store_snapshot(source: Source, root: Path, normalized: dict[str, Any]) -> N
     path = _snapshot_path(normalized["settings"]["log_dir"], root)
     payload = {**_snapshot_key(source, root), "config": normalized}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(payload, indent=1).encode())
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Owner only: the snapshot copies the config, literal header values included.
+        write_atomic(path, json.dumps(payload, indent=1).encode(), mode=0o600)
     except OSError as exc:
         # Best effort: without a snapshot the next load validates again, which is only slower.
         log.debug("cannot write the config snapshot %s: %s", path, exc)

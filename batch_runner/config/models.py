@@ -28,10 +28,10 @@ from pydantic_core import PydanticCustomError
 
 from batch_runner import schedules
 from batch_runner.config.words import did_you_mean, show
+from batch_runner.httpjob.prepare import HTTP_METHODS
 
 # Beyond any sensible batch duration, and well inside what timedelta and SQLite can hold.
 MAX_SECONDS = 3650 * 86400
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _NAME_RE = f"^{_NAME.pattern}$"  # for the JSON Schema; Python's "$" would allow a final newline
 

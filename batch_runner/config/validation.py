@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from batch_runner.config import problems as found
+from batch_runner.config.httpchecks import http_problems
 from batch_runner.config.jsonpos import scan
 from batch_runner.config.models import ConfigModel
 from batch_runner.config.normalize import normalize
@@ -21,12 +23,14 @@ def validate_document(
 
     ``text`` is the JSON the document was parsed from; with it, each problem gets a line and
     column, and keys repeated in one object are found (``json.loads`` keeps only the last).
+    The ``${VAR}`` references of HTTP jobs are checked against this process's environment.
     """
     positions = scan(text) if text is not None else None
     problems = [
         *(found.duplicate_keys(positions) if positions else []),
         *found.misspelt_top_level(document),
         *found.duplicate_names(document),
+        *http_problems(document, os.environ),
     ]
     try:
         model = ConfigModel.model_validate(document)

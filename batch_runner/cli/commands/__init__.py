@@ -1,25 +1,46 @@
-"""Each module registers its subcommands; handlers import what is costly only when they run."""
+"""Each module registers its subcommands; only the module of the command being run is imported.
 
-from batch_runner.cli.commands import (
-    configcmds,
-    control,
-    daemon,
-    export,
-    history,
-    jobs,
-    maintenance,
-    queue,
-    run,
-)
+``COMMANDS`` maps every command to its module, in the order ``--help`` lists them.
+"""
 
-REGISTRARS = [
-    run.register,
-    jobs.register,
-    configcmds.register,
-    history.register,
-    daemon.register,
-    export.register,
-    maintenance.register,
-    queue.register,
-    control.register,
-]
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+COMMANDS = {
+    "run-job": "run",
+    "list": "jobs", "add": "jobs", "remove": "jobs", "enable": "jobs", "disable": "jobs",
+    "validate": "configcmds", "init": "configcmds", "schema": "configcmds",
+    "history": "history", "logs": "history",
+    "scheduler": "daemon", "next": "daemon", "status": "daemon",
+    "cron": "export", "systemd": "export",
+    "clean": "maintenance",
+    "notify-test": "notifycmd",
+    "queue": "queue",
+    "stop": "control", "progress": "control",
+}
+
+# Options before the command that take a value: their value is not the command.
+_OPTIONS_WITH_VALUE = {"-c", "--config", "--root", "-l", "--log-level"}
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (after the common options), or None."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _OPTIONS_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def registrars(argv: Sequence[str]) -> list[Callable[[Any, Any], None]]:
+    """The ``register`` functions needed to parse ``argv``: one module, or all for help."""
+    wanted = COMMANDS.get(command_in(argv) or "")
+    modules = [wanted] if wanted else list(dict.fromkeys(COMMANDS.values()))
+    return [importlib.import_module(f"batch_runner.cli.commands.{m}").register for m in modules]

@@ -66,8 +66,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     ctx = app.context(args)
     pid = scheduler_pid(ctx)
-    running = [run_view(r) for r in ctx.store.runs_with_status("running")]
-    pending = [run_view(r) for r in ctx.store.runs_with_status("pending", limit=1000)]
+    running = [run_view(r, ctx.config.settings) for r in ctx.store.runs_with_status("running")]
+    pending = [run_view(r, ctx.config.settings)
+               for r in ctx.store.runs_with_status("pending", limit=1000)]
     status = {"scheduler": {"alive": pid is not None, "pid": pid},
               "paused": ctx.store.is_paused(), "running": running, "pending": pending}
     if args.json:

@@ -120,8 +120,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _what(view: dict[str, Any]) -> str:
-    command = view.get("command")
-    text = command if isinstance(command, str) else " ".join(command or [])
+    command, request = view.get("command"), view.get("request")
+    text = command if isinstance(command, str) else shlex.join(command or [])
+    if request:
+        text = f"{request.get('method', 'GET')} {request.get('url', '')}"
     if view.get("label"):
         text = f"{view['label']}: {text}" if text else view["label"]
     return text[:70] or view["job_name"]

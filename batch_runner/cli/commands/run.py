@@ -33,6 +33,9 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         run_id = enqueue_job(ctx, job, "queue")
         if run_id is None:
             return EXIT_BUSY
+        from batch_runner.wakeup import poke
+
+        poke(ctx.layout.log_dir)
         print(run_id)
         return EXIT_OK
     interrupter = Interrupter(ctx)
@@ -54,13 +57,14 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 
 
 def _report(ctx: Any, run: dict[str, Any]) -> int:
-    import time
-
     status = run.get("status")
     if status == "pending":
-        ctx.store.cancel_if_pending(run["run_id"], "canceled: run-job was interrupted", time.time())
-        print(f"{run['job_name']}: canceled before it started (interrupted)", file=sys.stderr)
-        return EXIT_FAILED
+        from batch_runner.bookkeeping import end_waiting_run
+
+        status = end_waiting_run(ctx, run, "canceled: run-job was interrupted") or status
+        print(f"{run['job_name']}: interrupted while waiting; the run ended {status}",
+              file=sys.stderr)
+        return EXIT_BY_STATUS.get(status, EXIT_FAILED)
     took = (run.get("ended_at") or 0) - (run.get("started_at") or 0)
     line = f"{run['job_name']}: {status} in {took:.2f} s (run {run['run_id']}"
     line += f", attempt {run['attempt']}/{run['max_attempts']})"

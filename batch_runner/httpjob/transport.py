@@ -1,0 +1,239 @@
+"""One HTTP exchange over the network, with ``urllib.request`` from the standard library.
+
+Why urllib: it is always there, it honours the usual ``https_proxy``/``no_proxy`` variables,
+verifies TLS certificates by default and follows redirects through a handler we can replace.
+Three of its defaults are changed here:
+
+- redirects: followed at most ``MAX_REDIRECTS`` times, only over http(s), only to allowed hosts,
+  without credentials in the new URL, and without the masked headers (``Authorization``,
+  cookies, API keys) once they lead to another origin; the body of a redirect is never read;
+- the body: read in chunks, never more than the cap plus one chunk, so memory stays bounded
+  whatever the server sends;
+- the connections are tracked, so another thread can ``abort()`` a blocked read at once.
+
+Errors become ``Failure`` with the one-line reason users read (``connection refused: h:p``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import string
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+from batch_runner.httpjob import hosts
+from batch_runner.httpjob.masking import mask_names, safe_url
+from batch_runner.httpjob.prepare import PreparedRequest
+from batch_runner.verdict import format_seconds
+
+MAX_REDIRECTS = 5
+CHUNK = 64 * 1024
+# Never forwarded to another origin by a redirect, whatever mask_headers says.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+class Failure(Exception):
+    """The exchange failed; ``str()`` is the one-line reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A response as received, its body cut at the cap."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    truncated: bool  # the server sent more than the cap
+    url: str  # where it came from, after redirects; no credentials
+    redirects: int
+
+
+class Exchange:
+    """One request and its response; ``run()`` in a worker, ``abort()`` from anywhere."""
+
+    def __init__(
+        self, request: PreparedRequest, *, allow_hosts: tuple[str, ...], mask: tuple[str, ...],
+        max_body: int, timeout: float,
+    ) -> None:
+        self.request, self.allow_hosts, self.max_body = request, allow_hosts, max_body
+        self.sensitive = mask_names(mask) | _CREDENTIAL_HEADERS
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.url, self.host, self.port = request.url, request.host, request.port
+        self.redirects = 0
+        self.aborted = threading.Event()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def run(self) -> Response:
+        """Send the request and read the response; Failure with the reason if it fails."""
+        try:
+            return self._exchange()
+        except Failure:
+            raise
+        except Exception as exc:  # every other way a request can fail becomes one sentence
+            if self.aborted.is_set():
+                raise Failure("aborted") from None
+            raise Failure(self._reason(exc)) from None
+
+    def abort(self) -> None:
+        """Stop the exchange: a blocked connect or read returns at once."""
+        self.aborted.set()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            sock = connection.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed: nothing to interrupt
+
+    def _exchange(self) -> Response:
+        req = self.request
+        opener = urllib.request.build_opener(
+            _Redirects(self), _Http(self.track), _Https(self.track, ssl.create_default_context())
+        )
+        request = urllib.request.Request(req.url, data=req.data, headers=req.headers,
+                                         method=req.method)
+        try:
+            response = opener.open(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:  # a non-2xx status is a response all the same
+            response = exc
+        with response:
+            body, truncated = self._read_body(response)
+            return Response(
+                status=response.status, reason=str(response.reason or ""),
+                headers=list(response.headers.items()), body=body, truncated=truncated,
+                url=self.url, redirects=self.redirects,
+            )
+
+    def _read_body(self, response: Any) -> tuple[bytes, bool]:
+        """At most ``max_body`` bytes, and whether the server had more."""
+        # An HTTPError wraps the HTTPResponse; an HTTPResponse's own fp is the raw socket file.
+        source = response.fp if isinstance(response, urllib.error.HTTPError) else response
+        chunks, size = [], 0
+        while size <= self.max_body:
+            if self.aborted.is_set():
+                raise Failure("aborted")
+            if time.monotonic() > self.deadline:
+                raise TimeoutError
+            chunk = source.read1(min(CHUNK, self.max_body + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+        return data[: self.max_body], size > self.max_body
+
+    def track(self, make: Callable[..., http.client.HTTPConnection]) -> Callable[..., Any]:
+        """A connection factory for urllib that remembers each connection for ``abort()``."""
+
+        def connect(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+            connection = make(host, **kwargs)
+            with self._lock:
+                self._connections.append(connection)
+            if self.aborted.is_set():
+                raise Failure("aborted")
+            return connection
+
+        return connect
+
+    def check_redirect(self, new_url: str) -> str:
+        """Failure if the redirect to ``new_url`` may not be followed; else the URL to follow
+        (without credentials)."""
+        parts = urlsplit(new_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Failure(f"redirect refused: {safe_url(new_url)} is not an http(s) URL")
+        if self.redirects >= MAX_REDIRECTS:
+            raise Failure(f"too many redirects (more than {MAX_REDIRECTS})")
+        if not hosts.host_allowed(parts.hostname, self.allow_hosts):
+            raise Failure(f"redirect refused: {hosts.refusal(parts.hostname)}")
+        return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+    def moved_to(self, url: str) -> None:
+        """A redirect is being followed: errors from now on name its host."""
+        parts = urlsplit(url)
+        self.redirects += 1
+        self.url, self.host = url, parts.hostname or self.host
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+            exc = exc.reason
+        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        if isinstance(exc, TimeoutError):
+            return f"timed out after {format_seconds(self.timeout)} s"
+        if isinstance(exc, socket.gaierror):
+            return f"cannot resolve host: {self.host}"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"connection refused: {where}"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return f"TLS error: {exc.verify_message or exc.reason} ({where})"
+        if isinstance(exc, ssl.SSLError):
+            return f"TLS error: {exc.reason or exc} ({where})"
+        if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected):
+            return f"connection closed by {where} before a complete response"
+        if isinstance(exc, http.client.HTTPException):
+            return f"bad HTTP response from {where}: {type(exc).__name__}"
+        if isinstance(exc, OSError):
+            return f"connection to {where} failed: {exc.strerror or exc}"
+        return f"request failed: {type(exc).__name__}: {exc}"
+
+
+class _Http(urllib.request.HTTPHandler):
+    def __init__(self, track: Callable[..., Any]) -> None:
+        super().__init__()
+        self._track = track
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(self._track(http.client.HTTPConnection), req)
+
+
+class _Https(urllib.request.HTTPSHandler):
+    def __init__(self, track: Callable[..., Any], context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self._track = track
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(self._track(http.client.HTTPSConnection), req, context=self._context)
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """urllib's method rules (a POST becomes a GET on 301-303), our checks (``check_redirect``)."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+
+    def http_error_302(self, req: Any, fp: Any, code: int, msg: str, headers: Any) -> Any:
+        location = headers.get("location")
+        if not location:
+            return None  # not a redirect after all: the 3xx is the response
+        # As urllib does: the header was decoded as latin-1; percent-encode the raw bytes.
+        raw = quote(location, encoding="iso-8859-1", safe=string.punctuation)
+        old = urlsplit(req.full_url)
+        try:
+            new_url = self.exchange.check_redirect(urljoin(req.full_url, raw))
+        except Failure:
+            fp.close()
+            raise
+        new = self.redirect_request(req, fp, code, msg, headers, new_url)
+        if new is None:
+            return None
+        self.exchange.moved_to(new_url)
+        if urlsplit(new_url)[:2] != old[:2]:  # another origin: no credentials go there
+            for name in [n for n in new.headers if n.lower() in self.exchange.sensitive]:
+                del new.headers[name]
+        fp.close()  # the body of a redirect is never read: it could be of any size
+        return self.parent.open(new, timeout=req.timeout)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302

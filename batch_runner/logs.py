@@ -1,0 +1,67 @@
+"""The runner's loggers, which import ``logging`` only when a message is to be emitted.
+
+``logging`` costs several milliseconds to import, and ``run-job`` from cron (whose default
+level is ``warning``) usually emits nothing. The CLI sets ``threshold`` and ``configure``;
+below the threshold a call returns at once, at or above it the real logger takes over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+threshold = 0  # without the CLI (tests, library use) every call goes to logging
+_configure: Callable[[], None] | None = None
+
+
+def set_up(level: str, configure: Callable[[], None]) -> None:
+    """Emit at ``level`` and above; ``configure()`` installs the handlers on first use."""
+    global threshold, _configure
+    threshold = LEVELS[level]
+    _configure = configure
+
+
+def _real(name: str):
+    global _configure
+    import logging
+
+    if _configure is not None:
+        configure, _configure = _configure, None
+        configure()
+    return logging.getLogger(name)
+
+
+class LazyLogger:
+    """The subset of ``logging.Logger`` batch_runner uses."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str = "batch_runner") -> None:
+        self.name = name
+
+    def _log(self, level: int, method: str, msg: str, *args: object, **kwargs: object) -> None:
+        if level >= threshold:
+            getattr(_real(self.name), method)(msg, *args, **kwargs)
+
+    def debug(self, msg: str, *args: object, **kwargs: object) -> None:
+        self._log(10, "debug", msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: object, **kwargs: object) -> None:
+        self._log(20, "info", msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: object, **kwargs: object) -> None:
+        self._log(30, "warning", msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: object, **kwargs: object) -> None:
+        self._log(40, "error", msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: object, **kwargs: object) -> None:
+        self._log(40, "exception", msg, *args, **kwargs)
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level >= threshold and _real(self.name).isEnabledFor(level)
+
+
+def get_logger(name: str = "batch_runner") -> LazyLogger:
+    return LazyLogger(name)

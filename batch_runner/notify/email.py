@@ -1,0 +1,102 @@
+"""The ``email`` notifier: SMTP, with STARTTLS and credentials from environment variables.
+
+Port 465 speaks TLS from the first byte (SMTPS), as every mail provider documents it; any other
+port starts in plain text and upgrades with STARTTLS when ``starttls`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from batch_runner.notify import NotifierError
+from batch_runner.notify.notice import notice_subject
+from batch_runner.notify.secrets import redact
+
+SMTPS_PORT = 465
+# The notice fields listed under the text, in this order, when they have a value.
+_BODY_FIELDS = ("kind", "job_name", "status", "error_count", "notify_after", "run_id",
+                "attempt", "max_attempts", "exit_code", "start_time", "end_time", "host",
+                "log_file")
+
+
+def send(notifier: Mapping[str, Any], notice: dict[str, Any]) -> None:
+    """Send the notice as a plain-text mail; raise NotifierError with the reason if it fails."""
+    username, password = _credentials(notifier)
+    try:
+        _send(notifier, build_message(notifier, notice), username, password)
+    except (smtplib.SMTPException, OSError, ValueError) as exc:
+        raise NotifierError(redact(_reason(exc, notifier), [password])) from None
+
+
+def _credentials(notifier: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(username, password) from the environment variables the config names, or (None, None)."""
+    user_var, password_var = notifier.get("username_env"), notifier.get("password_env")
+    if not user_var and not password_var:
+        return None, None
+    if not user_var:
+        raise NotifierError("password_env is set but username_env is not; both are needed")
+    values = []
+    for setting, name in (("username_env", user_var), ("password_env", password_var)):
+        value = os.environ.get(name) if name else ""
+        if value is None:
+            raise NotifierError(f"environment variable {name} ({setting}) is not set")
+        values.append(value)
+    return values[0], values[1]
+
+
+def _send(
+    notifier: Mapping[str, Any], message: EmailMessage, username: str | None, password: str | None
+) -> None:
+    host, port = notifier["smtp_host"], int(notifier.get("smtp_port", 25))
+    timeout = float(notifier.get("timeout", 30))
+    context = ssl.create_default_context()  # certificates and host names are always checked
+    if port == SMTPS_PORT:
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+    with smtp:
+        if notifier.get("starttls") and port != SMTPS_PORT:
+            smtp.starttls(context=context)
+        if username is not None:
+            smtp.login(username, password or "")
+        smtp.send_message(message)
+
+
+def build_message(notifier: Mapping[str, Any], notice: dict[str, Any]) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = notifier["from"]
+    message["To"] = ", ".join(notifier["to"])
+    message["Subject"] = notice_subject(notice)
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=notice.get("host") or None)
+    lines = [notice["text"], ""]
+    lines += [f"{key}: {notice[key]}" for key in _BODY_FIELDS if notice.get(key) is not None]
+    if notice.get("error"):
+        lines += ["", "error:", notice["error"]]
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def _reason(exc: BaseException, notifier: Mapping[str, Any]) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) \
+            else str(exc.smtp_error)
+        return f"SMTP {exc.smtp_code} {' '.join(text.split())}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "every recipient was refused: " + ", ".join(map(str, exc.recipients))
+    # smtplib turns a read that timed out into "Connection unexpectedly closed: timed out".
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+        return f"timed out after {float(notifier.get('timeout', 30)):g} s"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

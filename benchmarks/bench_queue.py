@@ -1,0 +1,169 @@
+"""The queue's speed, side by side in one run (issue 5).
+
+    python benchmarks/bench_queue.py [--runs N]
+
+- drain rate of N queued `true` runs by `batch_runner queue worker`, against Python starting the
+  same processes one by one (`subprocess.run(["true"], start_new_session=True)`), and against
+  task-spooler (`tsp`) and `nq` when they are installed (Debian packages task-spooler, nq);
+- `queue add` latency with 10 and with 10,000 runs pending;
+- `queue list` with 100,000 finished runs.
+Run it with the Python that has batch_runner installed (a non-editable `pip install .`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from batch_runner.queue import adhoc_spec  # noqa: E402
+from batch_runner.store import Store  # noqa: E402
+
+
+def project(root: Path) -> dict[str, str]:
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "batch_config.json").write_text(json.dumps({"jobs": []}))
+    return {**os.environ, "BATCH_RUNNER_ROOT": str(root)}
+
+
+def fill(root: Path, count: int, status: str, command: str = "true") -> None:
+    """``count`` runs straight into the store (what ``queue add`` persists), in one go."""
+    store = Store(root / "logs" / "state" / "batch_runner.sqlite3")
+    now = time.time()
+    spec = adhoc_spec([command], 60.0)
+    with store.transaction() as db:
+        for i in range(count):
+            store.insert_run({
+                "run_id": f"bench-{status}-{i:07d}", "job_name": "adhoc", "kind": "adhoc",
+                "spec": spec, "trigger": "queue", "status": status, "due_at": now,
+                "created_at": now, "ended_at": now if status != "pending" else None,
+                "attempt": 0 if status == "pending" else 1, "exit_code": 0 if status == "success"
+                else None}, db)
+    store.close()
+
+
+def rate_batch_runner(root: Path, runs: int) -> float:
+    env = project(root)
+    fill(root, runs, "pending")
+    started = time.perf_counter()
+    subprocess.run([PY, "-m", "batch_runner", "queue", "worker"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return runs / (time.perf_counter() - started)
+
+
+def rate_python_loop(runs: int) -> float:
+    started = time.perf_counter()
+    for _ in range(runs):
+        subprocess.run(["true"], start_new_session=True)
+    return runs / (time.perf_counter() - started)
+
+
+def _gate(tmp: Path) -> tuple[Path, str]:
+    go = tmp / "go"
+    return go, f"while [ ! -e {go} ]; do sleep 0.005; done"
+
+
+def rate_task_spooler(tmp: Path, runs: int) -> float | None:
+    if not shutil.which("tsp"):
+        return None
+    env = {**os.environ, "TS_SOCKET": str(tmp / "ts.sock"), "TS_MAXFINISHED": str(runs + 10),
+           "TS_SAVELIST": ""}
+    go, wait_script = _gate(tmp)
+
+    def tsp(*argv: str) -> str:
+        return subprocess.run(["tsp", *argv], env=env, capture_output=True, text=True).stdout
+
+    tsp("-S", "1")
+    tsp("sh", "-c", wait_script)  # holds the queue while the runs are added
+    last = ""
+    for _ in range(runs):
+        last = tsp("true").strip()
+    started = time.perf_counter()
+    go.touch()
+    tsp("-w", last)
+    elapsed = time.perf_counter() - started
+    tsp("-K")
+    return runs / elapsed
+
+
+def rate_nq(tmp: Path, runs: int) -> float | None:
+    if not shutil.which("nq"):
+        return None
+    nqdir = tmp / "nq"
+    nqdir.mkdir()
+    env = {**os.environ, "NQDIR": str(nqdir)}
+    go, wait_script = _gate(tmp)
+    subprocess.run(["nq", "sh", "-c", wait_script], env=env, capture_output=True)
+    for _ in range(runs):
+        subprocess.run(["nq", "true"], env=env, capture_output=True)
+    started = time.perf_counter()
+    go.touch()
+    subprocess.run(["nq", "-w"], env=env, capture_output=True)
+    return runs / (time.perf_counter() - started)
+
+
+def median_ms(argv: list[str], env: dict[str, str], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def add_latency(root: Path, pending: int, repeat: int) -> float:
+    env = project(root)
+    fill(root, pending, "pending")
+    return median_ms([PY, "-m", "batch_runner", "queue", "add", "--", "true"], env, repeat)
+
+
+def list_latency(root: Path, finished: int, repeat: int) -> float:
+    env = project(root)
+    fill(root, finished, "success")
+    return median_ms([PY, "-m", "batch_runner", "queue", "list"], env, repeat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=21)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="br-queue-bench-"))
+    try:
+        loop = rate_python_loop(args.runs)
+        ours = rate_batch_runner(tmp / "drain", args.runs)
+        tsp = rate_task_spooler(tmp, args.runs)
+        nq = rate_nq(tmp, args.runs)
+        add_10 = add_latency(tmp / "add10", 10, args.repeat)
+        add_10k = add_latency(tmp / "add10k", 10_000, args.repeat)
+        list_100k = list_latency(tmp / "list", 100_000, max(5, args.repeat // 3))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{'measure':<54} {'value':>12}  target / note")
+    print(f"{'python loop, subprocess.run(true, new session)':<54} {loop:>8.0f} /s")
+    label = f"batch_runner queue worker, {args.runs} queued true"
+    print(f"{label:<54} {ours:>8.0f} /s  "
+          f"{ours / loop:.0%} of the python loop (target >= 75%)")
+    for name, rate in (("task-spooler (tsp -S 1)", tsp), ("nq", nq)):
+        if rate is None:
+            print(f"{name:<54} {'n/a':>10}    not installed")
+        else:
+            print(f"{name:<54} {rate:>8.0f} /s  batch_runner is {ours / rate:.2f}x")
+    print(f"{'queue add, 10 pending':<54} {add_10:>8.1f} ms  < 50 ms")
+    print(f"{'queue add, 10,000 pending':<54} {add_10k:>8.1f} ms  "
+          f"{add_10k / add_10 - 1:+.0%} vs 10 pending (target within 20%)")
+    print(f"{'queue list, 100,000 finished runs':<54} {list_100k:>8.1f} ms  < 300 ms")
+
+
+if __name__ == "__main__":
+    main()
