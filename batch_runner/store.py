@@ -226,6 +226,9 @@ class Store:
             claimed = db.execute("SELECT * FROM runs WHERE run_id = ?", (row[0],)).fetchone()
         return _row_to_run(claimed)
 
+    def count_pending(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM runs WHERE status = 'pending'").fetchone()[0]
+
     def request_stop(self, run_id: str) -> bool:
         """Flag a running run; its executor notices within a second and stops it."""
         with self.transaction() as db:

@@ -80,8 +80,15 @@ def rate_task_spooler(tmp: Path, runs: int) -> float | None:
            "TS_SAVELIST": ""}
     go, wait_script = _gate(tmp)
 
+    out = tmp / "tsp.out"
+
     def tsp(*argv: str) -> str:
-        return subprocess.run(["tsp", *argv], env=env, capture_output=True, text=True).stdout
+        # Each queued job is a forked tsp client that keeps its stdout: a pipe would make
+        # run() wait for the job itself, so the id comes back through a file.
+        with open(out, "w+") as sink:
+            subprocess.run(["tsp", *argv], env=env, stdout=sink, stderr=subprocess.DEVNULL)
+            sink.seek(0)
+            return sink.read()
 
     tsp("-S", "1")
     tsp("sh", "-c", wait_script)  # holds the queue while the runs are added
@@ -103,12 +110,13 @@ def rate_nq(tmp: Path, runs: int) -> float | None:
     nqdir.mkdir()
     env = {**os.environ, "NQDIR": str(nqdir)}
     go, wait_script = _gate(tmp)
-    subprocess.run(["nq", "sh", "-c", wait_script], env=env, capture_output=True)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(["nq", "sh", "-c", wait_script], env=env, **quiet)
     for _ in range(runs):
-        subprocess.run(["nq", "true"], env=env, capture_output=True)
+        subprocess.run(["nq", "true"], env=env, **quiet)
     started = time.perf_counter()
     go.touch()
-    subprocess.run(["nq", "-w"], env=env, capture_output=True)
+    subprocess.run(["nq", "-w"], env=env, **quiet)
     return runs / (time.perf_counter() - started)
 
 

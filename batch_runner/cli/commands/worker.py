@@ -87,11 +87,8 @@ class Display:
             self._status = self.console.status("waiting for runs")
             self._status.start()
 
-    def _waiting_count(self) -> int:
-        return len(self.ctx.store.runs_with_status("pending", limit=10_000))
-
     def observe(self, event: str, run: dict[str, Any], status: str | None = None) -> None:
-        waiting = self._waiting_count()
+        waiting = self.ctx.store.count_pending()
         what = f"{run['job_name']} (run {run['run_id']}, attempt {run['attempt']})"
         if event == "start":
             self._emit(f"start {what}", f"running {what} — {waiting} waiting")
