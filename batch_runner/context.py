@@ -19,6 +19,8 @@ class RunnerContext:
         self.host = os.uname().nodename
         self.pid = os.getpid()
         self._store: Store | None = None
+        # The environment every job starts from; built once per process (it does not change).
+        self.child_environ: dict[str, str] | None = None
 
     @property
     def layout(self) -> LogLayout:

@@ -148,6 +148,8 @@ def execute_run(
     observer: Observer | None = None,
 ) -> str:
     """Execute one claimed attempt and record it; returns the run's new status."""
+    log_path = ctx.layout.run_log(day_stamp(run["started_at"]), run["run_id"], run["attempt"])
+    run["log_file"] = str(log_path)
     request = attempt_request(ctx, run)
     if observer is not None:
         observer("start", run)
@@ -158,11 +160,14 @@ def execute_run(
         interrupter.run_id = run["run_id"]
     cancel = interrupter.cancel if interrupter else None
     if run["spec"].get("type") == "http":
+        ctx.store.update_run(run["run_id"], log_file=run["log_file"])
         outcome = run_http_attempt(ctx, run, request, cancel=cancel)
     else:
         outcome = execute(
             request,
-            on_started=lambda pid: ctx.store.update_run(run["run_id"], pgid=pid),
+            # One write records both: the run's process group and where its output goes.
+            on_started=lambda pid: ctx.store.update_run(run["run_id"], pgid=pid,
+                                                        log_file=run["log_file"]),
             cancel=cancel,
             wake_fd=interrupter.read_fd if interrupter else None,
             cancel_poll_interval=STOP_CHECK_INTERVAL,
@@ -195,6 +200,12 @@ def attempt_request(ctx: RunnerContext, run: dict[str, Any]) -> AttemptRequest:
 
 
 def _runner_environ(ctx: RunnerContext) -> dict[str, str]:
+    if ctx.child_environ is None:
+        ctx.child_environ = _child_environ(ctx)
+    return ctx.child_environ
+
+
+def _child_environ(ctx: RunnerContext) -> dict[str, str]:
     """The runner's environment as a job sees it.
 
     The runner's own bin directory goes *last* on PATH, so ``batch_runner clean`` works from a
@@ -226,8 +237,7 @@ def drain_due(
             if until_run is None:
                 return
             only = until_run
-        run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, _log_file_namer(ctx),
-                                   only_run_id=only)
+        run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, only_run_id=only)
         if run is None:
             return
         execute_run(ctx, run, interrupter, observer)
@@ -243,13 +253,8 @@ def drain_one(ctx: RunnerContext, interrupter: Interrupter | None) -> str | None
     reap_orphans(ctx, ctx.config.settings.kill_grace)
     if ctx.store.is_paused():
         return None
-    run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, _log_file_namer(ctx))
+    run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host)
     return None if run is None else execute_run(ctx, run, interrupter)
-
-
-def _log_file_namer(ctx: RunnerContext) -> Callable[[str, int], str]:
-    day = day_stamp(time.time())
-    return lambda run_id, attempt: str(ctx.layout.run_log(day, run_id, attempt))
 
 
 def run_to_completion(

@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -196,35 +196,34 @@ class Store:
         return [_row_to_run(row) for row in self._db.execute(sql, statuses).fetchall()]
 
     def claim_next(
-        self, now: float, owner_pid: int, host: str, log_file: Callable[[str, int], str], *,
-        only_run_id: str | None = None,
+        self, now: float, owner_pid: int, host: str, *, only_run_id: str | None = None,
     ) -> dict[str, Any] | None:
         """Take the next due run (priority, then due time, then arrival) and mark it running.
 
-        One transaction: no two drainers can take the same run. ``log_file(run_id, attempt)``
-        names the attempt's output file, recorded in the same write. ``only_run_id`` restricts
-        the claim to that run (a foreground ``run-job`` while the queue is paused).
+        One statement, so one write transaction taken up front: no two drainers can take the
+        same run. ``only_run_id`` restricts the claim to that run (a foreground ``run-job``
+        while the queue is paused).
         """
         where = "status = 'pending' AND due_at <= ?"
         params: tuple[Any, ...] = (now,)
         if only_run_id is not None:
             where += " AND run_id = ?"
             params += (only_run_id,)
-        with self.transaction() as db:
-            row = db.execute(
-                f"SELECT run_id, attempt FROM runs WHERE {where} "
-                "ORDER BY priority DESC, due_at, seq LIMIT 1", params,
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute(
-                "UPDATE runs SET status = 'running', attempt = attempt + 1, started_at = ?, "
-                "ended_at = NULL, owner_pid = ?, host = ?, pgid = NULL, exit_code = NULL, "
-                "error = NULL, log_file = ? WHERE run_id = ?",
-                (now, owner_pid, host, log_file(row[0], row[1] + 1), row[0]),
-            )
-            claimed = db.execute("SELECT * FROM runs WHERE run_id = ?", (row[0],)).fetchone()
-        return _row_to_run(claimed)
+        row = self._write(
+            "UPDATE runs SET status = 'running', attempt = attempt + 1, started_at = ?, "
+            "ended_at = NULL, owner_pid = ?, host = ?, pgid = NULL, exit_code = NULL, "
+            "error = NULL, log_file = NULL WHERE run_id = (SELECT run_id FROM runs "
+            f"WHERE {where} ORDER BY priority DESC, due_at, seq LIMIT 1) RETURNING *",
+            (now, owner_pid, host, *params),
+        ).fetchone()
+        return _row_to_run(row) if row else None
+
+    def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        """One statement in autocommit mode: its own write transaction, begun before it reads."""
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
 
     def count_pending(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM runs WHERE status = 'pending'").fetchone()[0]
@@ -266,9 +265,8 @@ class Store:
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         assignments = ", ".join(f"{key} = :{key}" for key in fields)
-        with self.transaction() as db:
-            db.execute(f"UPDATE runs SET {assignments} WHERE run_id = :run_id",
-                       {**fields, "run_id": run_id})
+        self._write(f"UPDATE runs SET {assignments} WHERE run_id = :run_id",
+                    {**fields, "run_id": run_id})
 
     # --- per-job state ----------------------------------------------------------------------
 

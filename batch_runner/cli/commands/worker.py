@@ -88,12 +88,14 @@ class Display:
             self._status.start()
 
     def observe(self, event: str, run: dict[str, Any], status: str | None = None) -> None:
-        waiting = self.ctx.store.count_pending()
         what = f"{run['job_name']} (run {run['run_id']}, attempt {run['attempt']})"
-        if event == "start":
-            self._emit(f"start {what}", f"running {what} — {waiting} waiting")
-        else:
-            self._emit(f"end {what}: {status}", f"{waiting} waiting")
+        line = f"start {what}" if event == "start" else f"end {what}: {status}"
+        if self._status is None:
+            print(line, flush=True)  # piped: no status line, so no count to keep up to date
+            return
+        waiting = self.ctx.store.count_pending()
+        self._emit(line, f"running {what} — {waiting} waiting" if event == "start"
+                   else f"{waiting} waiting")
 
     def waiting(self, next_due: float | None) -> None:
         if self._status is not None:
