@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 PY = sys.executable
@@ -79,6 +80,15 @@ def original_loop_lateness(samples: int) -> list[float]:
         lateness.append((float(out.stdout) - due) * 1000)
 
     job = scheduler.every(2).seconds.do(run_job)
+
+    # schedule counts an interval from the end of the last run, which locks its due times to
+    # the phase of the loop's own sleep(1) and hides the polling delay. Real due times (a
+    # daily 02:00, a weekly Monday 09:00) fall anywhere within the loop's second: model that.
+    def next_at_random_phase() -> None:
+        job.next_run = datetime.now() + timedelta(seconds=1 + random.random())
+
+    job._schedule_next_run = next_at_random_phase
+    next_at_random_phase()
     while len(lateness) < samples:
         scheduler.run_pending()
         time.sleep(1)
