@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,7 @@ def validate_document(
     column, and keys repeated in one object are found (``json.loads`` keeps only the last).
     The ``${VAR}`` references of HTTP jobs are checked against this process's environment.
     """
-    positions = scan(text) if text is not None else None
     problems = [
-        *(found.duplicate_keys(positions) if positions else []),
         *found.misspelt_top_level(document),
         *found.duplicate_names(document),
         *http_problems(document, os.environ),
@@ -36,9 +35,31 @@ def validate_document(
         model = ConfigModel.model_validate(document)
     except ValidationError as exc:
         problems += found.from_pydantic(exc.errors(include_url=False), document)
-    if problems:
+    repeated = text is not None and _repeats_a_key(text)
+    if problems or repeated:
+        # Positions cost a pass in Python over the whole text: only when there is a problem.
+        positions = scan(text) if text is not None else None
+        if positions:
+            problems = [*found.duplicate_keys(positions), *problems]
         problems.sort(key=lambda p: p.sort_key(positions))
         lines = list(dict.fromkeys(p.line(file, positions) for p in problems))
         count = f"{len(lines)} problem{'s' if len(lines) > 1 else ''}"
         raise ConfigError(f"{file}: {count} in the config", problems=lines)
     return normalize(model, root)
+
+
+def _repeats_a_key(text: str) -> bool:
+    """Whether any JSON object in ``text`` has a key twice (``json.loads`` keeps the last)."""
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        result = dict(items)
+        repeated = repeated or len(result) != len(items)
+        return result
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except ValueError:
+        return False
+    return repeated
