@@ -17,7 +17,11 @@ from typing import Any
 
 from batch_runner.errors import StorageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# How to bring a database of version N up to N + 1.
+_MIGRATIONS = {
+    1: ["ALTER TABLE runs ADD COLUMN attempt_status TEXT"],
+}
 ACTIVE_STATUSES = ("pending", "running")
 FINISHED_STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled")
 
@@ -104,13 +108,15 @@ class Store:
         self._db.close()
 
     def _ensure_schema(self) -> None:
-        if self._schema_version() is not None:
+        if self._schema_version() == SCHEMA_VERSION:
             return
-        # Creating the database is the one step two processes (or the scheduler's two threads)
-        # must not race on: switching to WAL does not wait for a busy handler.
+        # Creating or upgrading the database is the one step two processes (or the scheduler's
+        # two threads) must not race on: switching to WAL does not wait for a busy handler.
         with open(self.path.with_name(self.path.name + ".init-lock"), "a") as guard:
             fcntl.flock(guard, fcntl.LOCK_EX)
-            if self._schema_version() is not None:
+            version = self._schema_version()
+            if version is not None:
+                self._migrate(version)
                 return
             if self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise StorageError(f"cannot switch the state database {self.path} to WAL mode")
@@ -120,6 +126,14 @@ class Store:
                         db.execute(statement)
                 db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                            (str(SCHEMA_VERSION),))
+
+    def _migrate(self, version: int) -> None:
+        with self.transaction() as db:
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step]:
+                    db.execute(statement)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                       (str(SCHEMA_VERSION),))
 
     def _schema_version(self) -> int | None:
         """The database's schema version; None when it is new; refuses a newer one."""
