@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from batch_runner import events
 from batch_runner.context import RunnerContext
@@ -16,6 +15,11 @@ from batch_runner.executor import AttemptOutcome
 from batch_runner.logs import get_logger
 from batch_runner.results import append_result
 from batch_runner.timefmt import iso
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger("batch_runner")
 

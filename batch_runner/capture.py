@@ -28,6 +28,19 @@ def cut_marker(cut: int) -> bytes:
     return f"\n[batch_runner: {cut} bytes cut here]\n".encode()
 
 
+def _make_private_dirs(directory: Path) -> None:
+    """``mkdir -p`` with every directory it creates 0700 (existing ones are left alone)."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    for each in reversed(missing):
+        try:
+            each.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+
+
 class TailBuffer:
     """The last ``limit`` bytes of a stream, as a deque of chunks with a running total."""
 
@@ -93,8 +106,9 @@ class RunLog:
 
     def _open(self, path: Path) -> int | None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            _make_private_dirs(path.parent)
+            # Job output often holds secrets: the run log is the owner's alone.
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             log.warning("cannot write run log %s: %s", path, exc)
             return None

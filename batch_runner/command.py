@@ -11,8 +11,11 @@ import os
 import re
 import shlex
 from collections.abc import Mapping
-from typing import Literal
 
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
 SHELL = "/bin/sh"
 
 # Outside quotes these mean something to sh: operators, expansions, globs, comments, grouping,

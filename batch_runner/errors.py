@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Final
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1

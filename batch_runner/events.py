@@ -14,11 +14,15 @@ a heartbeat service flags the missing success by itself if the job stays down.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from batch_runner.context import RunnerContext
 from batch_runner.executor import AttemptOutcome
 from batch_runner.logs import get_logger
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from batch_runner.notify.heartbeat import Signal

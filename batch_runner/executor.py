@@ -29,7 +29,11 @@ from batch_runner import procs
 from batch_runner.capture import OutputCapture
 from batch_runner.logs import get_logger
 from batch_runner.records import REQUIRED, record
-from batch_runner.verdict import CANCEL_VERDICTS, Status, judge, start_error
+from batch_runner.verdict import CANCEL_VERDICTS, judge, start_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from batch_runner.verdict import Status
 
 log = get_logger("batch_runner")
 

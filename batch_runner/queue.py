@@ -7,12 +7,16 @@ the operations users call by hand. Draining is ``runner.drain_due`` for every ki
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from batch_runner.bookkeeping import end_waiting_run, new_run_id
 from batch_runner.context import RunnerContext
 from batch_runner.errors import NotFound, OperationFailed, UsageError
 from batch_runner.wakeup import poke
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ADHOC_JOB_NAME = "adhoc"
 

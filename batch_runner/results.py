@@ -7,11 +7,15 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from batch_runner.errors import StorageError
 from batch_runner.paths import LogLayout
 from batch_runner.timefmt import day_stamp, parse_iso
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RECORD_FIELDS = (
     "job_name", "start_time", "end_time", "status", "output", "error",

@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from batch_runner import events
 from batch_runner.bookkeeping import finish_attempt, new_run_id, record_skip
@@ -28,6 +27,11 @@ from batch_runner.recovery import reap_orphans
 from batch_runner.spec import JobSpec
 from batch_runner.store import FINISHED_STATUSES
 from batch_runner.timefmt import day_stamp
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger("batch_runner")
 

@@ -13,9 +13,13 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from batch_runner.errors import StorageError
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA_VERSION = 2
 # How to bring a database of version N up to N + 1.

@@ -9,11 +9,15 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from typing import Literal
 
-Status = Literal["success", "error", "timeout", "stopped", "interrupted"]
-"""How an attempt ended: success (exit 0); error (non-zero exit, a signal, or it could not
-start); timeout; stopped (a user asked); interrupted (the runner shut down)."""
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    # How an attempt ended: success (exit 0); error (non-zero exit, a signal, or it could not
+    # start); timeout; stopped (a user asked); interrupted (the runner shut down).
+    Status = Literal["success", "error", "timeout", "stopped", "interrupted"]
 
 # What a ``cancel()`` answer ends the attempt as.
 _CANCELED_AS: dict[str, tuple[Status, str]] = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 try:  # the built-in implementation: hashlib would load OpenSSL, a few ms on every run-job
     from _sha256 import sha256
@@ -25,6 +24,11 @@ from batch_runner.logs import get_logger
 from batch_runner.paths import DEFAULT_LOG_DIR, LogLayout, resolve_under_root
 from batch_runner.records import REQUIRED, record
 from batch_runner.spec import SNAPSHOT_FORMAT, ConfigSpec
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger("batch_runner.config")
 

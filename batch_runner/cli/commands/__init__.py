@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Any
 
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 COMMANDS = {
     "run-job": "run",
     "list": "jobs", "add": "jobs", "remove": "jobs", "enable": "jobs", "disable": "jobs",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from batch_runner.cli import app
 from batch_runner.errors import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, Busy
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_BY_STATUS = {"success": EXIT_OK, "timeout": EXIT_TIMEOUT}
 
