@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,34 @@ def run_cli(
                           text=True, timeout=timeout, env=env, cwd=root, **kwargs)
 
 
+def start_cli(root: Path, *argv: str) -> subprocess.Popen:
+    """The CLI as a background process (a worker, a scheduler, a waiting run-job)."""
+    env = {**os.environ, "BATCH_RUNNER_ROOT": str(root), "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "batch_runner", *argv], env=env, cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> None:
+    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(interval)
+
+
 def read_results(root: Path) -> list[dict[str, Any]]:
     records = []
     for path in sorted((root / "logs" / "batch").glob("batch_*.jsonl")):
         records += [json.loads(line) for line in path.read_text().splitlines()]
     return records
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", default=False,
+                     help="run the long fault-injection variants (1,000 kills, 1 GB of output)")
+
+
+@pytest.fixture
+def soak(request: pytest.FixtureRequest) -> bool:
+    """True under ``--soak``: the fault tests run their long variants."""
+    return bool(request.config.getoption("--soak"))

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, job, read_results, run_cli, write_config
+from conftest import REPO, job, read_results, run_cli, start_cli, write_config
+from conftest import wait_for as wait_until
 
 
 def add(root: Path, *argv: str) -> str:
@@ -22,17 +23,11 @@ def add(root: Path, *argv: str) -> str:
     return run_id
 
 
-def start(root: Path, *argv: str) -> subprocess.Popen:
-    env = {**os.environ, "BATCH_RUNNER_ROOT": str(root), "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "batch_runner", *argv], env=env, cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+start = start_cli
 
 
 def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
+    wait_until(predicate, timeout)
 
 
 def show(root: Path, run_id: str) -> dict:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import REPO, job, read_results, run_cli, write_config
+from conftest import job, read_results, run_cli, start_cli, wait_for, write_config
 
 from batch_runner.results import RECORD_FIELDS
 
@@ -123,17 +120,11 @@ def test_missing_config_exits_78_naming_init(project: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def _start(root: Path, *argv: str) -> subprocess.Popen:
-    env = {**os.environ, "BATCH_RUNNER_ROOT": str(root), "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "batch_runner", *argv], env=env, cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+_start = start_cli
 
 
 def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
+    wait_for(predicate, timeout)
 
 
 def test_two_run_jobs_never_overlap(project: Path) -> None:

@@ -8,11 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO, job, read_results, run_cli, write_config
+from conftest import wait_for as wait_until
 
 
 class Daemon:
@@ -35,11 +35,8 @@ class Daemon:
         return self.proc.wait(timeout=timeout)
 
 
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(interval)
+def wait_for(predicate, timeout: float = 15.0) -> None:
+    wait_until(predicate, timeout)
 
 
 @pytest.fixture
