@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 SCHEMA_VERSION = 2
-# How to bring a database of version N up to N + 1.
+# How to bring a database of version N up to N + 1: columns to add, as (table, column, type).
 _MIGRATIONS = {
-    1: ["ALTER TABLE runs ADD COLUMN attempt_status TEXT"],
+    1: [("runs", "attempt_status", "TEXT")],
 }
 ACTIVE_STATUSES = ("pending", "running")
 FINISHED_STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled")
@@ -134,8 +134,10 @@ class Store:
     def _migrate(self, version: int) -> None:
         with self.transaction() as db:
             for step in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[step]:
-                    db.execute(statement)
+                for table, column, kind in _MIGRATIONS[step]:
+                    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                    if column not in present:  # an upgrade cut short may have added it
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                        (str(SCHEMA_VERSION),))
 

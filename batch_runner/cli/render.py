@@ -44,8 +44,11 @@ def _rich_table(headers: Sequence[str], rows: list[list[str]], title: str) -> No
     from rich.table import Table
 
     table = Table(title=title or None, header_style="bold")
-    for header in headers:
-        table.add_column(header)
+    for index, header in enumerate(headers):
+        # Never "…": names, ids and times are copied by hand, so long values fold instead;
+        # the first column (the name) is never broken, nor is a word of a header.
+        table.add_column(header, overflow="fold", no_wrap=index == 0,
+                         min_width=max(len(word) for word in header.split()))
     for row in rows:
         table.add_row(*row)
     Console().print(table)
