@@ -116,7 +116,9 @@ class Store:
             return
         # Creating or upgrading the database is the one step two processes (or the scheduler's
         # two threads) must not race on: switching to WAL does not wait for a busy handler.
-        with open(self.path.with_name(self.path.name + ".init-lock"), "a") as guard:
+        guard = os.open(self.path.with_name(self.path.name + ".init-lock"),
+                        os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
             fcntl.flock(guard, fcntl.LOCK_EX)
             version = self._schema_version()
             if version is not None:
@@ -130,6 +132,8 @@ class Store:
                         db.execute(statement)
                 db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                            (str(SCHEMA_VERSION),))
+        finally:
+            os.close(guard)
 
     def _migrate(self, version: int) -> None:
         with self.transaction() as db:

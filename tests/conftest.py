@@ -71,7 +71,8 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> None:
 def read_results(root: Path) -> list[dict[str, Any]]:
     records = []
     for path in sorted((root / "logs" / "batch").glob("batch_*.jsonl")):
-        records += [json.loads(line) for line in path.read_text().splitlines()]
+        # "\n" only: splitlines() would also split on U+2028 and U+0085 inside a record.
+        records += [json.loads(line) for line in path.read_text().split("\n") if line]
     return records
 
 

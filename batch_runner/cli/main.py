@@ -70,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The fastest path: cron and scripts probe this; no parser, no imports.
         print(f"batch_runner {__version__}")
         return 0
+    undecodable = next((arg for arg in argv if not _is_utf8(arg)), None)
+    if undecodable is not None:
+        # Run ids, labels and names go to SQLite and JSON, which hold text only.
+        print(f"error: the argument {undecodable.encode('utf-8', 'surrogateescape')!r} is not "
+              "valid UTF-8", file=sys.stderr)
+        return EXIT_USAGE
     try:
         args = build_parser(argv).parse_args(argv)
     except UsageErrorExit as exc:
@@ -85,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help(sys.stderr)
         return EXIT_USAGE
     return _run_handler(handler, args)
+
+
+def _is_utf8(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8 arrive as lone surrogates
+        return False
+    return True
 
 
 def _run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from batch_runner.logs import get_logger
 from batch_runner.paths import DEFAULT_LOG_DIR, LogLayout, resolve_under_root
 from batch_runner.records import REQUIRED, record
 from batch_runner.spec import SNAPSHOT_FORMAT, ConfigSpec
+from batch_runner.trust import check_config_trust
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -59,6 +60,7 @@ def validate_file(config_path: Path, root: Path) -> ConfigSpec:
 def read_source(config_path: Path) -> Source:
     """Read, decode and parse the file; ConfigError with one sentence if any step fails."""
     data = _read_bytes(config_path)
+    check_config_trust(config_path)
     text = _decode(config_path, data)
     if not text.strip():
         raise ConfigError(f"{config_path}: the config file is empty; "

@@ -71,6 +71,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     ctx = app.context(args, durable=True)
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     timeout = _positive(args.timeout, "--timeout") or ctx.config.settings.default_timeout
+    if abs(args.priority) > 2**31 - 1:
+        raise UsageError(f"--priority must be between {-(2**31 - 1)} and {2**31 - 1}")
     if args.max_attempts < 1 or args.max_attempts > 1000:
         raise UsageError(f"--max-attempts must be between 1 and 1000, not {args.max_attempts}")
     if args.http:

@@ -1,0 +1,57 @@
+"""Who may write the config: whoever can write it runs commands as the runner's user.
+
+Like cron and jobber, a runner running as root refuses a config file, or a directory holding
+it, that group or others can write (a ``ConfigError``, exit 78). Any other user gets a warning
+on stderr, once per process and file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+from batch_runner.errors import ConfigError
+
+_warned: set[str] = set()
+
+
+def _writable_by_others(path: Path) -> tuple[Path, int] | None:
+    """The first of ``path`` and its directory that group or others may write, with its mode."""
+    for candidate in (path, path.parent):
+        try:
+            info = os.stat(candidate)
+        except OSError:
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        if not mode & (stat.S_IWGRP | stat.S_IWOTH):
+            continue
+        # A sticky directory (like /tmp) does not let others replace a file they do not own.
+        if candidate is not path and mode & stat.S_ISVTX:
+            try:
+                if os.stat(path).st_uid == os.geteuid():
+                    continue
+            except OSError:
+                continue
+        return candidate, mode
+    return None
+
+
+def check_config_trust(path: Path) -> None:
+    """Refuse (root) or warn about (other users) a config that others can write."""
+    found = _writable_by_others(path)
+    if found is None:
+        return
+    where, mode = found
+    what = "the config file" if where == path else "the directory of the config file"
+    who = "group and others" if mode & stat.S_IWGRP and mode & stat.S_IWOTH else (
+        "its group" if mode & stat.S_IWGRP else "others")
+    reason = (f"{what} {where} is writable by {who} (mode {mode:04o}), and whoever can write "
+              f"the config runs commands as this user; fix with `chmod go-w {where}`")
+    if os.geteuid() == 0:
+        raise ConfigError(f"refusing to run as root: {reason}")
+    key = str(where)
+    if key not in _warned:
+        _warned.add(key)
+        print(f"batch_runner: warning: {reason}", file=sys.stderr)

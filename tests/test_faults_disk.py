@@ -1,0 +1,98 @@
+"""A full disk and a read-only log dir (SPEC 13): one sentence, no traceback, nothing corrupted,
+and runs work again as soon as space is freed or the dir is writable again.
+
+The log dir is a 2 MiB tmpfs, so these tests need root (and mount); they skip otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import job, run_cli, write_config
+from fault_helpers import FINISHED, integrity, jsonl_records, runs
+
+
+@pytest.fixture
+def small_disk(project: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs as the log dir needs root")
+    logs = project / "logs"
+    logs.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                              str(logs)], capture_output=True, text=True, timeout=10)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield project
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(logs)], capture_output=True, timeout=10)
+        subprocess.run(["umount", "-l", str(logs)], capture_output=True, timeout=10)
+
+
+def _fill(path: Path) -> None:
+    with open(path, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+
+
+def _one_sentence_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_a_full_disk_is_one_sentence_and_runs_resume_once_freed(small_disk: Path) -> None:
+    root = small_disk
+    write_config(root, [job("quick", "echo quick")])
+    assert run_cli(root, "run-job", "quick").returncode == 0
+    filler = root / "logs" / "filler"
+    _fill(filler)
+    error = _one_sentence_error(run_cli(root, "run-job", "quick"))
+    assert "disk" in error or "space" in error
+    filler.unlink()
+    assert integrity(root) == "ok"
+    assert run_cli(root, "run-job", "quick").returncode == 0
+    records = jsonl_records(root)
+    assert [r["status"] for r in records] == ["success", "success"]
+
+
+def test_a_disk_filled_during_the_run_loses_no_run(small_disk: Path) -> None:
+    # The job itself fills the disk: the run log and the result cannot be written.
+    root = small_disk
+    filler = root / "logs" / "filler"
+    write_config(root, [job("quick", "echo quick"),
+                        job("fill", f"head -c 4M /dev/zero > {filler}; seq 100000")])
+    assert run_cli(root, "run-job", "quick").returncode == 0
+    error = _one_sentence_error(run_cli(root, "run-job", "fill"))
+    assert "No space left" in error
+    filler.unlink()
+    assert integrity(root) == "ok"
+    assert run_cli(root, "run-job", "quick").returncode == 0
+    status = runs(root)
+    # None lost: today the fill run is left `running` and the next runner marks it interrupted.
+    assert len(status) == 3 and set(status.values()) <= FINISHED, status
+    jsonl_records(root)  # every line parses
+
+
+def test_a_read_only_log_dir_is_one_sentence_and_runs_resume(small_disk: Path) -> None:
+    root = small_disk
+    write_config(root, [job("quick", "echo quick")])
+    assert run_cli(root, "run-job", "quick").returncode == 0
+    logs = root / "logs"
+    subprocess.run(["mount", "-o", "remount,ro", str(logs)], check=True, timeout=10)
+    error = _one_sentence_error(run_cli(root, "run-job", "quick"))
+    assert str(logs) in error
+    subprocess.run(["mount", "-o", "remount,rw", str(logs)], check=True, timeout=10)
+    assert integrity(root) == "ok"
+    assert run_cli(root, "run-job", "quick").returncode == 0
+    assert [r["status"] for r in jsonl_records(root)] == ["success", "success"]
