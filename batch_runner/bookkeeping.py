@@ -13,7 +13,7 @@ from batch_runner import events
 from batch_runner.context import RunnerContext
 from batch_runner.executor import AttemptOutcome
 from batch_runner.logs import get_logger
-from batch_runner.results import append_result
+from batch_runner.results import RECORD_FIELDS, append_result
 from batch_runner.timefmt import iso
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -40,27 +40,26 @@ def retry_delay(spec: dict[str, Any], attempt: int) -> float:
     return min(base * 2 ** (attempt - 1), BACKOFF_CAP_SECONDS)
 
 
+def _record(ctx: RunnerContext, **fields: Any) -> dict[str, Any]:
+    """A JSONL record: every SPEC 7 field in order, unknown ones null, then ``fields``."""
+    record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
+    record.update(output="", output_truncated=False, host=ctx.host)
+    record.update(fields)
+    return record
+
+
 def result_record(run: dict[str, Any], outcome: AttemptOutcome, ctx: RunnerContext) -> dict:
-    return {
-        "job_name": run["job_name"],
-        "start_time": iso(outcome.started_at),
-        "end_time": iso(outcome.ended_at),
-        "status": outcome.status,
-        "output": outcome.output,
-        "error": outcome.error,
-        "run_id": run["run_id"],
-        "attempt": run["attempt"],
-        "max_attempts": run["max_attempts"],
-        "exit_code": outcome.exit_code,
-        "duration_seconds": round(max(outcome.ended_at - outcome.started_at, 0.0), 3),
-        "trigger": "retry" if run["attempt"] > 1 else run["trigger"],
-        "scheduled_for": run["scheduled_for"],
-        "output_truncated": outcome.output_truncated,
-        "log_file": run["log_file"],
-        "host": ctx.host,
-        "pid": outcome.pid,
-        **(outcome.extra or {}),
-    }
+    return _record(
+        ctx,
+        job_name=run["job_name"], start_time=iso(outcome.started_at),
+        end_time=iso(outcome.ended_at), status=outcome.status, output=outcome.output,
+        error=outcome.error, run_id=run["run_id"], attempt=run["attempt"],
+        max_attempts=run["max_attempts"], exit_code=outcome.exit_code,
+        duration_seconds=round(max(outcome.ended_at - outcome.started_at, 0.0), 3),
+        trigger="retry" if run["attempt"] > 1 else run["trigger"],
+        scheduled_for=run["scheduled_for"], output_truncated=outcome.output_truncated,
+        log_file=run["log_file"], pid=outcome.pid, **(outcome.extra or {}),
+    )
 
 
 def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutcome) -> str:
@@ -124,13 +123,11 @@ def record_skip(
     """An occurrence not run because the same job already waits or runs (SPEC 4)."""
     now = time.time()
     run_id = new_run_id(now)
-    append_result(ctx.layout, {
-        "job_name": job_name, "start_time": iso(now), "end_time": iso(now),
-        "status": "skipped", "output": "", "error": reason, "run_id": run_id, "attempt": 0,
-        "max_attempts": max_attempts, "exit_code": None, "duration_seconds": 0.0,
-        "trigger": trigger, "scheduled_for": scheduled_for, "output_truncated": False,
-        "log_file": None, "host": ctx.host, "pid": None,
-    }, now)
+    append_result(ctx.layout, _record(
+        ctx, job_name=job_name, start_time=iso(now), end_time=iso(now), status="skipped",
+        error=reason, run_id=run_id, attempt=0, max_attempts=max_attempts,
+        duration_seconds=0.0, trigger=trigger, scheduled_for=scheduled_for,
+    ), now)
     log.info("skipped %s: %s", job_name, reason)
     return run_id
 
@@ -169,10 +166,9 @@ def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str
 def record_canceled(ctx: RunnerContext, run: dict[str, Any], reason: str) -> None:
     """A run removed before it (or its next attempt) started still leaves a line behind."""
     now = time.time()
-    append_result(ctx.layout, {
-        "job_name": run["job_name"], "start_time": None, "end_time": iso(now),
-        "status": "canceled", "output": "", "error": reason, "run_id": run["run_id"],
-        "attempt": run["attempt"], "max_attempts": run["max_attempts"], "exit_code": None,
-        "duration_seconds": 0.0, "trigger": run["trigger"], "scheduled_for": run["scheduled_for"],
-        "output_truncated": False, "log_file": run.get("log_file"), "host": ctx.host, "pid": None,
-    }, now)
+    append_result(ctx.layout, _record(
+        ctx, job_name=run["job_name"], end_time=iso(now), status="canceled", error=reason,
+        run_id=run["run_id"], attempt=run["attempt"], max_attempts=run["max_attempts"],
+        duration_seconds=0.0, trigger=run["trigger"], scheduled_for=run["scheduled_for"],
+        log_file=run.get("log_file"),
+    ), now)

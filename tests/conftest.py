@@ -16,6 +16,9 @@ from batch_runner.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The HTTP test server's fixture (``server``) is shared by the HTTP tests.
+pytest_plugins = ["http_servers"]
+
 
 def write_config(root: Path, jobs: list[dict[str, Any]], **top: Any) -> Path:
     path = root / "config" / "batch_config.json"

@@ -10,10 +10,13 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 STREAM_CHUNK = 64 * 1024
 STREAM_LIMIT = 512 * 1024 * 1024  # a safety net: "endless" stops here if nobody hangs up
@@ -165,3 +168,15 @@ def start(tls: ssl.SSLContext | None = None) -> Server:
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                      daemon=True).start()
     return state
+
+
+# Requests to 127.0.0.1 must go straight there, whatever proxy the machine is set up with.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy")
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A fresh test HTTP server on 127.0.0.1 for one test."""
+    srv = start()
+    yield srv
+    srv.close()

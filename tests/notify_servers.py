@@ -58,7 +58,19 @@ class Seen:
     body: bytes
 
 
-class HttpServer:
+class _Background:
+    """A test server serving from a thread; leaving the ``with`` block stops it."""
+
+    release: threading.Event
+    _server: socketserver.BaseServer
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class HttpServer(_Background):
     """Answers 200 "OK"; a path containing ``hang`` waits, ``500`` fails, ``redirect`` redirects."""
 
     def __init__(self) -> None:
@@ -72,11 +84,6 @@ class HttpServer:
     def __enter__(self) -> HttpServer:
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
 
     def paths(self) -> list[str]:
         return [seen.path for seen in self.requests]
@@ -133,7 +140,7 @@ class Mail:
 
 
 @dataclass
-class SmtpServer:
+class SmtpServer(_Background):
     """Enough SMTP for smtplib: EHLO, STARTTLS, AUTH PLAIN and LOGIN, MAIL, RCPT, DATA, QUIT."""
 
     tls: ssl.SSLContext | None = None  # offers STARTTLS (or speaks TLS at once: implicit_tls)
@@ -151,11 +158,6 @@ class SmtpServer:
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
 
 
 class _TcpServer(socketserver.ThreadingTCPServer):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_servers import Server, start
+from http_servers import PROXY_VARIABLES, Server, start
 
 from batch_runner.context import RunnerContext
 from batch_runner.executor import AttemptOutcome, AttemptRequest
@@ -32,15 +32,8 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", guarded)
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = start()
-    yield srv
-    srv.close()
 
 
 def attempt(

@@ -8,13 +8,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import REPO, read_results, run_cli, write_config
-from http_servers import Server, start
+from http_servers import PROXY_VARIABLES, Server
 
 from batch_runner.cli.commands import queue_http
 from batch_runner.errors import UsageError
@@ -26,15 +25,8 @@ SECRETS = {"API_TOKEN": "env-token-8d1f2a", "SESSION": "cookie-4b7c9e"}
 @pytest.fixture(autouse=True)
 def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Requests to 127.0.0.1 go straight there, whatever proxy the machine is set up with."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    srv = start()
-    yield srv
-    srv.close()
 
 
 def http_job(name: str, url: str, **extra: Any) -> dict:
