@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -10,6 +9,11 @@ from batch_runner.context import RunnerContext
 from batch_runner.errors import NotFound
 from batch_runner.paths import resolve_config_path, resolve_root
 from batch_runner.spec import ConfigSpec, JobSpec
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
 def root_of(args: argparse.Namespace) -> Path:

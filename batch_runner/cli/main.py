@@ -2,66 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 
 from batch_runner import __version__
 from batch_runner.errors import EXIT_USAGE, BatchRunnerError, ConfigError
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one sentence on stderr and exit 2 through ``main``."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("formatter_class", _formatter)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageErrorExit(f"{self.prog}: {message} (see '{self.prog} --help')")
-
-
-def _formatter(prog: str) -> argparse.HelpFormatter:
-    # Given a width, argparse does not import shutil (and with it bz2 and lzma) on every run.
-    try:
-        columns = os.get_terminal_size(sys.stderr.fileno()).columns
-    except (OSError, ValueError):
-        columns = 80
-    return argparse.HelpFormatter(prog, width=max(columns, 40) - 2)
-
-
-class UsageErrorExit(Exception):
-    pass
-
-
-def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    default = None if top else argparse.SUPPRESS
-    parser.add_argument("-c", "--config", default=default, metavar="FILE",
-                        help="config file (default: $BATCH_RUNNER_CONFIG or "
-                        "<root>/config/batch_config.json)")
-    parser.add_argument("--root", default=default, metavar="DIR",
-                        help="project root (default: $BATCH_RUNNER_ROOT or the current directory)")
-    parser.add_argument("-l", "--log-level", default=None if top else argparse.SUPPRESS,
-                        choices=LOG_LEVELS, type=str.lower,
-                        help="log detail on stderr (default: info for the scheduler, "
-                        "warning otherwise)")
-
-
-def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The parser for ``argv``: only the subcommands it needs are imported and registered."""
-    from batch_runner.cli import commands
-
-    parser = _Parser(prog="batch_runner", description="Run a machine's batch jobs on time, "
-                     "one at a time, with a faithful record of every run.")
-    parser.add_argument("--version", action="version", version=f"batch_runner {__version__}")
-    _common_options(parser, top=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for register in commands.registrars(argv):
-        register(sub, lambda p: _common_options(p, top=False))
-    return parser
+# ``run-job``'s options and the common options that take a value, as the parser defines them.
+_RUN_JOB_FLAGS = ("--no-wait", "--queue")
+_COMMON_WITH_VALUE = {"-c": "config", "--config": "config", "--root": "root",
+                      "-l": "log_level", "--log-level": "log_level"}
+_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,21 +32,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: the argument {undecodable.encode('utf-8', 'surrogateescape')!r} is not "
               "valid UTF-8", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        args = build_parser(argv).parse_args(argv)
-    except UsageErrorExit as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_USAGE
-    except SystemExit as exc:  # --help and --version print and exit 0
-        return int(exc.code or 0)
+    args = parse_run_job_line(argv)
+    if args is None:
+        from batch_runner.cli.parser import UsageErrorExit, build_parser
+
+        try:
+            args = build_parser(argv).parse_args(argv)
+        except UsageErrorExit as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_USAGE
+        except SystemExit as exc:  # --help and --version print and exit 0
+            return int(exc.code or 0)
     if args.log_level is None:
         args.log_level = "info" if args.command == "scheduler" else "warning"
     _setup_logging(args.log_level)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
+        from batch_runner.cli.parser import build_parser
+
         build_parser().print_help(sys.stderr)
         return EXIT_USAGE
     return _run_handler(handler, args)
+
+
+def parse_run_job_line(argv: Sequence[str]) -> argparse.Namespace | None:
+    """``[-c FILE] [--root DIR] [-l LEVEL] run-job NAME [--no-wait] [--queue]`` without argparse.
+
+    This is the line cron runs every minute (``batch_runner cron`` writes it), and argparse
+    with the gettext and locale modules it loads costs several milliseconds of a 50 ms budget.
+    It gives exactly what the parser would; any other shape (help, ``--opt=value``, an
+    unknown option, a usage error) returns None and goes to the parser.
+    """
+    values: dict[str, object] = {"config": None, "root": None, "log_level": None}
+    words = iter(argv)
+    for word in words:
+        if word == "run-job":
+            break
+        key = _COMMON_WITH_VALUE.get(word)
+        value = next(words, None)
+        if key is None or value is None or value.startswith("-"):
+            return None
+        values[key] = value
+    else:
+        return None
+    rest = list(words)
+    if not rest or rest[0].startswith("-") or not set(rest[1:]) <= set(_RUN_JOB_FLAGS):
+        return None
+    level = values["log_level"]
+    if level is not None:
+        values["log_level"] = level = str(level).lower()
+        if level not in _LOG_LEVELS:
+            return None
+    from types import SimpleNamespace
+
+    from batch_runner.cli.commands.run import cmd_run_job
+
+    return SimpleNamespace(  # type: ignore[return-value]
+        **values, command="run-job", name=rest[0], queue="--queue" in rest,
+        no_wait="--no-wait" in rest, handler=cmd_run_job,
+    )
 
 
 def _is_utf8(arg: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from batch_runner.cli import app
@@ -11,6 +10,7 @@ from batch_runner.errors import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, B
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 EXIT_BY_STATUS = {"success": EXIT_OK, "timeout": EXIT_TIMEOUT}
