@@ -11,8 +11,9 @@ import time
 
 from batch_runner import events
 from batch_runner.context import RunnerContext
-from batch_runner.executor import AttemptOutcome
+from batch_runner.errors import StorageError
 from batch_runner.logs import get_logger
+from batch_runner.outcome import AttemptOutcome
 from batch_runner.results import RECORD_FIELDS, append_result
 from batch_runner.timefmt import iso
 
@@ -63,8 +64,17 @@ def result_record(run: dict[str, Any], outcome: AttemptOutcome, ctx: RunnerConte
 
 
 def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutcome) -> str:
-    """Record one finished attempt; returns the run's new status (``pending`` when retried)."""
-    append_result(ctx.layout, result_record(run, outcome, ctx), outcome.started_at)
+    """Record one finished attempt; returns the run's new status (``pending`` when retried).
+
+    When the JSONL line cannot be written (a full disk), the run's row is still brought up to
+    date before the error goes on, so the run ends as it really did instead of being taken
+    for the run of a dead runner later.
+    """
+    unjournaled: StorageError | None = None
+    try:
+        append_result(ctx.layout, result_record(run, outcome, ctx), outcome.started_at)
+    except StorageError as exc:
+        unjournaled = exc
     retry = (
         outcome.status in FAILED_STATUSES
         and run["attempt"] < run["max_attempts"]
@@ -81,12 +91,19 @@ def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutc
     }
     if retry:
         fields["due_at"] = outcome.ended_at + retry_delay(run["spec"], run["attempt"])
-    ctx.store.update_run(run["run_id"], **fields)
-    if not retry:
+    try:
+        ctx.store.update_run(run["run_id"], **fields)
         state = None
-        if run["kind"] == "job":
+        if not retry and run["kind"] == "job":
             state = update_job_state(ctx, run["job_name"], outcome.status, outcome.started_at)
+    except StorageError:
+        if unjournaled is not None:
+            raise unjournaled from None  # the first failure says what is wrong (the disk)
+        raise
+    if not retry:
         events.run_finished(ctx, {**run, **fields}, outcome, state)
+    if unjournaled is not None:
+        raise unjournaled
     return fields["status"]
 
 

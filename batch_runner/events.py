@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from batch_runner.context import RunnerContext
-from batch_runner.executor import AttemptOutcome
 from batch_runner.logs import get_logger
+from batch_runner.outcome import AttemptOutcome
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False

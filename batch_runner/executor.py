@@ -28,6 +28,7 @@ from collections.abc import Callable
 from batch_runner import procs
 from batch_runner.capture import OutputCapture
 from batch_runner.logs import get_logger
+from batch_runner.outcome import AttemptOutcome
 from batch_runner.records import REQUIRED, record
 from batch_runner.verdict import CANCEL_VERDICTS, judge, start_error
 
@@ -58,25 +59,6 @@ class AttemptRequest(record(
     run_log_max_bytes=REQUIRED, output_max_bytes=REQUIRED,
 )):
     """Everything one attempt needs; built by the runner from the run's frozen spec."""
-
-    __slots__ = ()
-
-
-class AttemptOutcome(record(
-    "AttemptOutcome",
-    status=REQUIRED,  # success, error, timeout, stopped or interrupted
-    exit_code=REQUIRED,  # None when it never started or a signal ended it
-    error=REQUIRED,  # None on success; else a one-line reason, then the stderr tail if any
-    output=REQUIRED,  # the last output_max_bytes of stdout and stderr, in arrival order
-    output_truncated=REQUIRED,  # the output or the run log was cut
-    started_at=REQUIRED,  # time.time()
-    ended_at=REQUIRED,
-    pid=REQUIRED,
-    # Extra fields for the JSONL record of kinds of runs other than commands (an HTTP job's
-    # response_status, response_headers, response_body); None for none.
-    extra=None,
-)):
-    """How an attempt ended."""
 
     __slots__ = ()
 

@@ -6,8 +6,8 @@ import time
 
 from batch_runner.bookkeeping import finish_attempt
 from batch_runner.context import RunnerContext
-from batch_runner.executor import AttemptOutcome
 from batch_runner.logs import get_logger
+from batch_runner.outcome import AttemptOutcome
 from batch_runner.procs import terminate_run
 
 log = get_logger("batch_runner")

@@ -79,7 +79,8 @@ def test_a_disk_filled_during_the_run_loses_no_run(small_disk: Path) -> None:
     assert integrity(root) == "ok"
     assert run_cli(root, "run-job", "quick").returncode == 0
     status = runs(root)
-    # None lost: today the fill run is left `running` and the next runner marks it interrupted.
+    # None lost. The state database shares the full disk here, so the fill run could not be
+    # recorded either: the next runner marks it interrupted.
     assert len(status) == 3 and set(status.values()) <= FINISHED, status
     jsonl_records(root)  # every line parses
 
@@ -96,3 +97,19 @@ def test_a_read_only_log_dir_is_one_sentence_and_runs_resume(small_disk: Path) -
     assert integrity(root) == "ok"
     assert run_cli(root, "run-job", "quick").returncode == 0
     assert [r["status"] for r in jsonl_records(root)] == ["success", "success"]
+
+
+def test_a_result_that_cannot_be_written_still_ends_the_run_as_it_ended(project: Path) -> None:
+    # Only the JSONL file is unwritable (a directory stands in its way); the database is fine.
+    write_config(project, [job("quick", "echo quick")])
+    assert run_cli(project, "run-job", "quick").returncode == 0
+    (results,) = (project / "logs" / "batch").glob("batch_*.jsonl")
+    results.unlink()
+    results.mkdir()
+    error = _one_sentence_error(run_cli(project, "run-job", "quick"))
+    assert str(results) in error
+    assert list(runs(project).values()) == ["success", "success"]
+    results.rmdir()
+    assert run_cli(project, "run-job", "quick").returncode == 0
+    assert list(runs(project).values()) == ["success"] * 3
+
