@@ -15,8 +15,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-# Bumped whenever the normalized dict changes shape, so an old snapshot is never trusted.
-SNAPSHOT_FORMAT = 1
+# Bumped whenever the normalized dict changes shape or validation gets stricter (2: a NUL in
+# a command is refused), so a snapshot an older rule let through is never trusted.
+SNAPSHOT_FORMAT = 2
 
 
 class HttpRequestSpec(record("HttpRequestSpec", method="GET", url="", headers=None, params=None,

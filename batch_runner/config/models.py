@@ -58,12 +58,21 @@ def _check_name(value: str) -> str:
 
 def _check_command(value: Any) -> str | list[str]:
     if isinstance(value, str) and value.strip():
+        _check_no_nul(value)
         return value
     if isinstance(value, list) and value and all(isinstance(a, str) for a in value):
         if not value[0]:
             fail("the first element of the command list (the program) is empty")
+        for argument in value:
+            _check_no_nul(argument)
         return value
     fail(f"found {show(value)}; expected a command line string or a non-empty list of strings")
+
+
+def _check_no_nul(text: str) -> None:
+    # exec() takes C strings: a NUL would end the run with "embedded null byte" at start.
+    if "\0" in text:
+        fail(f"{show(text)} holds a NUL character (\\u0000), which no command can contain")
 
 
 def _check_shell(value: Any) -> bool | str:
