@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from pathlib import Path
 
 from batch_runner.logs import get_logger
 
@@ -28,15 +27,15 @@ def cut_marker(cut: int) -> bytes:
     return f"\n[batch_runner: {cut} bytes cut here]\n".encode()
 
 
-def _make_private_dirs(directory: Path) -> None:
+def _make_private_dirs(directory: str) -> None:
     """``mkdir -p`` with every directory it creates 0700 (existing ones are left alone)."""
     missing = []
-    while not directory.exists() and directory != directory.parent:
+    while not os.path.exists(directory) and directory != os.path.dirname(directory):
         missing.append(directory)
-        directory = directory.parent
+        directory = os.path.dirname(directory)
     for each in reversed(missing):
         try:
-            each.mkdir(mode=0o700)
+            os.mkdir(each, 0o700)
         except FileExistsError:
             pass
 
@@ -90,7 +89,7 @@ class RunLog:
     A log that cannot be written is given up with a warning; the run goes on without it.
     """
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
+    def __init__(self, path: str, max_bytes: int) -> None:
         self.path = path
         self.head = max(int(max_bytes), 0) // 2
         self.tail = max(int(max_bytes), 0) - self.head
@@ -104,9 +103,9 @@ class RunLog:
     def cut(self) -> int:
         return max(self.total - self.head - self.tail, 0)
 
-    def _open(self, path: Path) -> int | None:
+    def _open(self, path: str) -> int | None:
         try:
-            _make_private_dirs(path.parent)
+            _make_private_dirs(os.path.dirname(path))
             # Job output often holds secrets: the run log is the owner's alone.
             return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         except OSError as exc:
@@ -177,7 +176,7 @@ class OutputCapture:
 
     def __init__(
         self,
-        log_path: Path,
+        log_path: str,
         run_log_max_bytes: int,
         output_max_bytes: int,
         stderr_tail_bytes: int = STDERR_TAIL_BYTES,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from batch_runner.paths import LogLayout
 from batch_runner.spec import ConfigSpec
@@ -24,7 +23,7 @@ class RunnerContext:
 
     @property
     def layout(self) -> LogLayout:
-        return LogLayout(Path(self.config.settings.log_dir))
+        return LogLayout(self.config.settings.log_dir)
 
     @property
     def store(self) -> Store:
@@ -33,5 +32,5 @@ class RunnerContext:
         return self._store
 
     @property
-    def root(self) -> Path:
-        return Path(self.config.root)
+    def root(self) -> str:
+        return self.config.root

@@ -55,7 +55,7 @@ class AttemptRequest(record(
     env=REQUIRED,  # the full child environment
     timeout=REQUIRED,  # seconds
     kill_grace=REQUIRED,  # seconds between SIGTERM and SIGKILL
-    log_path=REQUIRED,  # the run log file, a Path (parent dirs may not exist yet)
+    log_path=REQUIRED,  # the run log file (its folders may not exist yet)
     run_log_max_bytes=REQUIRED, output_max_bytes=REQUIRED,
 )):
     """Everything one attempt needs; built by the runner from the run's frozen spec."""

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import fcntl
 import os
-from pathlib import Path
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from batch_runner.paths import StrPath
 
 
 class FileLock:
     """An exclusive flock on one file; the holder's pid is written into it for ``status``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: StrPath) -> None:
         self.path = path
         self._fd: int | None = None
 
@@ -55,7 +59,7 @@ class FileLock:
         self.release()
 
 
-def holder_pid(path: Path) -> int | None:
+def holder_pid(path: StrPath) -> int | None:
     """The pid holding the lock at ``path``, or None when nobody holds it."""
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -3,32 +3,40 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-DEFAULT_CONFIG = Path("config") / "batch_config.json"
+# Paths are plain strings here and on every path run-job and queue add take: pathlib imports
+# urllib.parse and ipaddress, about 6 ms of a start-up budget of 50.
+DEFAULT_CONFIG = os.path.join("config", "batch_config.json")
 DEFAULT_LOG_DIR = "logs"
 
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
-def resolve_root(cli_root: str | None, environ: dict[str, str] | os._Environ[str]) -> Path:
+    StrPath: TypeAlias = "str | os.PathLike[str]"
+
+
+def resolve_root(cli_root: str | None, environ: dict[str, str] | os._Environ[str]) -> str:
     """``--root``, else ``$BATCH_RUNNER_ROOT``, else the current directory; always absolute."""
     chosen = cli_root or environ.get("BATCH_RUNNER_ROOT") or os.getcwd()
-    return Path(os.path.abspath(os.path.expanduser(chosen)))
+    return os.path.abspath(os.path.expanduser(chosen))
 
 
 def resolve_config_path(
-    cli_config: str | None, root: Path, environ: dict[str, str] | os._Environ[str]
-) -> Path:
+    cli_config: str | None, root: StrPath, environ: dict[str, str] | os._Environ[str]
+) -> str:
     """``--config``, else ``$BATCH_RUNNER_CONFIG``, else ``<root>/config/batch_config.json``."""
     chosen = cli_config or environ.get("BATCH_RUNNER_CONFIG")
     if chosen:
-        return Path(os.path.abspath(os.path.expanduser(chosen)))
-    return root / DEFAULT_CONFIG
+        return os.path.abspath(os.path.expanduser(chosen))
+    return os.path.join(root, DEFAULT_CONFIG)
 
 
-def resolve_under_root(root: Path | str, value: str) -> Path:
+def resolve_under_root(root: StrPath, value: str) -> str:
     """A path from the config: absolute as given, relative ones against the root."""
-    path = Path(os.path.expanduser(value))
-    return path if path.is_absolute() else Path(root) / path
+    # join keeps an absolute second part as it is; normpath tidies "./logs/" as pathlib did.
+    return os.path.normpath(os.path.join(root, os.path.expanduser(value)))
 
 
 class LogLayout:
@@ -36,40 +44,40 @@ class LogLayout:
 
     __slots__ = ("log_dir",)
 
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
+    def __init__(self, log_dir: StrPath) -> None:
+        self.log_dir = os.fspath(log_dir)
 
     @property
-    def results_dir(self) -> Path:
-        return self.log_dir / "batch"
+    def results_dir(self) -> str:
+        return os.path.join(self.log_dir, "batch")
 
     @property
-    def runs_dir(self) -> Path:
-        return self.log_dir / "runs"
+    def runs_dir(self) -> str:
+        return os.path.join(self.log_dir, "runs")
 
     @property
-    def state_dir(self) -> Path:
-        return self.log_dir / "state"
+    def state_dir(self) -> str:
+        return os.path.join(self.log_dir, "state")
 
     @property
-    def database(self) -> Path:
-        return self.state_dir / "batch_runner.sqlite3"
+    def database(self) -> str:
+        return os.path.join(self.state_dir, "batch_runner.sqlite3")
 
     @property
-    def executor_lock(self) -> Path:
-        return self.state_dir / "executor.lock"
+    def executor_lock(self) -> str:
+        return os.path.join(self.state_dir, "executor.lock")
 
     @property
-    def scheduler_lock(self) -> Path:
-        return self.state_dir / "scheduler.lock"
+    def scheduler_lock(self) -> str:
+        return os.path.join(self.state_dir, "scheduler.lock")
 
     @property
-    def config_snapshot(self) -> Path:
-        return self.state_dir / "config_snapshot.json"
+    def config_snapshot(self) -> str:
+        return os.path.join(self.state_dir, "config_snapshot.json")
 
-    def results_file(self, yyyymmdd: str) -> Path:
-        return self.results_dir / f"batch_{yyyymmdd}.jsonl"
+    def results_file(self, yyyymmdd: str) -> str:
+        return os.path.join(self.results_dir, f"batch_{yyyymmdd}.jsonl")
 
-    def run_log(self, yyyymmdd: str, run_id: str, attempt: int) -> Path:
+    def run_log(self, yyyymmdd: str, run_id: str, attempt: int) -> str:
         suffix = "" if attempt == 1 else f".attempt{attempt}"
-        return self.runs_dir / yyyymmdd / f"{run_id}{suffix}.log"
+        return os.path.join(self.runs_dir, yyyymmdd, f"{run_id}{suffix}.log")

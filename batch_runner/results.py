@@ -5,8 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 from batch_runner.errors import StorageError
 from batch_runner.paths import LogLayout
@@ -15,6 +13,7 @@ from batch_runner.timefmt import day_stamp, parse_iso
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 RECORD_FIELDS = (
@@ -24,7 +23,7 @@ RECORD_FIELDS = (
 )
 
 
-def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) -> Path:
+def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) -> str:
     """Append ``record`` as one line to the results file of the day ``started_at`` falls on.
 
     The line goes out in one write under an flock, so concurrent writers never interleave and a
@@ -33,7 +32,7 @@ def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) 
     path = layout.results_file(day_stamp(started_at))
     line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(layout.results_dir, mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StorageError(f"cannot write results to {path}: {exc.strerror}") from exc
@@ -45,7 +44,7 @@ def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) 
     return path
 
 
-def _write_all(fd: int, data: bytes, path: Path) -> None:
+def _write_all(fd: int, data: bytes, path: str) -> None:
     start = os.lseek(fd, 0, os.SEEK_END)
     view = memoryview(data)
     try:
@@ -58,23 +57,24 @@ def _write_all(fd: int, data: bytes, path: Path) -> None:
         raise StorageError(f"cannot write results to {path}: {exc.strerror}") from exc
 
 
-def result_files_newest_first(layout: LogLayout) -> list[Path]:
+def result_files_newest_first(layout: LogLayout) -> list[str]:
     try:
         names = os.listdir(layout.results_dir)
     except FileNotFoundError:
         return []
     files = [n for n in names if n.startswith("batch_") and n.endswith(".jsonl")]
-    return [layout.results_dir / name for name in sorted(files, reverse=True)]
+    return [os.path.join(layout.results_dir, name) for name in sorted(files, reverse=True)]
 
 
 def iter_results_newest_first(layout: LogLayout, since: float | None = None) -> Iterator[dict]:
     """Every parseable record, newest file first and newest line first within a file."""
     since_day = day_stamp(since) if since is not None else None
     for path in result_files_newest_first(layout):
-        if since_day and path.stem.removeprefix("batch_") < since_day:
+        if since_day and os.path.basename(path)[len("batch_"):-len(".jsonl")] < since_day:
             return
         try:
-            lines = path.read_bytes().splitlines()
+            with open(path, "rb") as file:
+                lines = file.read().splitlines()
         except OSError:
             continue
         for line in reversed(lines):

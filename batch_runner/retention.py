@@ -28,15 +28,15 @@ def clean(ctx: RunnerContext, keep_days: int, now: float | None = None) -> Clean
                if n.startswith("batch_") and n.endswith(".jsonl")
                and n[len("batch_"):-len(".jsonl")] < oldest_kept]
     for name in results:
-        os.unlink(layout.results_dir / name)
+        os.unlink(os.path.join(layout.results_dir, name))
     days = [n for n in _names(layout.runs_dir) if n.isdigit() and len(n) == 8 and n < oldest_kept]
     for name in days:
-        shutil.rmtree(layout.runs_dir / name, ignore_errors=True)
+        shutil.rmtree(os.path.join(layout.runs_dir, name), ignore_errors=True)
     runs = ctx.store.delete_finished_before(cutoff)
     return CleanReport(len(results), len(days), runs)
 
 
-def _names(directory: os.PathLike[str]) -> list[str]:
+def _names(directory: str) -> list[str]:
     try:
         return os.listdir(directory)
     except FileNotFoundError:

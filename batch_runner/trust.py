@@ -10,16 +10,15 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from pathlib import Path
 
 from batch_runner.errors import ConfigError
 
 _warned: set[str] = set()
 
 
-def _writable_by_others(path: Path) -> tuple[Path, int] | None:
+def _writable_by_others(path: str) -> tuple[str, int] | None:
     """The first of ``path`` and its directory that group or others may write, with its mode."""
-    for candidate in (path, path.parent):
+    for candidate, is_directory in ((path, False), (os.path.dirname(path) or ".", True)):
         try:
             info = os.stat(candidate)
         except OSError:
@@ -28,7 +27,7 @@ def _writable_by_others(path: Path) -> tuple[Path, int] | None:
         if not mode & (stat.S_IWGRP | stat.S_IWOTH):
             continue
         # A sticky directory (like /tmp) does not let others replace a file they do not own.
-        if candidate is not path and mode & stat.S_ISVTX:
+        if is_directory and mode & stat.S_ISVTX:
             try:
                 if os.stat(path).st_uid == os.geteuid():
                     continue
@@ -38,8 +37,9 @@ def _writable_by_others(path: Path) -> tuple[Path, int] | None:
     return None
 
 
-def check_config_trust(path: Path) -> None:
+def check_config_trust(path: str | os.PathLike[str]) -> None:
     """Refuse (root) or warn about (other users) a config that others can write."""
+    path = os.fspath(path)
     found = _writable_by_others(path)
     if found is None:
         return

@@ -10,7 +10,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from pathlib import Path
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from batch_runner.paths import StrPath
 
 IN_MODIFY = 0x002
 IN_ATTRIB = 0x004
@@ -26,7 +30,7 @@ _MASK = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | I
 POLL_INTERVAL = 1.5  # without inotify: the SPEC allows 2 s to notice an edit
 
 
-def file_identity(path: Path) -> tuple[int, int, int, int] | None:
+def file_identity(path: StrPath) -> tuple[int, int, int, int] | None:
     """What changes when the file is edited or replaced; None when it is missing."""
     try:
         st = os.stat(path)
@@ -38,9 +42,9 @@ def file_identity(path: Path) -> tuple[int, int, int, int] | None:
 class ConfigWatch:
     """A readable fd when the config's directory changes, or a poll interval to use instead."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = _inotify_watch(path.parent)
+    def __init__(self, path: StrPath) -> None:
+        self.path = path = os.fspath(path)
+        self.fd: int | None = _inotify_watch(os.path.dirname(path) or ".")
         self.identity = file_identity(path)
 
     @property
@@ -71,7 +75,7 @@ class ConfigWatch:
             self.fd = None
 
 
-def _inotify_watch(directory: Path) -> int | None:
+def _inotify_watch(directory: str) -> int | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)

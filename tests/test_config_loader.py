@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from batch_runner.config import loader
 from batch_runner.config.loader import load_config, validate_file
 from batch_runner.errors import ConfigError
 from batch_runner.paths import LogLayout
@@ -30,7 +31,7 @@ def daily(name: str = "j", at: str = "02:00", **extra: object) -> dict:
 
 
 def snapshot_of(root: Path) -> Path:
-    return LogLayout(root / "logs").config_snapshot
+    return Path(LogLayout(root / "logs").config_snapshot)
 
 
 def python(code: str, cwd: Path) -> str:
@@ -144,7 +145,7 @@ def test_validate_file_never_reads_the_snapshot(tmp_path: Path) -> None:
 def test_snapshot_lives_in_the_configured_log_dir(tmp_path: Path) -> None:
     path = write(tmp_path, [daily()], settings={"log_dir": "var/log"})
     assert load_config(path, tmp_path).settings.log_dir == str(tmp_path / "var" / "log")
-    assert LogLayout(tmp_path / "var" / "log").config_snapshot.exists()
+    assert Path(LogLayout(tmp_path / "var" / "log").config_snapshot).exists()
     assert load_in_child(path, tmp_path)["pydantic"] is False
 
 
@@ -179,9 +180,10 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, [daily()])
 
-    def refuse(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied", str(self))
+    def refuse(file: str, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(file))
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)  # chmod 0 does not stop root
+    # chmod 0 does not stop root: the loader's open() refuses instead.
+    monkeypatch.setattr(loader, "open", refuse, raising=False)
     with pytest.raises(ConfigError, match=r"cannot read the config file .*: Permission denied"):
         load_config(path, tmp_path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from batch_runner.context import RunnerContext
 from batch_runner.errors import NotFound
@@ -16,11 +15,11 @@ if TYPE_CHECKING:
     import argparse
 
 
-def root_of(args: argparse.Namespace) -> Path:
+def root_of(args: argparse.Namespace) -> str:
     return resolve_root(getattr(args, "root", None), os.environ)
 
 
-def config_path_of(args: argparse.Namespace) -> Path:
+def config_path_of(args: argparse.Namespace) -> str:
     return resolve_config_path(getattr(args, "config", None), root_of(args), os.environ)
 
 

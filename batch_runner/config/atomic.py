@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from batch_runner.paths import StrPath
 
 
-def write_atomic(path: Path, data: bytes, *, like: os.stat_result | None = None,
+def write_atomic(path: StrPath, data: bytes, *, like: os.stat_result | None = None,
                  exclusive: bool = False, mode: int | None = None) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync it, rename it over ``path``.
 
@@ -15,7 +19,9 @@ def write_atomic(path: Path, data: bytes, *, like: os.stat_result | None = None,
     file keeps. ``exclusive``: fail with FileExistsError instead of replacing an existing file.
     ``mode``: the new file's mode, whatever the umask (for files that may hold secrets).
     """
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    path = os.fspath(path)
+    directory, name = os.path.split(path)
+    temp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     # 0o666 lets the umask decide the mode of a new file, as any editor would.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
@@ -32,10 +38,10 @@ def write_atomic(path: Path, data: bytes, *, like: os.stat_result | None = None,
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-    fsync_dir(path.parent)
+    fsync_dir(directory or ".")
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: StrPath) -> None:
     """Make a rename in ``directory`` durable; skipped where directories cannot be opened."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -64,7 +70,7 @@ def _copy_mode(fd: int, like: os.stat_result) -> None:
     os.fchmod(fd, like.st_mode & 0o7777)
 
 
-def _install(temp: Path, path: Path, exclusive: bool) -> None:
+def _install(temp: str, path: str, exclusive: bool) -> None:
     if not exclusive:
         os.replace(temp, path)
         return
@@ -74,6 +80,6 @@ def _install(temp: Path, path: Path, exclusive: bool) -> None:
     except FileExistsError:
         raise
     except OSError:  # a file system without hard links: check, then rename
-        if path.exists():
-            raise FileExistsError(str(path)) from None
+        if os.path.exists(path):
+            raise FileExistsError(path) from None
         os.replace(temp, path)

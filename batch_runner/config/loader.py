@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 try:  # the built-in implementation: hashlib would load OpenSSL, a few ms on every run-job
     from _sha256 import sha256
@@ -31,6 +30,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from batch_runner.paths import StrPath
+
 log = get_logger("batch_runner.config")
 
 _EXAMPLE = '{"jobs": [...]}'
@@ -42,23 +43,24 @@ class Source(record("Source", path=REQUIRED, data=REQUIRED, text=REQUIRED, docum
     __slots__ = ()
 
 
-def load_config(config_path: Path, root: Path) -> ConfigSpec:
+def load_config(config_path: StrPath, root: StrPath) -> ConfigSpec:
     """The validated config, from the snapshot when the file has not changed since."""
     source = read_source(config_path)
-    root = Path(os.path.abspath(root))
+    root = os.path.abspath(root)
     cached = _cached(source, root)
     if cached is not None:
         return cached
     return _validate_and_cache(source, root)
 
 
-def validate_file(config_path: Path, root: Path) -> ConfigSpec:
+def validate_file(config_path: StrPath, root: StrPath) -> ConfigSpec:
     """The config after full validation, whatever the snapshot says; ConfigError if invalid."""
-    return _validate_and_cache(read_source(config_path), Path(os.path.abspath(root)))
+    return _validate_and_cache(read_source(config_path), os.path.abspath(root))
 
 
-def read_source(config_path: Path) -> Source:
+def read_source(config_path: StrPath) -> Source:
     """Read, decode and parse the file; ConfigError with one sentence if any step fails."""
+    config_path = os.fspath(config_path)
     data = _read_bytes(config_path)
     check_config_trust(config_path)
     text = _decode(config_path, data)
@@ -72,9 +74,10 @@ def read_source(config_path: Path) -> Source:
     return Source(config_path, data, text, document)
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: str) -> bytes:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            return file.read()
     except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(f"the config file {path} does not exist; "
                           "run `batch_runner init` to create it") from None
@@ -84,7 +87,7 @@ def _read_bytes(path: Path) -> bytes:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
 
 
-def _decode(path: Path, data: bytes) -> str:
+def _decode(path: str, data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -104,7 +107,7 @@ def _reject_constant(name: str) -> Any:
     raise _NotJson(name)
 
 
-def _parse(path: Path, text: str) -> Any:
+def _parse(path: str, text: str) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -131,53 +134,54 @@ def _kind_of(value: Any) -> str:
 # --- the snapshot --------------------------------------------------------------------------
 
 
-def _snapshot_key(source: Source, root: Path) -> dict[str, Any]:
+def _snapshot_key(source: Source, root: str) -> dict[str, Any]:
     """What the normalized config depends on, besides the validation code itself."""
     return {
         "format": SNAPSHOT_FORMAT,
         "version": __version__,
         "sha256": sha256(source.data).hexdigest(),
         "config_path": os.path.abspath(source.path),
-        "root": str(root),
+        "root": root,
     }
 
 
-def _snapshot_path(log_dir: Any, root: Path) -> Path:
+def _snapshot_path(log_dir: Any, root: str) -> str:
     raw = log_dir if isinstance(log_dir, str) and log_dir else DEFAULT_LOG_DIR
     return LogLayout(resolve_under_root(root, raw)).config_snapshot
 
 
-def _cached(source: Source, root: Path) -> ConfigSpec | None:
+def _cached(source: Source, root: str) -> ConfigSpec | None:
     settings = source.document.get("settings")
     log_dir = settings.get("log_dir") if isinstance(settings, dict) else None
     try:
-        snapshot = json.loads(_snapshot_path(log_dir, root).read_bytes())
+        with open(_snapshot_path(log_dir, root), "rb") as file:
+            snapshot = json.loads(file.read())
     except (OSError, ValueError):
         return None
     key = _snapshot_key(source, root)
     if not isinstance(snapshot, dict) or any(snapshot.get(k) != v for k, v in key.items()):
         return None
     try:
-        return ConfigSpec.from_normalized(str(source.path), str(root), snapshot["config"])
+        return ConfigSpec.from_normalized(source.path, root, snapshot["config"])
     except (KeyError, TypeError, ValueError, AttributeError):
         return None  # a damaged snapshot: validate again
 
 
-def _validate_and_cache(source: Source, root: Path) -> ConfigSpec:
+def _validate_and_cache(source: Source, root: str) -> ConfigSpec:
     from batch_runner.config.validation import validate_document
 
-    normalized = validate_document(str(source.path), source.document, root, source.text)
+    normalized = validate_document(source.path, source.document, root, source.text)
     _store_snapshot(source, root, normalized)
-    return ConfigSpec.from_normalized(str(source.path), str(root), normalized)
+    return ConfigSpec.from_normalized(source.path, root, normalized)
 
 
-def _store_snapshot(source: Source, root: Path, normalized: dict[str, Any]) -> None:
+def _store_snapshot(source: Source, root: str, normalized: dict[str, Any]) -> None:
     from batch_runner.config.atomic import write_atomic
 
     path = _snapshot_path(normalized["settings"]["log_dir"], root)
     payload = {**_snapshot_key(source, root), "config": normalized}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         # Owner only: the snapshot copies the config, literal header values included.
         # Compact: an indent would make json use its pure-Python encoder, seconds for 10,000 jobs.
         write_atomic(path, json.dumps(payload, separators=(",", ":")).encode(), mode=0o600)

@@ -9,7 +9,6 @@ plain JSON, cached as the snapshot.
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from batch_runner.config.models import CommandJob, ConfigModel, HttpJob, SettingsModel
@@ -21,12 +20,12 @@ _SHARED_JOB_KEYS = (
 )
 
 
-def normalize(model: ConfigModel, root: Path) -> dict[str, Any]:
+def normalize(model: ConfigModel, root: str) -> dict[str, Any]:
     settings = _settings(model.settings, root)
     return {"settings": settings, "jobs": [_job(job, settings, root) for job in model.jobs]}
 
 
-def _settings(settings: SettingsModel, root: Path) -> dict[str, Any]:
+def _settings(settings: SettingsModel, root: str) -> dict[str, Any]:
     values = settings.model_dump(mode="json", by_alias=True)
     values["log_dir"] = str(resolve_under_root(root, settings.log_dir))
     for key in ("default_timeout", "kill_grace", "shutdown_grace"):
@@ -34,7 +33,7 @@ def _settings(settings: SettingsModel, root: Path) -> dict[str, Any]:
     return values
 
 
-def _job(job: CommandJob | HttpJob, settings: dict[str, Any], root: Path) -> dict[str, Any]:
+def _job(job: CommandJob | HttpJob, settings: dict[str, Any], root: str) -> dict[str, Any]:
     values: dict[str, Any] = {key: getattr(job, key) for key in _SHARED_JOB_KEYS}
     values["tags"] = list(job.tags)
     values["schedule_time"] = schedule_time_text(job.schedule_time)

@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
-
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
+
 COMMANDS = {
     "run-job": "run",
     "list": "jobs", "add": "jobs", "remove": "jobs", "enable": "jobs", "disable": "jobs",
@@ -42,8 +41,25 @@ def command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+# Modules whose ``register(sub, common, argv)`` builds only the subcommand ``argv`` names (a
+# parser costs argparse and gettext a few hundred microseconds; ``queue`` has ten).
+_NESTED = {"queue"}
+
+
 def registrars(argv: Sequence[str]) -> list[Callable[[Any, Any], None]]:
     """The ``register`` functions needed to parse ``argv``: one module, or all for help."""
     wanted = COMMANDS.get(command_in(argv) or "")
     modules = [wanted] if wanted else list(dict.fromkeys(COMMANDS.values()))
-    return [importlib.import_module(f"batch_runner.cli.commands.{m}").register for m in modules]
+    import importlib  # here: run-job's own parse imports this package, and never needs it
+
+    found = []
+    for name in modules:
+        register = importlib.import_module(f"batch_runner.cli.commands.{name}").register
+        if name in _NESTED:
+            register = _with_argv(register, argv)
+        found.append(register)
+    return found
+
+
+def _with_argv(register: Callable[..., None], argv: Sequence[str]) -> Callable[[Any, Any], None]:
+    return lambda sub, common: register(sub, common, argv)
