@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from batch_runner import schedules
 from batch_runner.spec import JobSpec
+from batch_runner.timefmt import iso
 
 # An occurrence this far in the past when planned was missed (suspend, clock jump, overload):
 # it is not replayed, the next one after now is planned instead.
@@ -29,13 +30,30 @@ class Occurrence:
     anchor: float  # an interval's counting origin: occurrences are anchor + k * seconds
 
 
+def whole_ms(ts: float) -> float:
+    """``ts`` rounded up to a whole millisecond: the precision a run's ``scheduled_for`` is
+    recorded with, so the recorded time is the instant the run was due, not up to 1 ms before.
+
+    Rounded to whole microseconds first, as a datetime holds it, so float noise on a time that
+    is a whole millisecond already never moves it up by one.
+    """
+    micros = round(ts * 1_000_000)
+    return -(-micros // 1000) / 1000
+
+
+def _occurrence(job: JobSpec, at: float, due: float, trigger: str, anchor: float) -> Occurrence:
+    return Occurrence(job.name, whole_ms(at), whole_ms(due), trigger, anchor)
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
 def _next_after(job: JobSpec, after: float, anchor: float) -> float:
     schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
-    tz = schedules.resolve_tz(job.timezone)
+    # An interval has no time zone; looking up the local one costs more than the arithmetic.
+    tz = UTC if isinstance(schedule, schedules.IntervalSchedule) else schedules.resolve_tz(
+        job.timezone)
     return schedules.next_run(schedule, _utc(after), tz, _utc(anchor)).timestamp()
 
 
@@ -60,10 +78,11 @@ def first_occurrence(
     starts at once. Otherwise daily and weekly jobs wait for their next time, and interval jobs
     run N seconds after start.
     """
+    origin = whole_ms(now)  # an interval's grid on whole milliseconds, like what is recorded
     if job.catch_up and _missed_while_down(job, now, stored_next, last_run):
-        return Occurrence(job.name, stored_next or now, now, "catch_up", now)
-    at = _next_after(job, now, now)
-    return Occurrence(job.name, at, _with_jitter(job, at, unit_random), "schedule", now)
+        return _occurrence(job, stored_next or origin, origin, "catch_up", origin)
+    at = _next_after(job, now, origin)
+    return _occurrence(job, at, _with_jitter(job, at, unit_random), "schedule", origin)
 
 
 def _missed_while_down(
@@ -90,7 +109,33 @@ def following_occurrence(
     at = _next_after(job, after, anchor)
     if at < now - MISSED_AFTER_SECONDS:
         at = _next_after(job, now, anchor)
-    return Occurrence(job.name, at, _with_jitter(job, at, unit_random), "schedule", anchor)
+    return _occurrence(job, at, _with_jitter(job, at, unit_random), "schedule", anchor)
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """Firing one occurrence: what its run and the job's plan store, ready to write."""
+
+    occurrence: Occurrence
+    following: Occurrence
+    scheduled_for: str  # the occurrence as its run records it
+    next_run: str  # the following occurrence as the job's plan remembers it
+
+
+def firing(job: JobSpec, occurrence: Occurrence, now: float, unit_random: float) -> Firing:
+    """Fire ``occurrence`` at ``now``: plan the following one, format both for the store."""
+    following = following_occurrence(job, occurrence, now, unit_random)
+    return Firing(occurrence, following, iso(occurrence.scheduled_for),
+                  iso(following.scheduled_for))
+
+
+def still_following(following: Occurrence, now: float) -> bool:
+    """Whether ``following``, planned as of its predecessor's due time, is what
+    ``following_occurrence`` gives at the later ``now`` too: while it lies ahead of ``now``.
+
+    Once it has passed, ``now`` decides which occurrences were missed.
+    """
+    return following.scheduled_for > now
 
 
 def replan_for_change(old: JobSpec | None, new: JobSpec) -> bool:

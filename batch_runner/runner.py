@@ -12,7 +12,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from batch_runner import events
 from batch_runner.bookkeeping import finish_attempt, new_run_id, record_skip
@@ -50,11 +49,16 @@ def job_run_spec(job: JobSpec) -> dict[str, Any]:
 
 def enqueue_job(
     ctx: RunnerContext, job: JobSpec, trigger: str, *, due_at: float | None = None,
-    scheduled_for: str | None = None,
+    scheduled_for: str | None = None, next_run: str | None = None,
 ) -> str | None:
-    """Accept a run of ``job``; None (and a ``skipped`` record) if one already waits or runs."""
+    """Accept a run of ``job``; None (and a ``skipped`` record) if one already waits or runs.
+
+    ``next_run``, the scheduler's following occurrence, is remembered in the same write.
+    """
     now = time.time()
     with ctx.store.transaction() as db:
+        if next_run is not None:
+            ctx.store.set_next_run(job.name, next_run, db)
         active = ctx.store.active_run_of_job(job.name, db)
         if active is None or _runner_is_gone(ctx, active):
             run_id = new_run_id(now)
@@ -153,7 +157,7 @@ def execute_run(
 ) -> str:
     """Execute one claimed attempt and record it; returns the run's new status."""
     log_path = ctx.layout.run_log(day_stamp(run["started_at"]), run["run_id"], run["attempt"])
-    run["log_file"] = str(log_path)
+    run["log_file"] = log_path
     request = attempt_request(ctx, run)
     if observer is not None:
         observer("start", run)
@@ -190,14 +194,14 @@ def attempt_request(ctx: RunnerContext, run: dict[str, Any]) -> AttemptRequest:
     return AttemptRequest(
         run_id=run["run_id"], job_name=run["job_name"], attempt=run["attempt"],
         argv=build_argv(spec["command"], spec.get("shell", "auto")) if spec.get("command") else [],
-        cwd=str(cwd),
+        cwd=cwd,
         env=build_child_env(_runner_environ(ctx), spec.get("env") or {},
                             run_id=run["run_id"],
                             job_name=run["job_name"], attempt=run["attempt"],
                             config_path=ctx.config.path),
         timeout=float(spec.get("timeout") or settings.default_timeout),
         kill_grace=settings.kill_grace,
-        log_path=Path(run["log_file"]),
+        log_path=run["log_file"],
         run_log_max_bytes=settings.run_log_max_bytes,
         output_max_bytes=settings.output_max_bytes,
     )
@@ -218,7 +222,7 @@ def _child_environ(ctx: RunnerContext) -> dict[str, str]:
     find the state database from inside the run.
     """
     env = dict(os.environ)
-    env["BATCH_RUNNER_LOG_DIR"] = str(ctx.layout.log_dir)
+    env["BATCH_RUNNER_LOG_DIR"] = ctx.layout.log_dir
     own_bin = os.path.dirname(sys.executable)
     parts = env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
     if own_bin and own_bin not in parts:

@@ -2,7 +2,9 @@
 
 The main thread owns every clock read and sleep: it sleeps until the next occurrence or an
 event (a signal, an edit of the config, a poke from ``queue add``), fires what is due into the
-queue, and hands the queue to the executor thread (``dispatch.Dispatcher``).
+queue, and hands the queue to the executor thread (``dispatch.Dispatcher``). A moment before
+each occurrence it wakes to give that thread a heads-up and to work out the firing, then sleeps
+to the microsecond: so a run starts within a few milliseconds of its time.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ log = get_logger("batch_runner")
 MAX_SLEEP_SECONDS = 60.0
 # Wall time and monotonic time disagreeing by more than this means the clock was set.
 CLOCK_JUMP_SECONDS = 5.0
+# How long before an occurrence the main thread wakes to give the executor a heads-up; it then
+# sleeps the rest, which it wakes from sooner than from a long sleep on an idle machine.
+HEADS_UP_SECONDS = 0.002
 
 
 class Scheduler:
@@ -53,6 +58,8 @@ class Scheduler:
         self._heap: list[tuple[float, int, plan.Occurrence]] = []
         self._seq = 0
         self._signals: list[int] = []
+        self._headed_up: float | None = None  # the due time the executor was last told of
+        self._prepared: plan.Firing | None = None  # worked out during that heads-up
         self.notifier = Notifier()
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -81,7 +88,11 @@ class Scheduler:
                  self.ctx.layout.log_dir, os.getpid())
         self.notifier.ready(f"{len(self.plans)} jobs scheduled")
         dispatcher.poke()  # runs left waiting by an earlier scheduler start now
-        selector = selectors.DefaultSelector()
+        # Not DefaultSelector: epoll (and poll) round a timeout up to whole milliseconds, so
+        # every run would start up to 1 ms late; select() sleeps to the microsecond. It only
+        # ever waits on these three descriptors, all opened at start-up, so far below
+        # FD_SETSIZE.
+        selector = selectors.SelectSelector()
         selector.register(read_fd, selectors.EVENT_READ, "signal")
         if watch.fd is not None:
             selector.register(watch.fd, selectors.EVENT_READ, "config")
@@ -109,9 +120,8 @@ class Scheduler:
     def _loop(self, selector, read_fd, watch, listener, dispatcher) -> None:
         last_ping = 0.0
         while True:
-            fired = self._fire_due(self.clock())
-            if fired:
-                dispatcher.poke()
+            self._fire_due(self.clock(), on_queued=dispatcher.poke)
+            self._heads_up(dispatcher)
             interval = self.notifier.watchdog_interval
             if interval and time.monotonic() - last_ping >= interval:
                 self.notifier.watchdog()
@@ -148,10 +158,33 @@ class Scheduler:
             self.plans.clear()
             self._plan_all(start_up=False)
 
+    def _heads_up(self, dispatcher: Dispatcher) -> None:
+        """Once the next occurrence is ``HEADS_UP_SECONDS`` away, tell the executor and work
+        out its firing: after a long sleep each costs far more than when it is due."""
+        if not self._heap:
+            return
+        due, _, occurrence = self._heap[0]
+        if due != self._headed_up and due - self.clock() <= HEADS_UP_SECONDS:
+            self._headed_up = due
+            dispatcher.expect(due)
+            self._prepared = self._prepare(occurrence)
+
+    def _prepare(self, occurrence: plan.Occurrence) -> plan.Firing | None:
+        job = self.config.job(occurrence.job_name)
+        if job is None or self.plans.get(job.name) is not occurrence:
+            return None
+        try:
+            return plan.firing(job, occurrence, occurrence.due, self.rand())
+        except Exception:
+            return None  # firing it works it out again and reports what is wrong
+
     def _sleep_for(self, watch: ConfigWatch) -> float:
         limits = [MAX_SLEEP_SECONDS]
         if self._heap:
-            limits.append(self._heap[0][0] - self.clock())
+            due = self._heap[0][0]
+            until = due - self.clock()
+            # First until the heads-up, then the rest to the microsecond.
+            limits.append(until if due == self._headed_up else until - HEADS_UP_SECONDS)
         if watch.poll_interval:
             limits.append(watch.poll_interval)
         if self.notifier.watchdog_interval:
@@ -201,7 +234,9 @@ class Scheduler:
         self._seq += 1
         heapq.heappush(self._heap, (occurrence.due, self._seq, occurrence))
 
-    def _fire_due(self, now: float) -> int:
+    def _fire_due(self, now: float, on_queued: Callable[[], None] | None = None) -> int:
+        """Fire every occurrence due by ``now``; ``on_queued`` is called as soon as each run is
+        in the queue, before anything else is done for it."""
         fired = 0
         while self._heap and self._heap[0][0] <= now:
             _, _, occurrence = heapq.heappop(self._heap)
@@ -211,7 +246,7 @@ class Scheduler:
             if job is None:
                 continue
             try:
-                self._fire(job, occurrence, now)
+                self._fire(job, occurrence, now, on_queued)
                 fired += 1
             except Exception:
                 # One job's failure never stops the others.
@@ -219,16 +254,32 @@ class Scheduler:
                 self._plan(job, plan.following_occurrence(job, occurrence, now, self.rand()))
         return fired
 
-    def _fire(self, job: JobSpec, occurrence: plan.Occurrence, now: float) -> None:
-        late = now - occurrence.due
+    def _fire(
+        self, job: JobSpec, occurrence: plan.Occurrence, now: float,
+        on_queued: Callable[[], None] | None,
+    ) -> None:
+        # The following occurrence is planned first (pure) and stored with the run in one
+        # write: a second write here would take the database's write lock just as the
+        # executor claims the run, and SQLite's busy handler makes the loser sleep >= 1 ms.
+        firing = self._firing(job, occurrence, now)
         run_id = enqueue_job(self.ctx, job, occurrence.trigger,
-                             scheduled_for=iso(occurrence.scheduled_for))
+                             scheduled_for=firing.scheduled_for, next_run=firing.next_run)
+        if run_id is not None and on_queued is not None:
+            on_queued()
+        self._plan(job, firing.following)
         if run_id is not None:
+            late = now - occurrence.due
             log.info("queued %s (run %s, %s%s)", job.name, run_id, occurrence.trigger,
                      f", {late:.1f} s late" if late > 1 else "")
-        following = plan.following_occurrence(job, occurrence, now, self.rand())
-        self._plan(job, following)
-        self.ctx.store.set_next_runs({job.name: iso(following.scheduled_for)})
+
+    def _firing(self, job: JobSpec, occurrence: plan.Occurrence, now: float) -> plan.Firing:
+        """The firing prepared during the heads-up if it still stands at ``now``, else anew."""
+        prepared = self._prepared
+        if prepared is not None and prepared.occurrence is occurrence:
+            self._prepared = None
+            if plan.still_following(prepared.following, now):
+                return prepared
+        return plan.firing(job, occurrence, now, self.rand())
 
     # --- reload -------------------------------------------------------------------------------
 

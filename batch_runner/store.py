@@ -10,9 +10,6 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from batch_runner.errors import StorageError
 
@@ -20,6 +17,8 @@ from batch_runner.errors import StorageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from batch_runner.paths import StrPath
 
 SCHEMA_VERSION = 2
 # How to bring a database of version N up to N + 1: columns to add, as (table, column, type).
@@ -89,11 +88,11 @@ def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
 class Store:
     """A connection to the state database with the few operations the runner needs."""
 
-    def __init__(self, path: Path, *, durable: bool = False) -> None:
-        self.path = path
+    def __init__(self, path: StrPath, *, durable: bool = False) -> None:
+        self.path = path = os.fspath(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not path.exists():
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            if not os.path.exists(path):
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
             self._db.row_factory = sqlite3.Row
@@ -116,7 +115,7 @@ class Store:
             return
         # Creating or upgrading the database is the one step two processes (or the scheduler's
         # two threads) must not race on: switching to WAL does not wait for a busy handler.
-        guard = os.open(self.path.with_name(self.path.name + ".init-lock"),
+        guard = os.open(self.path + ".init-lock",
                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(guard, fcntl.LOCK_EX)
@@ -160,23 +159,13 @@ class Store:
             )
         return int(row[0])
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, never mid-way."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._db.execute("ROLLBACK")
-            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
+    def transaction(self) -> _Transaction:
+        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, never mid-way.
+
+        ``with store.transaction() as db:`` commits at the end of the block, rolls back on an
+        exception.
+        """
+        return _Transaction(self)
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -236,8 +225,11 @@ class Store:
         row = self._write(
             "UPDATE runs SET status = 'running', attempt = attempt + 1, started_at = ?, "
             "ended_at = NULL, owner_pid = ?, host = ?, pgid = NULL, exit_code = NULL, "
-            "error = NULL, log_file = NULL WHERE run_id = (SELECT run_id FROM runs "
-            f"WHERE {where} ORDER BY priority DESC, due_at, seq LIMIT 1) RETURNING *",
+            "error = NULL, log_file = NULL WHERE seq = (SELECT seq FROM runs "
+            # Without statistics the planner prefers runs_status and sorts every pending run:
+            # 0.35 ms per claim with 900 waiting, against 0.01 ms reading runs_waiting in order.
+            f"INDEXED BY runs_waiting WHERE {where} ORDER BY priority DESC, due_at, seq "
+            "LIMIT 1) RETURNING *",
             (now, owner_pid, host, *params),
         ).fetchone()
         return _row_to_run(row) if row else None
@@ -340,6 +332,14 @@ class Store:
                 list(next_runs.items()),
             )
 
+    def set_next_run(self, job_name: str, next_run: str | None, db: sqlite3.Connection) -> None:
+        """``set_next_runs`` for one job inside the caller's transaction (with its new run)."""
+        db.execute(
+            "INSERT INTO job_plan (job_name, next_run) VALUES (?, ?) "
+            "ON CONFLICT (job_name) DO UPDATE SET next_run = excluded.next_run",
+            (job_name, next_run),
+        )
+
     # --- flags --------------------------------------------------------------------------------
 
     def is_paused(self) -> bool:
@@ -360,3 +360,33 @@ class Store:
                 "AND COALESCE(ended_at, created_at) < ?",
                 (*FINISHED_STATUSES, cutoff),
             ).rowcount
+
+
+class _Transaction:
+    """``Store.transaction()``; a class because contextlib costs a millisecond at start-up."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self.store._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the state database {self.store.path}: {exc}") \
+                from exc
+        return db
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        db = self.store._db
+        if kind is not None:
+            db.execute("ROLLBACK")
+            return
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            raise StorageError(f"cannot write the state database {self.store.path}: {exc}") \
+                from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,7 @@ from freezegun import freeze_time
 
 from batch_runner import plan
 from batch_runner.spec import JobSpec
+from batch_runner.timefmt import iso, parse_iso
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -132,3 +134,63 @@ def test_upcoming_interval_continues_the_live_plan() -> None:
     now = at("2026-05-01T10:00:00")
     assert plan.upcoming_runs(interval(60), now, 2, now + 10) == [now + 10, now + 70]
     assert plan.upcoming_runs(interval(60), now, 2, None) == [now + 60, now + 120]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.0000004, 0.0004567, 0.9999996])
+def test_due_times_are_whole_milliseconds_so_scheduled_for_is_recorded_exactly(
+    fraction: float,
+) -> None:
+    # scheduled_for is recorded to the millisecond: a sub-millisecond due time would be
+    # recorded up to 1 ms before the run was actually due.
+    now = at("2026-05-01T10:00:00") + fraction
+    whole = math.ceil(round(fraction * 1e6) / 1000) / 1000  # the fraction rounded up to 1 ms
+    job = interval(1)
+    occurrence = plan.first_occurrence(job, now, 0.0)
+    assert occurrence.due == occurrence.scheduled_for
+    assert occurrence.due == pytest.approx(at("2026-05-01T10:00:01") + whole, abs=1e-6)
+    for _ in range(50):
+        assert occurrence.due >= now
+        assert parse_iso(iso(occurrence.scheduled_for)) == occurrence.scheduled_for
+        assert occurrence.due == occurrence.scheduled_for
+        previous, now = occurrence, occurrence.due + 0.0003
+        occurrence = plan.following_occurrence(job, occurrence, now, 0.0)
+        assert occurrence.scheduled_for == pytest.approx(previous.scheduled_for + 1, abs=1e-6)
+
+
+def test_jitter_and_catch_up_due_times_are_whole_milliseconds() -> None:
+    now = at("2026-05-01T10:00:00") + 0.0004567
+    jittered = plan.first_occurrence(daily("02:00", jitter=120), now, 0.123456789)
+    assert jittered.due == parse_iso(iso(jittered.due))
+    assert jittered.scheduled_for + 120 * 0.123456789 <= jittered.due
+    assert jittered.due < jittered.scheduled_for + 120 * 0.123456789 + 0.001
+    caught_up = plan.first_occurrence(interval(300, catch_up=True), now, 0.0)
+    assert caught_up.trigger == "catch_up"
+    assert caught_up.due == caught_up.scheduled_for == at("2026-05-01T10:00:00.001")
+    following = plan.following_occurrence(interval(300, catch_up=True), caught_up, now, 0.0)
+    assert following.scheduled_for == at("2026-05-01T10:05:00.001")
+
+
+def test_whole_ms_leaves_a_whole_millisecond_alone_despite_float_noise() -> None:
+    for ms in (0, 1, 123, 999):
+        ts = at("2026-05-01T10:00:00") + ms / 1000
+        assert plan.whole_ms(ts) == ts
+        assert plan.whole_ms(ts + 1e-7) == ts  # float noise, under a microsecond
+        assert plan.whole_ms(ts + 2e-6) == pytest.approx(ts + 0.001, abs=1e-6)
+
+
+@pytest.mark.parametrize("job", [
+    interval(1), interval(60), interval(1, jitter=10), daily("02:00"), daily("02:00", jitter=600),
+], ids=["1s", "60s", "1s-jitter-10s", "daily", "daily-jitter"])
+def test_a_following_occurrence_planned_ahead_stands_while_it_is_ahead(job: JobSpec) -> None:
+    # The scheduler plans the following occurrence a moment before firing (as of the due
+    # time); firing later, it may keep that plan exactly while the plan is still ahead.
+    start = at("2026-05-01T10:00:00") + 0.0004567
+    occurrence = plan.first_occurrence(job, start, 0.3)
+    for lateness in (0.0, 0.0002, 0.4, 0.999, 1.0, 1.5, 4.2, 7.0, 3600.0, 86_400.0 + 5):
+        now = occurrence.due + lateness
+        planned = plan.following_occurrence(job, occurrence, occurrence.due, 0.7)
+        actual = plan.following_occurrence(job, occurrence, now, 0.7)
+        if plan.still_following(planned, now):
+            assert planned == actual, lateness
+        else:
+            assert actual.scheduled_for > now - plan.MISSED_AFTER_SECONDS

@@ -8,10 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, job, read_results, run_cli, write_config
+from conftest import REPO, job, read_results, run_cli, start_cli, write_config
 from conftest import wait_for as wait_until
 
 
@@ -150,6 +151,43 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_run_left_running_by_a_killed_run_job_is_reaped_at_start_with_nothing_due(
+    project: Path, daemons
+) -> None:
+    marker = project / "started"
+    write_config(project, [job("long", f"sh -c 'touch {marker}; sleep 1000'")],
+                 settings={"kill_grace": 0.5})
+    runner = start_cli(project, "run-job", "long")
+    wait_for(marker.exists)
+    runner.kill()
+    runner.wait(timeout=10)
+    start(project, daemons)  # the job is due in an hour: only start-up reaping finds the run
+    wait_for(lambda: "interrupted" in statuses(project, "long"), timeout=10)
+
+
+def test_a_paused_queue_holds_scheduled_runs_without_spinning_until_resumed(
+    project: Path, daemons
+) -> None:
+    write_config(project, [job("tick", "echo tick", schedule_time="0.5")])
+    assert run_cli(project, "queue", "pause").returncode == 0
+    daemon = start(project, daemons)
+    # The first run waits in the queue; the occurrences after it are skipped meanwhile.
+    wait_for(lambda: "skipped" in statuses(project, "tick"))
+    before, started = _cpu_seconds(daemon.proc.pid), time.monotonic()
+    time.sleep(1.0)
+    busy = (_cpu_seconds(daemon.proc.pid) - before) / (time.monotonic() - started)
+    assert busy < 0.3, f"the paused scheduler used {busy:.0%} of a CPU"
+    assert "success" not in statuses(project, "tick")
+    assert run_cli(project, "queue", "resume").returncode == 0
+    wait_for(lambda: "success" in statuses(project, "tick"), timeout=10)
+    assert daemon.stop() == 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_systemd_notify_ready_watchdog_stopping(project: Path, daemons, tmp_path: Path) -> None:
