@@ -69,3 +69,20 @@ def test_run_job_loads_neither_argparse_nor_the_config_validator(project: Path) 
                           capture_output=True, text=True, check=True)
     loaded = set(done.stderr.split())
     assert not loaded & {"argparse", "gettext", "pydantic", "rich", "logging", "typing"}
+
+
+QUEUE_LINES = [
+    ["queue", "add", "--", "echo", "hi"],
+    ["queue", "add", "--priority", "5", "--label", "list", "--", "true"],
+    ["queue", "list", "--all", "--json"],
+    ["queue", "show", "20261123-000000-abcdef"],
+    ["--root", "/srv", "queue", "worker", "--forever"],
+    ["-c", "queue", "queue", "pause"],
+    ["queue", "clean", "--keep-days", "3"],
+]
+
+
+@pytest.mark.parametrize("argv", QUEUE_LINES, ids=" ".join)
+def test_a_queue_parser_built_for_one_subcommand_parses_as_the_whole_one(argv: list[str]) -> None:
+    whole = build_parser().parse_args(argv)  # no argv: every subcommand registered
+    assert vars(build_parser(argv).parse_args(argv)) == vars(whole)

@@ -14,13 +14,23 @@ from batch_runner.errors import UsageError
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 
-def register(sub: Any, common: Any) -> None:
+def register(sub: Any, common: Any, argv: Sequence[str] = ()) -> None:
+    """``queue`` and its subcommands: only the one ``argv`` names, or all of them for help."""
     queue = sub.add_parser("queue", help="the ad-hoc queue: add, list, show, remove, run, ...")
     qsub = queue.add_subparsers(dest="queue_command", metavar="QUEUE_COMMAND", required=True,
                                 parser_class=type(queue))
+    after = list(argv[argv.index("queue") + 1:]) if "queue" in argv else []
+    named = next((word for word in after if not word.startswith("-")), None)
+    for name, build in _SUBCOMMANDS.items():
+        if named not in _SUBCOMMANDS or name == named:
+            build(qsub, common)
+
+
+def _add(qsub: Any, common: Any) -> None:
     p = qsub.add_parser("add", help="queue a command (durable once this returns); prints its id")
     p.add_argument("--priority", type=int, default=0, help="higher starts first (default 0)")
     when = p.add_mutually_exclusive_group()
@@ -33,6 +43,9 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     p.set_defaults(handler=cmd_add)
     common(p)
+
+
+def _list(qsub: Any, common: Any) -> None:
     p = qsub.add_parser("list", help="pending and running runs (--all: finished too)")
     p.add_argument("--all", action="store_true")
     p.add_argument("--limit", type=int, default=100, metavar="N",
@@ -40,17 +53,22 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
     common(p)
+
+
+def _show(qsub: Any, common: Any) -> None:
     p = qsub.add_parser("show", help="every field of one run")
     p.add_argument("run_id", metavar="ID")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_show)
     common(p)
-    _simple(qsub, common, "remove", "cancel a pending run", cmd_remove, with_id=True)
-    _simple(qsub, common, "run", "run the next due run, if any, and exit", cmd_run)
+
+
+def _worker(qsub: Any, common: Any) -> None:
     p = _simple(qsub, common, "worker", "run queued runs until the queue is empty", cmd_worker)
     p.add_argument("--forever", action="store_true", help="keep waiting for new runs")
-    _simple(qsub, common, "pause", "start nothing new from the queue or the schedule", cmd_pause)
-    _simple(qsub, common, "resume", "undo pause", cmd_pause)
+
+
+def _clean(qsub: Any, common: Any) -> None:
     p = _simple(qsub, common, "clean", "delete finished runs older than N days", cmd_clean)
     p.add_argument("--keep-days", type=int, default=7, metavar="N")
 
@@ -192,3 +210,21 @@ def cmd_clean(args: argparse.Namespace) -> int:
     removed = ctx.store.delete_finished_before(time.time() - args.keep_days * 86400)
     print(f"removed {removed} finished runs older than {args.keep_days} days", file=sys.stdout)
     return 0
+
+
+# In the order ``queue --help`` lists them.
+_SUBCOMMANDS: dict[str, Callable[[Any, Any], None]] = {
+    "add": _add,
+    "list": _list,
+    "show": _show,
+    "remove": lambda qsub, common: _simple(qsub, common, "remove", "cancel a pending run",
+                                           cmd_remove, with_id=True),
+    "run": lambda qsub, common: _simple(qsub, common, "run",
+                                        "run the next due run, if any, and exit", cmd_run),
+    "worker": _worker,
+    "pause": lambda qsub, common: _simple(qsub, common, "pause",
+                                          "start nothing new from the queue or the schedule",
+                                          cmd_pause),
+    "resume": lambda qsub, common: _simple(qsub, common, "resume", "undo pause", cmd_pause),
+    "clean": _clean,
+}
