@@ -65,6 +65,33 @@ def test_a_variable_gone_since_validation_fails_the_attempt_naming_it(project: P
     assert record["error"].startswith("the environment variable API_KEY is not set")
 
 
+def test_edits_do_not_need_the_variables_of_the_shell_they_run_in(project: Path) -> None:
+    # The scheduler's unit sets API_KEY; the operator's shell does not. Editing still works,
+    # with a warning, and nothing else in the file changes.
+    write_config(project, [http_job(headers={"X-Api-Key": "${API_KEY}"}),
+                           {"name": "other", "command": "true", "schedule_type": "interval",
+                            "schedule_time": "60"}])
+    result = run_cli(project, "disable", "other")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "API_KEY" in result.stderr
+    jobs = json.loads((project / "config" / "batch_config.json").read_text())["jobs"]
+    assert [job.get("enabled", True) for job in jobs] == [True, False]
+    assert jobs[0]["headers"] == {"X-Api-Key": "${API_KEY}"}
+    added = run_cli(project, "add", "third", "true", "--type", "interval", "--time", "60",
+                    env={"API_KEY": "k"})
+    assert added.returncode == 0, added.stderr
+    assert "warning" not in added.stderr
+
+
+def test_edits_still_refuse_a_literal_host_outside_allow_hosts(project: Path) -> None:
+    write_config(project, [http_job(url="https://ok.example.com/${PATH_PART}"),
+                           http_job("evil", url="https://evil.example.org/")],
+                 settings={"http": {"allow_hosts": ["*.example.com"]}})
+    result = run_cli(project, "disable", "api")
+    assert result.returncode == 78
+    assert "evil.example.org is not in settings.http.allow_hosts" in result.stderr
+
+
 def test_validate_reports_a_job_url_outside_allow_hosts(project: Path) -> None:
     write_config(project, [http_job(url="https://evil.example.org/")],
                  settings={"http": {"allow_hosts": ["*.example.com"]}})

@@ -12,11 +12,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from batch_runner.config.atomic import write_atomic
+from batch_runner.config.httpchecks import http_problems
 from batch_runner.config.jsonpos import format_path, scan
 from batch_runner.config.loader import Source, read_source
 from batch_runner.errors import ConfigError, NotFound, OperationFailed, UsageError
@@ -29,8 +31,9 @@ def default_config_bytes() -> bytes:
     return resources.files("batch_runner.config").joinpath(DEFAULT_CONFIG_RESOURCE).read_bytes()
 
 
-def init_config(config_path: Path) -> None:
+def init_config(config_path: Path | str) -> None:
     """Write the default config at ``config_path``; UsageError if a file is already there."""
+    config_path = Path(config_path)
     try:
         config_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(config_path, default_config_bytes(), exclusive=True)
@@ -41,7 +44,7 @@ def init_config(config_path: Path) -> None:
         raise OperationFailed(f"cannot write {config_path}: {exc.strerror or exc}") from None
 
 
-def add_job(config_path: Path, root: Path, job: dict[str, Any]) -> None:
+def add_job(config_path: Path | str, root: Path | str, job: dict[str, Any]) -> None:
     """Append ``job`` to the file; ConfigError if the name is taken or the job is invalid."""
     source = _current(config_path)
     jobs = source.document.setdefault("jobs", [])
@@ -55,7 +58,7 @@ def add_job(config_path: Path, root: Path, job: dict[str, Any]) -> None:
     _write_validated(source, root, f"adding job {name!r}")
 
 
-def remove_job(config_path: Path, root: Path, name: str) -> None:
+def remove_job(config_path: Path | str, root: Path | str, name: str) -> None:
     """Remove the job called ``name``; NotFound if there is none."""
     source = _current(config_path)
     index = _index_of(source, name)
@@ -63,14 +66,14 @@ def remove_job(config_path: Path, root: Path, name: str) -> None:
     _write_validated(source, root, f"removing job {name!r}")
 
 
-def set_enabled(config_path: Path, root: Path, name: str, enabled: bool) -> None:
+def set_enabled(config_path: Path | str, root: Path | str, name: str, enabled: bool) -> None:
     """Set the ``enabled`` key of the job called ``name``; NotFound if there is none."""
     source = _current(config_path)
     source.document["jobs"][_index_of(source, name)]["enabled"] = enabled
     _write_validated(source, root, f"{'enabling' if enabled else 'disabling'} job {name!r}")
 
 
-def _current(config_path: Path) -> Source:
+def _current(config_path: Path | str) -> Source:
     source = read_source(config_path)
     # json.loads kept only the last of any repeated key; writing the document back would
     # silently drop the others, so the user decides first.
@@ -93,19 +96,24 @@ def _index_of(source: Source, name: str) -> int:
     raise NotFound(f"no job named {name!r} in {source.path}{hint}")
 
 
-def _write_validated(source: Source, root: Path, action: str) -> None:
+def _write_validated(source: Source, root: Path | str, action: str) -> None:
     from batch_runner.config.validation import validate_document
 
     path = source.path
     try:
         # No positions: line numbers of a file that was never written would only confuse.
-        validate_document(str(path), source.document, Path(os.path.abspath(root)))
+        # No environment: a variable that the editing shell lacks (the scheduler's unit sets
+        # it) is no reason to refuse an edit; it is pointed out below instead.
+        validate_document(str(path), source.document, os.path.abspath(root),
+                          check_variables=False)
     except ConfigError as exc:
         count = len(exc.problems)
         raise ConfigError(f"{path}: {action} refused; the config would have {count} "
                           f"problem{'s' if count != 1 else ''}", problems=exc.problems) from None
     text = json.dumps(source.document, indent=2, ensure_ascii=False) + "\n"
     _replace(source, text.encode())
+    for problem in http_problems(source.document, os.environ):
+        print(f"warning: {problem.line(str(path), None)}", file=sys.stderr)
 
 
 def _replace(source: Source, data: bytes) -> None:

@@ -18,28 +18,36 @@ from batch_runner.httpjob.prepare import RequestProblem, host_of
 _REFERENCING_KEYS = ("url", "headers", "params", "body")
 
 
-def http_problems(document: Mapping[str, Any], environ: Mapping[str, str]) -> list[Problem]:
-    """Every unset variable an HTTP job refers to, and every job URL to a host not allowed."""
+def http_problems(
+    document: Mapping[str, Any], environ: Mapping[str, str], *, check_variables: bool = True,
+) -> list[Problem]:
+    """Every unset variable an HTTP job refers to, and every job URL to a host not allowed.
+
+    Without ``check_variables`` unset variables are not problems, and a URL that refers to
+    one is not checked against ``allow_hosts`` (its host may come from the environment).
+    """
     jobs = document.get("jobs")
     allow = _allow_hosts(document)
     problems: list[Problem] = []
     for index, job in enumerate(jobs if isinstance(jobs, list) else []):
         if isinstance(job, dict) and job.get("type") == "http":
-            problems += _job_problems(("jobs", index), job, environ, allow)
+            problems += _job_problems(("jobs", index), job, environ, allow, check_variables)
     return problems
 
 
 def _job_problems(
     at: tuple[str | int, ...], job: Mapping[str, Any], environ: Mapping[str, str],
-    allow: tuple[str, ...],
+    allow: tuple[str, ...], check_variables: bool,
 ) -> list[Problem]:
     problems = []
-    for path, text in _strings(job):
+    for path, text in _strings(job) if check_variables else ():
         for name in dict.fromkeys(envrefs.references(text)):
             if name not in environ:
                 problems.append(Problem((*at, *path), _unset(name)))
     url = job.get("url")
     if problems or not allow or not isinstance(url, str):
+        return problems
+    if not check_variables and envrefs.references(url):
         return problems
     try:
         host = host_of(envrefs.expand(url, environ))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,18 +17,20 @@ from batch_runner.errors import ConfigError
 
 
 def validate_document(
-    file: str, document: dict[str, Any], root: Path, text: str | None = None
+    file: str, document: dict[str, Any], root: str, text: str | None = None, *,
+    check_variables: bool = True,
 ) -> dict[str, Any]:
     """The normalized dict of ``document``, or ConfigError listing every problem.
 
     ``text`` is the JSON the document was parsed from; with it, each problem gets a line and
     column, and keys repeated in one object are found (``json.loads`` keeps only the last).
-    The ``${VAR}`` references of HTTP jobs are checked against this process's environment.
+    The ``${VAR}`` references of HTTP jobs are checked against this process's environment
+    unless ``check_variables`` is False (the file itself is sound whatever a shell has set).
     """
     problems = [
         *found.misspelt_top_level(document),
         *found.duplicate_names(document),
-        *http_problems(document, os.environ),
+        *http_problems(document, os.environ, check_variables=check_variables),
     ]
     try:
         model = ConfigModel.model_validate(document)
