@@ -5,9 +5,10 @@ the next pending run is due or it is poked, and releases the executor lock betwe
 ``run-job`` from cron can take its turn.
 
 A few milliseconds before an occurrence the main thread gives a heads-up (``expect``): this
-thread then takes the lock and waits for the poke, so the claim follows the enqueue at once.
-Waking from a long sleep and taking a fresh lock each cost about half a millisecond on an idle
-machine, and they would otherwise come between a run falling due and its start.
+thread then wakes and waits for the poke, so the claim follows the enqueue at once. Waking from
+a long sleep costs about half a millisecond on an idle machine, which would otherwise come
+between a run falling due and its start. The executor lock is not taken ahead: a ``run-job``
+(``--no-wait`` above all) arriving just before a scheduled run is not turned away for it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ log = get_logger("batch_runner")
 
 IDLE_RECHECK_SECONDS = 60.0  # a safety net only: new runs come with a poke
 ERROR_PAUSE_SECONDS = 1.0
-# After a heads-up, how long past the expected time the lock is held waiting for the run (an
-# occurrence is skipped, or the scheduler is slow): then it is let go for a ``run-job``.
+# After a heads-up, how long past the expected time this thread stays awake for the run (an
+# occurrence may be skipped, or the scheduler slow) before it goes back to sleep.
 EXPECT_GRACE_SECONDS = 0.02
 
 
@@ -141,15 +142,9 @@ class Dispatcher:
             self._reap_if_free(ctx)
 
     def _drain_when_poked(self, ctx: RunnerContext, timeout: float) -> None:
-        """Hold the executor for the expected run; drain once poked (or woken otherwise)."""
-        assert self._lock is not None
-        if not self._lock.acquire(wait=False):
-            return  # a `run-job` has it: the run waits its turn, as any other
-        try:
-            if self._wake.wait(timeout):
-                self._drain(ctx)
-        finally:
-            self._lock.release()
+        """Stay awake for the expected run; drain once poked (or woken otherwise)."""
+        if self._wake.wait(timeout):
+            self._drain(ctx)
 
     def _drain(self, ctx: RunnerContext) -> None:
         assert self._lock is not None and self._interrupter is not None

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from batch_runner.paths import StrPath
 
 
+# Wider than any pid Linux hands out (pid_max is at most 2**22).
+_PID_WIDTH = 10
+
+
 class FileLock:
     """An exclusive flock on one file; the holder's pid is written into it for ``status``."""
 
@@ -40,8 +44,9 @@ class FileLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # Fixed width, so the write replaces any earlier pid whole without a truncate, which
+        # costs this file system up to half a millisecond on every acquire.
+        os.pwrite(fd, f"{os.getpid():>{_PID_WIDTH}}\n".encode(), 0)
         self._fd = fd
         return True
 
@@ -69,8 +74,8 @@ def holder_pid(path: StrPath) -> int | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else None
+            words = os.pread(fd, 32, 0).decode(errors="replace").split()
+            return int(words[0]) if words and words[0].isdigit() else None
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
