@@ -89,7 +89,7 @@ class RunLog:
     A log that cannot be written is given up with a warning; the run goes on without it.
     """
 
-    def __init__(self, path: str, max_bytes: int) -> None:
+    def __init__(self, path: str, max_bytes: int, *, open_now: bool = True) -> None:
         self.path = path
         self.head = max(int(max_bytes), 0) // 2
         self.tail = max(int(max_bytes), 0) - self.head
@@ -97,7 +97,12 @@ class RunLog:
         self._slack = max(self.tail, _MIN_SLACK)
         self._marker_len = 0  # 0 while nothing has been cut
         self._end = 0  # current size of the file
-        self._fd: int | None = self._open(path)
+        self._fd: int | None = self._open(path) if open_now else None
+
+    def open(self) -> None:
+        """Create the file now (``open_now=False``); output before this is not written."""
+        if self._fd is None:
+            self._fd = self._open(self.path)
 
     @property
     def cut(self) -> int:
@@ -180,8 +185,10 @@ class OutputCapture:
         run_log_max_bytes: int,
         output_max_bytes: int,
         stderr_tail_bytes: int = STDERR_TAIL_BYTES,
+        *,
+        open_log: bool = True,
     ) -> None:
-        self.run_log = RunLog(log_path, run_log_max_bytes)
+        self.run_log = RunLog(log_path, run_log_max_bytes, open_now=open_log)
         self.combined = TailBuffer(output_max_bytes)
         self.stderr = TailBuffer(stderr_tail_bytes)
 

@@ -78,10 +78,11 @@ def execute(
     """
     started_at = time.time()
     limits = (request.run_log_max_bytes, request.output_max_bytes)
-    with OutputCapture(request.log_path, *limits) as capture:
+    with OutputCapture(request.log_path, *limits, open_log=False) as capture:
         try:
             proc = _spawn(request)
         except (OSError, ValueError) as exc:
+            capture.run_log.open()
             reason = start_error(request.argv, request.cwd, exc)
             return _outcome("error", None, reason, capture, started_at, None)
         hooks = _Hooks(on_started, cancel, wake_fd if cancel else None, cancel_poll_interval)
@@ -106,6 +107,9 @@ def _supervise(
         try:
             if hooks.on_started is not None:
                 hooks.on_started(proc.pid)
+            # Created while the child starts up, in parallel: creating a file can cost this
+            # as much as starting `true`. The child's output waits in its pipes meanwhile.
+            capture.run_log.open()
             return attempt.run()
         finally:
             attempt.close()

@@ -450,3 +450,19 @@ def test_works_without_pidfd_support(
     reap_leftovers.append(int(outcome.output))
     assert outcome.status == "timeout"
     assert not running(int(outcome.output))
+
+
+def test_the_run_log_is_made_for_every_attempt_and_keeps_output_printed_at_once(
+    tmp_path: Path,
+) -> None:
+    # The file is created just after the child starts; what it printed first waits in the pipe.
+    log = tmp_path / "logs" / "runs" / "run.log"
+    outcome = run(tmp_path, ["sh", "-c", "printf first; sleep 0.05; printf ' last'"])
+    assert outcome.status == "success"
+    assert log.read_bytes() == b"first last"
+    silent = tmp_path / "silent.log"
+    assert run(tmp_path, ["true"], log_path=silent).status == "success"
+    assert silent.exists() and silent.read_bytes() == b""
+    missing = tmp_path / "missing.log"
+    assert run(tmp_path, ["/no/such/program"], log_path=missing).status == "error"
+    assert missing.exists()
