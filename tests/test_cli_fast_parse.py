@@ -86,3 +86,12 @@ QUEUE_LINES = [
 def test_a_queue_parser_built_for_one_subcommand_parses_as_the_whole_one(argv: list[str]) -> None:
     whole = build_parser().parse_args(argv)  # no argv: every subcommand registered
     assert vars(build_parser(argv).parse_args(argv)) == vars(whole)
+
+
+def test_queue_help_lists_every_subcommand_whatever_follows(capsys: pytest.CaptureFixture) -> None:
+    for argv in (["queue", "--help"], ["queue", "--help", "add"], ["queue", "-h", "list"]):
+        with pytest.raises(SystemExit):
+            build_parser(argv).parse_args(argv)
+        shown = capsys.readouterr().out
+        assert all(name in shown for name in ("add", "list", "show", "worker", "clean")), argv
+

@@ -25,6 +25,8 @@ def register(sub: Any, common: Any, argv: Sequence[str] = ()) -> None:
                                 parser_class=type(queue))
     after = list(argv[argv.index("queue") + 1:]) if "queue" in argv else []
     named = next((word for word in after if not word.startswith("-")), None)
+    if {"-h", "--help"} & set(after[:after.index(named)] if named in after else after):
+        named = None  # `queue --help add` lists every subcommand
     for name, build in _SUBCOMMANDS.items():
         if named not in _SUBCOMMANDS or name == named:
             build(qsub, common)
