@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
 
 from batch_runner.cli import app, render
 from batch_runner.errors import UsageError
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(sub: Any, common: Any) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from batch_runner.cli import app
 from batch_runner.errors import UsageError
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(sub: Any, common: Any) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 from batch_runner.context import RunnerContext
 from batch_runner.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, Busy
 from batch_runner.locks import FileLock
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_BY_STATUS = {"success": EXIT_OK, "timeout": EXIT_TIMEOUT}
 IDLE_POLL_SECONDS = 0.5  # --forever: how soon a run added by another process is noticed
