@@ -29,7 +29,7 @@ from batch_runner.runner import enqueue_job
 from batch_runner.sdnotify import Notifier
 from batch_runner.spec import ConfigSpec, JobSpec
 from batch_runner.timefmt import iso, parse_iso
-from batch_runner.wakeup import bind_listener, drain_listener
+from batch_runner.wakeup import bind_listener, drain_listener, fifo_path
 from batch_runner.watch import ConfigWatch
 
 log = get_logger("batch_runner")
@@ -80,6 +80,9 @@ class Scheduler:
         self._install_signals(write_fd)
         watch = ConfigWatch(self.config_path)
         listener = bind_listener(self.ctx.layout.log_dir)
+        if listener is None:
+            log.warning("cannot make the wake-up pipe %s: queued runs start within a minute "
+                        "instead of at once", fifo_path(self.ctx.layout.log_dir))
         dispatcher = Dispatcher(lambda: self.config)
         dispatcher.start()
         self._plan_all(start_up=True)

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 FIFO_NAME = "wakeup.fifo"
 
 
-def _fifo(log_dir: Path | str) -> str:
+def fifo_path(log_dir: Path | str) -> str:
     return os.path.join(log_dir, "state", FIFO_NAME)
 
 
 def bind_listener(log_dir: Path | str) -> int | None:
     """The scheduler's end, a non-blocking fd; None if the pipe cannot be made or opened."""
-    path = _fifo(log_dir)
+    path = fifo_path(log_dir)
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         try:
@@ -52,7 +52,7 @@ def drain_listener(fd: int) -> None:
 def poke(log_dir: Path | str) -> None:
     """Tell the scheduler of ``log_dir`` (if one runs) to look at the queue now."""
     try:
-        fd = os.open(_fifo(log_dir), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(fifo_path(log_dir), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return  # no pipe, or no scheduler reading it: the run waits for the next drainer
     try:

@@ -77,3 +77,24 @@ def test_the_scheduler_starts_a_queued_run_at_once(project: Path) -> None:
     finally:
         scheduler.terminate()
         scheduler.wait(30)
+
+
+def test_a_scheduler_without_its_pipe_says_so_and_still_runs(project: Path) -> None:
+    write_config(project, [])
+    state = project / "logs" / "state"
+    state.mkdir(parents=True)
+    (state / "wakeup.fifo").write_text("not a pipe")
+    scheduler = start_cli(project, "scheduler")
+    try:
+        assert scheduler.stderr is not None
+        lines = []
+        for line in scheduler.stderr:
+            lines.append(line)
+            if "scheduler started" in line:
+                break
+        assert any("cannot make the wake-up pipe" in line and "wakeup.fifo" in line
+                   for line in lines), lines
+        assert scheduler.poll() is None
+    finally:
+        scheduler.terminate()
+        scheduler.wait(30)
