@@ -67,8 +67,10 @@ def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutc
     """Record one finished attempt; returns the run's new status (``pending`` when retried).
 
     When the JSONL line cannot be written (a full disk), the run's row is still brought up to
-    date before the error goes on, so the run ends as it really did instead of being taken
-    for the run of a dead runner later.
+    date, so the run ends as it really did instead of being taken for the run of a dead runner
+    later. The error is raised once the run has ended; before a retry it is only logged, so
+    whoever waits for the run (a ``run-job`` from cron) stays with it to the end instead of
+    leaving a pending retry behind that would turn the job's next runs away.
     """
     unjournaled: StorageError | None = None
     try:
@@ -103,7 +105,10 @@ def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutc
     if not retry:
         events.run_finished(ctx, {**run, **fields}, outcome, state)
     if unjournaled is not None:
-        raise unjournaled
+        if not retry:
+            raise unjournaled
+        log.error("%s (attempt %d of run %s; its retry goes ahead)", unjournaled,
+                  run["attempt"], run["run_id"])
     return fields["status"]
 
 

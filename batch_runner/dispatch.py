@@ -31,6 +31,7 @@ ERROR_PAUSE_SECONDS = 1.0
 # After a heads-up, how long past the expected time this thread stays awake for the run (an
 # occurrence may be skipped, or the scheduler slow) before it goes back to sleep.
 EXPECT_GRACE_SECONDS = 0.02
+MAX_EXPECT_WAIT_SECONDS = 0.1
 
 
 class Dispatcher:
@@ -101,7 +102,7 @@ class Dispatcher:
     def _reap_if_free(self, ctx: RunnerContext) -> None:
         """Runs left ``running`` while nobody holds the executor are orphans.
 
-        At start, and when idle for ``IDLE_RECHECK_SECONDS`` (a ``run-job`` from cron may have
+        At start, and after every wait that ended without a poke (a ``run-job`` from cron may have
         died meanwhile); ``drain_due`` reaps under the lock before every batch anyway.
         """
         assert self._lock is not None
@@ -130,15 +131,17 @@ class Dispatcher:
         elif next_due is not None and next_due <= now:
             self._drain(ctx)
         elif expected is not None and now < expected + EXPECT_GRACE_SECONDS:
-            self._drain_when_poked(ctx, expected + EXPECT_GRACE_SECONDS - now)
+            # Capped: a wall clock set back meanwhile must not keep this thread waiting long.
+            self._drain_when_poked(ctx, min(expected + EXPECT_GRACE_SECONDS - now,
+                                            MAX_EXPECT_WAIT_SECONDS))
         else:
             self._sleep(ctx, next_due)
 
     def _sleep(self, ctx: RunnerContext, next_due: float | None) -> None:
-        """Until ``next_due`` or a poke; idle for long, look for orphans of a dead ``run-job``."""
+        """Until ``next_due`` or a poke; if no poke came, look for orphans of a dead run-job."""
         wait = IDLE_RECHECK_SECONDS if next_due is None else min(next_due - time.time(),
                                                                  IDLE_RECHECK_SECONDS)
-        if not self._wake.wait(wait) and next_due is None:
+        if not self._wake.wait(wait):
             self._reap_if_free(ctx)
 
     def _drain_when_poked(self, ctx: RunnerContext, timeout: float) -> None:
@@ -148,7 +151,7 @@ class Dispatcher:
 
     def _drain(self, ctx: RunnerContext) -> None:
         assert self._lock is not None and self._interrupter is not None
-        self._lock.acquire()  # at once when _drain_when_poked holds it already
+        self._lock.acquire()
         try:
             if not self._stopping.is_set():
                 drain_due(ctx, self._interrupter)

@@ -44,10 +44,13 @@ class FileLock:
         except BaseException:
             os.close(fd)
             raise
-        # Fixed width, so the write replaces any earlier pid whole without a truncate, which
-        # costs this file system up to half a millisecond on every acquire.
-        os.pwrite(fd, f"{os.getpid():>{_PID_WIDTH}}\n".encode(), 0)
         self._fd = fd
+        try:
+            # Fixed width, so the write replaces any earlier pid whole without a truncate,
+            # which costs this file system up to half a millisecond on every acquire.
+            os.pwrite(fd, f"{os.getpid():>{_PID_WIDTH}}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the pid is for `status` only, the lock is held all the same
         return True
 
     def release(self) -> None:

@@ -35,8 +35,17 @@ def resolve_config_path(
 
 def resolve_under_root(root: StrPath, value: str) -> str:
     """A path from the config: absolute as given, relative ones against the root."""
-    # join keeps an absolute second part as it is; normpath tidies "./logs/" as pathlib did.
-    return os.path.normpath(os.path.join(root, os.path.expanduser(value)))
+    # join keeps an absolute second part as it is.
+    return _tidy(os.path.join(root, os.path.expanduser(value)))
+
+
+def _tidy(path: str) -> str:
+    """``path`` without "." parts, repeated or trailing slashes, as pathlib writes it.
+
+    ".." stays: which directory it means depends on symlinks, so the kernel decides.
+    """
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    return ("/" if path.startswith("/") else "") + "/".join(parts) or "."
 
 
 class LogLayout:

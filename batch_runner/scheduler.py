@@ -45,7 +45,7 @@ HEADS_UP_SECONDS = 0.002
 
 class Scheduler:
     def __init__(
-        self, config_path: Path, root: Path, *,
+        self, config_path: str | Path, root: str | Path, *,
         clock: Callable[[], float] = time.time, rand: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -107,6 +107,9 @@ class Scheduler:
             self._shut_down(dispatcher)
             selector.close()
             watch.close()
+            for fd in (read_fd, write_fd, listener):
+                if fd is not None:
+                    os.close(fd)
         return 0
 
     def _install_signals(self, write_fd: int) -> None:
@@ -311,7 +314,7 @@ class Scheduler:
         return True
 
 
-def load_validated(config_path: Path, root: Path) -> ConfigSpec:
+def load_validated(config_path: str | Path, root: str | Path) -> ConfigSpec:
     """The config, validated in a child process when it changed.
 
     The child (``batch_runner validate``) leaves a validated snapshot behind, which is then

@@ -24,6 +24,7 @@ FAST = [
     ["--config", "c.json", "--root", "/srv", "run-job", "backup", "--no-wait"],
     ["--root", "/a", "--root", "/b", "run-job", "x"],
     ["-l", "DEBUG", "run-job", "x"],
+    ["-l", "error", "--log-level", "Info", "run-job", "x"],
     ["--log-level", "info", "-c", "x.json", "run-job", "x"],
 ]
 
@@ -41,6 +42,7 @@ TO_ARGPARSE = [
     ["-c", "run-job", "backup"],
     ["-c", "-x", "run-job", "backup"],
     ["-l", "loud", "run-job", "x"],
+    ["-l", "loud", "-l", "info", "run-job", "x"],
     ["--verbose", "run-job", "x"],
     ["list"],
     ["queue", "add", "--", "run-job", "x"],

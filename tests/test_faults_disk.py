@@ -113,3 +113,24 @@ def test_a_result_that_cannot_be_written_still_ends_the_run_as_it_ended(project:
     assert run_cli(project, "run-job", "quick").returncode == 0
     assert list(runs(project).values()) == ["success"] * 3
 
+
+
+def test_a_result_that_cannot_be_written_before_a_retry_leaves_no_run_behind(
+    project: Path,
+) -> None:
+    write_config(project, [job("quick", "echo quick"),
+                           job("flaky", "echo no; exit 1", max_attempts=2, backoff="fixed",
+                               backoff_seconds=0.1)])
+    assert run_cli(project, "run-job", "quick").returncode == 0
+    (results,) = (project / "logs" / "batch").glob("batch_*.jsonl")
+    results.unlink()
+    results.mkdir()
+    result = run_cli(project, "run-job", "flaky")
+    error = _one_sentence_error(result)
+    assert str(results) in error
+    # Both attempts ran: run-job stayed with its run to the end, which is recorded.
+    assert sorted(runs(project).values()) == ["error", "success"]
+    results.rmdir()
+    again = run_cli(project, "run-job", "flaky")  # not turned away by a leftover retry
+    assert again.returncode == 1, again.stderr
+    assert sorted(runs(project).values()) == ["error", "error", "success"]

@@ -72,17 +72,16 @@ def parse_run_job_line(argv: Sequence[str]) -> argparse.Namespace | None:
         value = next(words, None)
         if key is None or value is None or value.startswith("-"):
             return None
+        if key == "log_level":  # argparse checks every occurrence, not only the last
+            value = value.lower()
+            if value not in _LOG_LEVELS:
+                return None
         values[key] = value
     else:
         return None
     rest = list(words)
     if not rest or rest[0].startswith("-") or not set(rest[1:]) <= set(_RUN_JOB_FLAGS):
         return None
-    level = values["log_level"]
-    if level is not None:
-        values["log_level"] = level = str(level).lower()
-        if level not in _LOG_LEVELS:
-            return None
     from types import SimpleNamespace
 
     from batch_runner.cli.commands.run import cmd_run_job

@@ -113,7 +113,10 @@ def _write_validated(source: Source, root: Path | str, action: str) -> None:
     text = json.dumps(source.document, indent=2, ensure_ascii=False) + "\n"
     _replace(source, text.encode())
     for problem in http_problems(source.document, os.environ):
-        print(f"warning: {problem.line(str(path), None)}", file=sys.stderr)
+        # Only the environment is missing something: the scheduler or run-job run where it
+        # is not will refuse the config, so say so now.
+        print(f"warning: {problem.line(str(path), None)}; the scheduler and run-job refuse "
+              "the config where this holds", file=sys.stderr)
 
 
 def _replace(source: Source, data: bytes) -> None:

@@ -215,7 +215,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 # In the order ``queue --help`` lists them.
-_SUBCOMMANDS: dict[str, Callable[[Any, Any], None]] = {
+_SUBCOMMANDS: dict[str, Callable[[Any, Any], object]] = {
     "add": _add,
     "list": _list,
     "show": _show,
