@@ -80,6 +80,8 @@ QUEUE_LINES = [
     ["queue", "show", "20261123-000000-abcdef"],
     ["--root", "/srv", "queue", "worker", "--forever"],
     ["-c", "queue", "queue", "pause"],
+    ["--conf", "list", "queue", "list"],
+    ["--ro", "/srv", "queue", "show", "x"],
     ["queue", "clean", "--keep-days", "3"],
 ]
 

@@ -34,7 +34,7 @@ def command_in(argv: Sequence[str]) -> str | None:
     for word in argv:
         if skip:
             skip = False
-        elif word in _OPTIONS_WITH_VALUE:
+        elif word in _OPTIONS_WITH_VALUE or _abbreviates_option_with_value(word):
             skip = True
         elif not word.startswith("-"):
             return word
@@ -44,6 +44,12 @@ def command_in(argv: Sequence[str]) -> str | None:
 # Modules whose ``register(sub, common, argv)`` builds only the subcommand ``argv`` names (a
 # parser costs argparse and gettext a few hundred microseconds; ``queue`` has ten).
 _NESTED = {"queue"}
+
+
+def _abbreviates_option_with_value(word: str) -> bool:
+    # argparse takes any unambiguous prefix of a long option: --conf for --config.
+    return (word.startswith("--") and len(word) > 2 and "=" not in word
+            and any(option.startswith(word) for option in _OPTIONS_WITH_VALUE))
 
 
 def registrars(argv: Sequence[str]) -> list[Callable[[Any, Any], None]]:
