@@ -12,6 +12,7 @@ subtract by wall time, ignoring the offset, so every comparison and sum below is
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import os
@@ -70,6 +71,20 @@ _WEEKLY_ALLOWED = (
 
 def parse_schedule(schedule_type: str, schedule_time: str | int | float) -> Schedule:
     """The schedule ``schedule_type`` and ``schedule_time`` describe; ScheduleError if bad."""
+    try:
+        return _parse_cached(schedule_type, schedule_time)
+    except TypeError:  # a list or an object in the config cannot be a cache key
+        return _parse_schedule(schedule_type, schedule_time)
+
+
+# Schedules are immutable and configs repeat them ("02:00", "1h"): each is parsed once. Typed,
+# so that 1, 1.0 and true (refused) are told apart.
+@functools.lru_cache(maxsize=4096, typed=True)
+def _parse_cached(schedule_type: str, schedule_time: str | int | float) -> Schedule:
+    return _parse_schedule(schedule_type, schedule_time)
+
+
+def _parse_schedule(schedule_type: str, schedule_time: str | int | float) -> Schedule:
     if schedule_type == "interval":
         return IntervalSchedule(_parse_interval(schedule_time))
     if schedule_type == "daily":

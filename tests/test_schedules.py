@@ -496,3 +496,14 @@ def test_results_do_not_depend_on_the_clock() -> None:
         with freeze_time(frozen):
             assert next_fire(daily("02:30"), after, BERLIN) == expected
             assert next_interval_fire(7, after, after) == after + timedelta(seconds=7)
+
+
+def test_a_parsed_schedule_is_reused_but_true_is_never_taken_for_one_second() -> None:
+    from batch_runner.schedules import IntervalSchedule, ScheduleError, parse_schedule
+
+    assert parse_schedule("interval", 1) == IntervalSchedule(1.0)
+    assert parse_schedule("daily", "02:00") is parse_schedule("daily", "02:00")
+    with pytest.raises(ScheduleError):
+        parse_schedule("interval", True)
+    with pytest.raises(ScheduleError):
+        parse_schedule("interval", [60])  # cannot be a cache key: parsed, and refused
