@@ -57,20 +57,22 @@ def _write_all(fd: int, data: bytes, path: str) -> None:
         raise StorageError(f"cannot write results to {path}: {exc.strerror}") from exc
 
 
-def result_files_newest_first(layout: LogLayout) -> list[str]:
+def result_files_newest_first(layout: LogLayout) -> list[tuple[str, str]]:
+    """``(YYYYMMDD, path)`` of every results file, the newest day first."""
     try:
         names = os.listdir(layout.results_dir)
     except FileNotFoundError:
         return []
-    files = [n for n in names if n.startswith("batch_") and n.endswith(".jsonl")]
-    return [os.path.join(layout.results_dir, name) for name in sorted(files, reverse=True)]
+    days = [n[len("batch_"):-len(".jsonl")] for n in names
+            if n.startswith("batch_") and n.endswith(".jsonl")]
+    return [(day, layout.results_file(day)) for day in sorted(days, reverse=True)]
 
 
 def iter_results_newest_first(layout: LogLayout, since: float | None = None) -> Iterator[dict]:
     """Every parseable record, newest file first and newest line first within a file."""
     since_day = day_stamp(since) if since is not None else None
-    for path in result_files_newest_first(layout):
-        if since_day and os.path.basename(path)[len("batch_"):-len(".jsonl")] < since_day:
+    for day, path in result_files_newest_first(layout):
+        if since_day and day < since_day:
             return
         try:
             with open(path, "rb") as file:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from batch_runner.context import RunnerContext
+from batch_runner.results import result_files_newest_first
 from batch_runner.timefmt import day_stamp
 
 
@@ -24,11 +25,9 @@ def clean(ctx: RunnerContext, keep_days: int, now: float | None = None) -> Clean
     cutoff = now - keep_days * 86400
     oldest_kept = day_stamp(cutoff)
     layout = ctx.layout
-    results = [n for n in _names(layout.results_dir)
-               if n.startswith("batch_") and n.endswith(".jsonl")
-               and n[len("batch_"):-len(".jsonl")] < oldest_kept]
-    for name in results:
-        os.unlink(os.path.join(layout.results_dir, name))
+    results = [path for day, path in result_files_newest_first(layout) if day < oldest_kept]
+    for path in results:
+        os.unlink(path)
     days = [n for n in _names(layout.runs_dir) if n.isdigit() and len(n) == 8 and n < oldest_kept]
     for name in days:
         shutil.rmtree(os.path.join(layout.runs_dir, name), ignore_errors=True)

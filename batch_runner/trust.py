@@ -51,7 +51,6 @@ def check_config_trust(path: str | os.PathLike[str]) -> None:
               f"the config runs commands as this user; fix with `chmod go-w {where}`")
     if os.geteuid() == 0:
         raise ConfigError(f"refusing to run as root: {reason}")
-    key = str(where)
-    if key not in _warned:
-        _warned.add(key)
+    if where not in _warned:
+        _warned.add(where)
         print(f"batch_runner: warning: {reason}", file=sys.stderr)

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from batch_runner import __version__
+from batch_runner.cli.commands import COMMON_OPTIONS_WITH_VALUE, LOG_LEVELS
 from batch_runner.errors import EXIT_USAGE, BatchRunnerError, ConfigError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -13,11 +14,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
-# ``run-job``'s options and the common options that take a value, as the parser defines them.
+# ``run-job``'s own options, as cli/commands/run.py defines them.
 _RUN_JOB_FLAGS = ("--no-wait", "--queue")
-_COMMON_WITH_VALUE = {"-c": "config", "--config": "config", "--root": "root",
-                      "-l": "log_level", "--log-level": "log_level"}
-_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,13 +66,13 @@ def parse_run_job_line(argv: Sequence[str]) -> argparse.Namespace | None:
     for word in words:
         if word == "run-job":
             break
-        key = _COMMON_WITH_VALUE.get(word)
+        key = COMMON_OPTIONS_WITH_VALUE.get(word)
         value = next(words, None)
         if key is None or value is None or value.startswith("-"):
             return None
         if key == "log_level":  # argparse checks every occurrence, not only the last
             value = value.lower()
-            if value not in _LOG_LEVELS:
+            if value not in LOG_LEVELS:
                 return None
         values[key] = value
     else:

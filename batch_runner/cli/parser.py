@@ -8,9 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from batch_runner import __version__
-
-# The levels a user may choose; "critical" exists for the logging module only.
-LOG_LEVELS = ("debug", "info", "warning", "error")
+from batch_runner.cli.commands import LOG_LEVELS, registrars
 
 
 class UsageErrorExit(Exception):
@@ -52,13 +50,11 @@ def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser for ``argv``: only the subcommands it needs are imported and registered."""
-    from batch_runner.cli import commands
-
     parser = _Parser(prog="batch_runner", description="Run a machine's batch jobs on time, "
                      "one at a time, with a faithful record of every run.")
     parser.add_argument("--version", action="version", version=f"batch_runner {__version__}")
     _common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for register in commands.registrars(argv):
+    for register in registrars(argv):
         register(sub, lambda p: _common_options(p, top=False))
     return parser

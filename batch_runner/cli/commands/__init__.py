@@ -24,8 +24,12 @@ COMMANDS = {
     "stop": "control", "progress": "control",
 }
 
-# Options before the command that take a value: their value is not the command.
-_OPTIONS_WITH_VALUE = {"-c", "--config", "--root", "-l", "--log-level"}
+# The common options that take a value, each with the attribute it sets: the parser defines
+# them (cli.parser), the cron line's quick parse reads them (cli.main), and their value is
+# never the command word.
+COMMON_OPTIONS_WITH_VALUE = {"-c": "config", "--config": "config", "--root": "root",
+                             "-l": "log_level", "--log-level": "log_level"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def command_in(argv: Sequence[str]) -> str | None:
@@ -34,7 +38,7 @@ def command_in(argv: Sequence[str]) -> str | None:
     for word in argv:
         if skip:
             skip = False
-        elif word in _OPTIONS_WITH_VALUE or _abbreviates_option_with_value(word):
+        elif word in COMMON_OPTIONS_WITH_VALUE or _abbreviates_option_with_value(word):
             skip = True
         elif not word.startswith("-"):
             return word
@@ -49,7 +53,7 @@ _NESTED = {"queue"}
 def _abbreviates_option_with_value(word: str) -> bool:
     # argparse takes any unambiguous prefix of a long option: --conf for --config.
     return (word.startswith("--") and len(word) > 2 and "=" not in word
-            and any(option.startswith(word) for option in _OPTIONS_WITH_VALUE))
+            and any(option.startswith(word) for option in COMMON_OPTIONS_WITH_VALUE))
 
 
 def registrars(argv: Sequence[str]) -> list[Callable[[Any, Any], None]]:
