@@ -90,6 +90,8 @@ def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutc
         "error": outcome.error,
         "output_tail": outcome.output,
         "output_truncated": int(outcome.output_truncated),
+        "pgid": outcome.pid,
+        "log_file": run.get("log_file"),
     }
     if retry:
         fields["due_at"] = outcome.ended_at + retry_delay(run["spec"], run["attempt"])

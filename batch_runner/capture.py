@@ -109,10 +109,14 @@ class RunLog:
         return max(self.total - self.head - self.tail, 0)
 
     def _open(self, path: str) -> int | None:
+        # Job output often holds secrets: the run log is the owner's alone.
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         try:
-            _make_private_dirs(os.path.dirname(path))
-            # Job output often holds secrets: the run log is the owner's alone.
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                return os.open(path, flags, 0o600)
+            except FileNotFoundError:  # the day's first run: its folder comes first
+                _make_private_dirs(os.path.dirname(path))
+                return os.open(path, flags, 0o600)
         except OSError as exc:
             log.warning("cannot write run log %s: %s", path, exc)
             return None

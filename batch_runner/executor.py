@@ -1,8 +1,11 @@
 """Runs one attempt of a command (SPEC 5): spawn, wait, timeout, stop, kill, capture.
 
 The child leads its own session and process group; the group is the run. The wait never
-sleeps: one selector watches the two pipes, a pidfd that becomes readable when the child
-exits, and the caller's ``wake_fd``, with the next deadline as the select timeout.
+sleeps: one poll() watches the two pipes, a pidfd that becomes readable when the child
+exits, and the caller's ``wake_fd``, with the next deadline as the timeout. A queue drains
+runs back to back, so a run costs as few system calls as it can: poll() needs no kernel object
+of its own (epoll would take five calls more), the pipes are read only when poll() says they
+are readable (so they stay blocking), and /dev/null is opened once per process.
 
 When the main process exits, the attempt is over: its exit status decides the outcome. The
 pipes are read on until EOF, but a background process may hold them open
@@ -45,6 +48,9 @@ POST_EXIT_QUIET = 0.1
 FINAL_DRAIN = 1.0
 # How long to wait for a SIGKILLed child to be reapable before giving up on its exit status.
 REAP_WAIT = 5.0
+# A child still running after this long is reported to ``on_started``; one that is done sooner
+# is not: its pid comes with the outcome, which spares a queue of short runs a write each.
+STARTED_REPORT_DELAY = 0.02
 
 
 class AttemptRequest(record(
@@ -73,6 +79,7 @@ def execute(
 ) -> AttemptOutcome:
     """Run one attempt to its end. Only the caller's own callbacks can raise out of here.
 
+    ``on_started(pid)`` is called once the child has run for ``STARTED_REPORT_DELAY`` s.
     ``cancel`` is asked whenever ``wake_fd`` is readable and at least every
     ``cancel_poll_interval`` s; returning "stopped" or "interrupted" ends the attempt so.
     """
@@ -80,13 +87,13 @@ def execute(
     limits = (request.run_log_max_bytes, request.output_max_bytes)
     with OutputCapture(request.log_path, *limits, open_log=False) as capture:
         try:
-            proc = _spawn(request)
+            proc, out_fd, err_fd = _spawn(request)
         except (OSError, ValueError) as exc:
             capture.run_log.open()
             reason = start_error(request.argv, request.cwd, exc)
             return _outcome("error", None, reason, capture, started_at, None)
         hooks = _Hooks(on_started, cancel, wake_fd if cancel else None, cancel_poll_interval)
-        verdict, returncode = _supervise(proc, request, capture, hooks)
+        verdict, returncode = _supervise(proc, (out_fd, err_fd), request, capture, hooks)
     status, reason = judge(verdict, returncode, request.timeout)
     exit_code = None if returncode is None or returncode < 0 else returncode
     return _outcome(status, exit_code, reason, capture, started_at, proc.pid)
@@ -100,13 +107,17 @@ class _Hooks(record("_Hooks", on_started=REQUIRED, cancel=REQUIRED, wake_fd=REQU
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes], request: AttemptRequest, capture: OutputCapture, hooks: _Hooks
+    proc: subprocess.Popen[bytes], pipe_fds: tuple[int, int], request: AttemptRequest,
+    capture: OutputCapture, hooks: _Hooks,
 ) -> tuple[str | None, int | None]:
     try:
-        attempt = _Attempt(proc, request, capture, hooks)
         try:
-            if hooks.on_started is not None:
-                hooks.on_started(proc.pid)
+            attempt = _Attempt(proc, pipe_fds, request, capture, hooks)
+        except BaseException:
+            for fd in pipe_fds:
+                os.close(fd)
+            raise
+        try:
             # Created while the child starts up, in parallel: creating a file can cost this
             # as much as starting `true`. The child's output waits in its pipes meanwhile.
             capture.run_log.open()
@@ -127,20 +138,44 @@ def _abort(proc: subprocess.Popen[bytes], run_id: str) -> None:
         log.warning("run %s: pid %d cannot be reaped", run_id, proc.pid)
 
 
-def _spawn(request: AttemptRequest) -> subprocess.Popen[bytes]:
+def _spawn(request: AttemptRequest) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start the child; returns it and the read ends of its stdout and stderr pipes.
+
+    The pipes are ours rather than Popen's: raw fds need no file objects around them.
+    """
     if not request.argv:
         raise ValueError("empty command")
-    return subprocess.Popen(
-        request.argv,
-        cwd=request.cwd,
-        env=request.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        close_fds=True,
-        start_new_session=True,
-        bufsize=0,
-    )
+    out_read, out_write = os.pipe2(os.O_CLOEXEC)
+    err_read, err_write = os.pipe2(os.O_CLOEXEC)
+    try:
+        proc = subprocess.Popen(
+            request.argv,
+            cwd=request.cwd,
+            env=request.env,
+            stdin=_dev_null(),
+            stdout=out_write,
+            stderr=err_write,
+            close_fds=True,
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(out_read)
+        os.close(err_read)
+        raise
+    finally:
+        os.close(out_write)  # only the child writes: its exit brings EOF
+        os.close(err_write)
+    return proc, out_read, err_read
+
+
+_DEV_NULL: list[int] = []
+
+
+def _dev_null() -> int:
+    """A read-only /dev/null for every child's stdin, opened once (close-on-exec here)."""
+    if not _DEV_NULL:
+        _DEV_NULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    return _DEV_NULL[0]
 
 
 def _outcome(
@@ -171,6 +206,7 @@ class _Attempt:
     def __init__(
         self,
         proc: subprocess.Popen[bytes],
+        pipe_fds: tuple[int, int],  # the read ends of the child's stdout and stderr
         request: AttemptRequest,
         capture: OutputCapture,
         hooks: _Hooks,
@@ -180,15 +216,16 @@ class _Attempt:
         now = time.monotonic()
         self.deadline = now + request.timeout
         self.next_check = now + hooks.poll_interval if hooks.cancel else math.inf
+        self.on_started = hooks.on_started
+        self.report_at = now + STARTED_REPORT_DELAY if hooks.on_started else math.inf
         self.woken = self.exited = False
         self.last_data = now
-        self.selector = selectors.DefaultSelector()
-        self.pipes: dict[int, bool] = {}  # open pipe fd -> is stderr
-        for stream, is_stderr in ((proc.stdout, False), (proc.stderr, True)):
-            assert stream is not None
-            os.set_blocking(stream.fileno(), False)
-            self.pipes[stream.fileno()] = is_stderr
-            self.selector.register(stream.fileno(), selectors.EVENT_READ, "pipe")
+        self.selector = selectors.PollSelector()
+        self.pipe_fds = pipe_fds
+        self.pipes: dict[int, bool] = {}  # pipe fd not at EOF yet -> is stderr
+        for fd, is_stderr in zip(pipe_fds, (False, True), strict=True):
+            self.pipes[fd] = is_stderr
+            self.selector.register(fd, selectors.EVENT_READ, "pipe")
         self.exit_fd = procs.exit_fd(proc.pid)
         self.selector.register(self.exit_fd, selectors.EVENT_READ, "exit")
         if hooks.wake_fd is not None:
@@ -217,7 +254,10 @@ class _Attempt:
             verdict = self._ask_cancel(now)
             if verdict is not None:
                 return verdict
-            self._select(min(self.deadline, self.next_check))
+            if now >= self.report_at:
+                self.report_at = math.inf
+                self.on_started(self.proc.pid)
+            self._select(min(self.deadline, self.next_check, self.report_at))
         return None
 
     def _drain(self, deadline: float, *, cancellable: bool) -> None:
@@ -296,6 +336,5 @@ class _Attempt:
     def close(self) -> None:
         self.selector.close()
         os.close(self.exit_fd)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        for fd in self.pipe_fds:
+            os.close(fd)

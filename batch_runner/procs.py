@@ -58,6 +58,31 @@ def find_run_processes(run_id: str) -> list[int]:
     return [proc.pid for proc in _scan(run_id) if proc.marked and proc.pid != me]
 
 
+def first_group_of_run(run_id: str) -> int | None:
+    """The process group the run's first process leads, found by ``BATCH_RUN_ID`` alone.
+
+    For a run whose group was never recorded: its first process (the one the runner started)
+    leads its own group and was started before everything else that carries the run's id.
+    """
+    leaders = []
+    for proc in _scan(run_id):
+        if proc.marked and proc.pgid == proc.pid:
+            started = _start_ticks(proc.pid)
+            if started is not None:
+                leaders.append((started, proc.pid))
+    return min(leaders)[1] if leaders else None
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+        # Field 22 (starttime), counted after the command name, which may hold spaces.
+        return int(stat[stat.rindex(b")") + 2 :].split(b" ")[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def terminate_run(pgid: int | None, run_id: str, grace: float, *, own_group: bool = False) -> bool:
     """SIGTERM the run's group and stragglers, SIGKILL whatever is left after ``grace`` s.
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from batch_runner.bookkeeping import finish_attempt
 from batch_runner.context import RunnerContext
 from batch_runner.logs import get_logger
 from batch_runner.outcome import AttemptOutcome
-from batch_runner.procs import terminate_run
+from batch_runner.procs import first_group_of_run, terminate_run
+from batch_runner.timefmt import day_stamp
 
 log = get_logger("batch_runner")
 
@@ -21,7 +23,13 @@ def reap_orphans(ctx: RunnerContext, kill_grace: float) -> int:
     """
     orphans = ctx.store.runs_with_status("running")
     for run in orphans:
+        if run["pgid"] is None and run["started_at"]:
+            # Its runner died before it reported the run (see executor.STARTED_REPORT_DELAY).
+            run["pgid"] = first_group_of_run(run["run_id"])
         terminate_run(run["pgid"], run["run_id"], kill_grace)
+        if run["log_file"] is None and run["started_at"]:
+            path = ctx.layout.run_log(day_stamp(run["started_at"]), run["run_id"], run["attempt"])
+            run["log_file"] = path if os.path.exists(path) else None
         now = time.time()
         who = f"pid {run['owner_pid']}" if run["owner_pid"] else "unknown"
         outcome = AttemptOutcome(

@@ -32,8 +32,7 @@ def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) 
     path = layout.results_file(day_stamp(started_at))
     line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
     try:
-        os.makedirs(layout.results_dir, mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = _open_for_append(layout.results_dir, path)
     except OSError as exc:
         raise StorageError(f"cannot write results to {path}: {exc.strerror}") from exc
     try:
@@ -44,16 +43,26 @@ def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) 
     return path
 
 
-def _write_all(fd: int, data: bytes, path: str) -> None:
-    start = os.lseek(fd, 0, os.SEEK_END)
-    view = memoryview(data)
+def _open_for_append(directory: str, path: str) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     try:
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:  # the first line ever, or the folder was removed
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        return os.open(path, flags, 0o600)
+
+
+def _write_all(fd: int, data: bytes, path: str) -> None:
+    view = memoryview(data)
+    written = 0
+    try:
+        while written < len(data):
+            written += os.write(fd, view[written:])
     except OSError as exc:
-        # Never leave half a line behind: it would glue onto the next record.
-        os.ftruncate(fd, start)
+        if written:
+            # Never leave half a line behind: it would glue onto the next record. Under the
+            # flock and with O_APPEND, our part is the last ``written`` bytes of the file.
+            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
         raise StorageError(f"cannot write results to {path}: {exc.strerror}") from exc
 
 

@@ -17,6 +17,7 @@ from batch_runner import events
 from batch_runner.bookkeeping import finish_attempt, new_run_id, record_skip
 from batch_runner.command import build_argv, build_child_env
 from batch_runner.context import RunnerContext
+from batch_runner.errors import StorageError
 from batch_runner.executor import AttemptRequest, execute
 from batch_runner.http_attempt import run_http_attempt
 from batch_runner.locks import FileLock
@@ -173,9 +174,7 @@ def execute_run(
     else:
         outcome = execute(
             request,
-            # One write records both: the run's process group and where its output goes.
-            on_started=lambda pid: ctx.store.update_run(run["run_id"], pgid=pid,
-                                                        log_file=run["log_file"]),
+            on_started=lambda pid: _record_started(ctx, run, pid),
             cancel=cancel,
             wake_fd=interrupter.read_fd if interrupter else None,
             cancel_poll_interval=STOP_CHECK_INTERVAL,
@@ -186,6 +185,16 @@ def execute_run(
     log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status,
              f" — {outcome.error.splitlines()[0]}" if outcome.error else "")
     return status
+
+
+def _record_started(ctx: RunnerContext, run: dict[str, Any], pid: int) -> None:
+    """One write records both the run's process group and where its output goes. A run done
+    before the executor reports it gets both written when it ends, as does this one if the
+    write fails now (a full disk): the job goes on either way."""
+    try:
+        ctx.store.update_run(run["run_id"], pgid=pid, log_file=run["log_file"])
+    except StorageError as exc:
+        log.warning("run %s: %s", run["run_id"], exc)
 
 
 def attempt_request(ctx: RunnerContext, run: dict[str, Any]) -> AttemptRequest:
@@ -240,12 +249,7 @@ def drain_due(
     """
     reap_orphans(ctx, ctx.config.settings.kill_grace)
     while not (interrupter and interrupter.stop_new):
-        only = None
-        if ctx.store.is_paused():
-            if until_run is None:
-                return
-            only = until_run
-        run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, only_run_id=only)
+        run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, foreground_run_id=until_run)
         if run is None:
             return
         execute_run(ctx, run, interrupter, observer)
@@ -259,8 +263,6 @@ def drain_one(ctx: RunnerContext, interrupter: Interrupter | None) -> str | None
     The caller holds the executor lock.
     """
     reap_orphans(ctx, ctx.config.settings.kill_grace)
-    if ctx.store.is_paused():
-        return None
     run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host)
     return None if run is None else execute_run(ctx, run, interrupter)
 

@@ -373,7 +373,8 @@ def test_on_started_gets_the_pid_and_its_exception_leaves_no_process(
     reap_leftovers += pids
     assert not running(pids[0])
     seen: list[int] = []
-    outcome = execute(make_request(tmp_path, ["true"]), on_started=seen.append)
+    # Reported once the child has run for STARTED_REPORT_DELAY (a quicker one may not be).
+    outcome = execute(make_request(tmp_path, ["sleep", "0.2"]), on_started=seen.append)
     assert seen == [outcome.pid]
 
 

@@ -189,6 +189,39 @@ def test_sigkill_of_the_runner_is_recovered_as_interrupted(project: Path) -> Non
     assert listing["slow"]["last_status"] == "interrupted"
 
 
+def test_a_run_its_dead_runner_never_reported_is_still_found_and_ended(project: Path) -> None:
+    """A runner killed in a run's first moments has recorded no process group for it yet
+    (executor.STARTED_REPORT_DELAY): the group is found by the run's id, and ended whole,
+    even a member that dropped BATCH_RUN_ID from its environment."""
+    import os
+    import subprocess
+    import time
+
+    from batch_runner.store import Store
+
+    write_config(project, [job("next", "true")])
+    store = Store(project / "logs" / "state" / "batch_runner.sqlite3")
+    now = time.time()
+    store.insert_run({"run_id": "lost-run", "job_name": "adhoc", "kind": "adhoc",
+                      "spec": {"command": ["true"]}, "trigger": "queue", "status": "running",
+                      "due_at": now, "created_at": now, "started_at": now, "attempt": 1,
+                      "owner_pid": 999999999, "host": os.uname().nodename})
+    store.close()
+    pid_file = project / "scrubbed.pid"
+    scrubbed = f"env -u BATCH_RUN_ID sh -c 'echo $$ > {pid_file}; exec sleep 1000'"
+    leader = subprocess.Popen(["sh", "-c", f"{scrubbed} & exec sleep 1000"],
+                              env={**os.environ, "BATCH_RUN_ID": "lost-run"},
+                              start_new_session=True)
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "")
+    member = int(pid_file.read_text())
+    assert run_cli(project, "run-job", "next").returncode == 0
+    assert leader.wait(timeout=10) < 0  # killed by a signal
+    _wait_for(lambda: not Path(f"/proc/{member}").exists() or _is_zombie(member))
+    lost = [r for r in read_results(project) if r["run_id"] == "lost-run"]
+    assert [r["status"] for r in lost] == ["interrupted"]
+    assert lost[0]["pid"] == leader.pid
+
+
 def test_concurrent_writers_append_whole_lines(project: Path) -> None:
     write_config(project, [job(f"j{i}", "printf 'x%.0s' $(seq 1 2000)") for i in range(6)])
     procs = [_start(project, "run-job", f"j{i}") for i in range(6)]

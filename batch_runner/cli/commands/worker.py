@@ -95,7 +95,7 @@ class Display:
         what = f"{run['job_name']} (run {run['run_id']}, attempt {run['attempt']})"
         line = f"start {what}" if event == "start" else f"end {what}: {status}"
         if self._status is None:
-            print(line, flush=True)  # piped: no status line, so no count to keep up to date
+            self._print(line)  # piped: no status line, so no count to keep up to date
             return
         waiting = self.ctx.store.count_pending()
         self._emit(line, f"running {what} — {waiting} waiting" if event == "start"
@@ -114,10 +114,16 @@ class Display:
 
     def _emit(self, line: str, status_line: str) -> None:
         if self._status is None:
-            print(line, flush=True)
+            self._print(line)
             return
         self.console.log(line)
         self._status.update(status_line)
+
+    @staticmethod
+    def _print(line: str) -> None:
+        # One write per line even unbuffered (PYTHONUNBUFFERED): print() writes the newline apart.
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
     def close(self) -> None:
         if self._status is not None:
