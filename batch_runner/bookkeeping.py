@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from batch_runner import events
 from batch_runner.context import RunnerContext
@@ -63,9 +64,15 @@ def result_record(run: dict[str, Any], outcome: AttemptOutcome, ctx: RunnerConte
     )
 
 
-def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutcome) -> str:
-    """Record one finished attempt; returns the run's new status (``pending`` when retried).
+def finish_attempt(
+    ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutcome,
+    claim_next: Callable[[], dict[str, Any] | None] | None = None,
+) -> tuple[str, dict[str, Any] | None]:
+    """Record one finished attempt; returns the run's new status (``pending`` when retried)
+    and what ``claim_next`` claimed.
 
+    ``claim_next``, a queue's next claim, goes in the same transaction as the end of this run:
+    one commit instead of two between runs. Should that commit fail, the end is written alone.
     When the JSONL line cannot be written (a full disk), the run's row is still brought up to
     date, so the run ends as it really did instead of being taken for the run of a dead runner
     later. The error is raised once the run has ended; before a retry it is only logged, so
@@ -95,11 +102,15 @@ def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutc
     }
     if retry:
         fields["due_at"] = outcome.ended_at + retry_delay(run["spec"], run["attempt"])
+    if unjournaled is not None:
+        claim_next = None  # the error is raised below: a run claimed now would not start
     try:
-        ctx.store.update_run(run["run_id"], **fields)
-        state = None
-        if not retry and run["kind"] == "job":
-            state = update_job_state(ctx, run["job_name"], outcome.status, outcome.started_at)
+        try:
+            state, claimed = _record_end(ctx, run, fields, retry, outcome, claim_next)
+        except StorageError:
+            if claim_next is None:
+                raise
+            state, claimed = _record_end(ctx, run, fields, retry, outcome, None)
     except StorageError:
         if unjournaled is not None:
             raise unjournaled from None  # the first failure says what is wrong (the disk)
@@ -111,7 +122,20 @@ def finish_attempt(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutc
             raise unjournaled
         log.error("%s (attempt %d of run %s; its retry goes ahead)", unjournaled,
                   run["attempt"], run["run_id"])
-    return fields["status"]
+    return fields["status"], claimed
+
+
+def _record_end(
+    ctx: RunnerContext, run: dict[str, Any], fields: dict[str, Any], retry: bool,
+    outcome: AttemptOutcome, claim_next: Callable[[], dict[str, Any] | None] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """One transaction: the run's row, its job's state, the next claim; (state, claimed)."""
+    with ctx.store.transaction():
+        ctx.store.update_run(run["run_id"], **fields)
+        state = None
+        if not retry and run["kind"] == "job":
+            state = update_job_state(ctx, run["job_name"], outcome.status, outcome.started_at)
+        return state, claim_next() if claim_next is not None else None
 
 
 def update_job_state(

@@ -38,7 +38,7 @@ def reap_orphans(ctx: RunnerContext, kill_grace: float) -> int:
             output="", output_truncated=False,
             started_at=run["started_at"] or now, ended_at=now, pid=run["pgid"],
         )
-        finish_attempt(ctx, run, outcome)
+        finish_attempt(ctx, run, outcome)  # its status is interrupted: never retried
         log.warning("run %s of %s was left running by a dead runner: marked interrupted",
                     run["run_id"], run["job_name"])
     return len(orphans)

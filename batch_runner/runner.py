@@ -155,8 +155,10 @@ Observer = Callable[..., None]  # observer("start", run) and observer("end", run
 def execute_run(
     ctx: RunnerContext, run: dict[str, Any], interrupter: Interrupter | None,
     observer: Observer | None = None,
-) -> str:
-    """Execute one claimed attempt and record it; returns the run's new status."""
+    claim_next: Callable[[], dict[str, Any] | None] | None = None,
+) -> tuple[str, dict[str, Any] | None]:
+    """Execute one claimed attempt and record it; returns the run's new status, and the next
+    run when ``claim_next`` is given (see ``bookkeeping.finish_attempt``)."""
     log_path = ctx.layout.run_log(day_stamp(run["started_at"]), run["run_id"], run["attempt"])
     run["log_file"] = log_path
     request = attempt_request(ctx, run)
@@ -179,12 +181,12 @@ def execute_run(
             wake_fd=interrupter.read_fd if interrupter else None,
             cancel_poll_interval=STOP_CHECK_INTERVAL,
         )
-    status = finish_attempt(ctx, run, outcome)
+    status, claimed = finish_attempt(ctx, run, outcome, claim_next)
     if observer is not None:
         observer("end", run, outcome.status if status != "pending" else "retry pending")
     log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status,
              f" — {outcome.error.splitlines()[0]}" if outcome.error else "")
-    return status
+    return status, claimed
 
 
 def _record_started(ctx: RunnerContext, run: dict[str, Any], pid: int) -> None:
@@ -248,13 +250,23 @@ def drain_due(
     While the queue is paused only ``until_run`` (a foreground ``run-job``) may start.
     """
     reap_orphans(ctx, ctx.config.settings.kill_grace)
-    while not (interrupter and interrupter.stop_new):
-        run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, foreground_run_id=until_run)
-        if run is None:
-            return
-        execute_run(ctx, run, interrupter, observer)
+
+    def claim() -> dict[str, Any] | None:
+        if interrupter and interrupter.stop_new:
+            return None
+        return ctx.store.claim_next(time.time(), ctx.pid, ctx.host, foreground_run_id=until_run)
+
+    run = claim()
+    while run is not None:
         if until_run is not None and run["run_id"] == until_run:
+            execute_run(ctx, run, interrupter, observer)
             return
+        # The next claim shares the commit that ends this run, unless ending it sends a
+        # heartbeat or a notice: the next run must not wait claimed while those go out.
+        quiet_end = run["kind"] != "job" and not run["spec"].get("ping_url")
+        _, run = execute_run(ctx, run, interrupter, observer, claim if quiet_end else None)
+        if not quiet_end:
+            run = claim()
 
 
 def drain_one(ctx: RunnerContext, interrupter: Interrupter | None) -> str | None:
@@ -264,7 +276,7 @@ def drain_one(ctx: RunnerContext, interrupter: Interrupter | None) -> str | None
     """
     reap_orphans(ctx, ctx.config.settings.kill_grace)
     run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host)
-    return None if run is None else execute_run(ctx, run, interrupter)
+    return None if run is None else execute_run(ctx, run, interrupter)[0]
 
 
 def run_to_completion(

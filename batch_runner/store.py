@@ -298,14 +298,21 @@ class Store:
         return dict(row) if row else None
 
     def save_job_state(self, state: dict[str, Any]) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO job_state (job_name, last_run, last_status, error_count, notified) "
-                "VALUES (:job_name, :last_run, :last_status, :error_count, :notified) "
-                "ON CONFLICT (job_name) DO UPDATE SET last_run = :last_run, "
-                "last_status = :last_status, error_count = :error_count, notified = :notified",
-                {"notified": 0, **{k: v for k, v in state.items() if k != "next_run"}},
-            )
+        """Within the caller's transaction if one is open, else in one of its own."""
+        if self._db.in_transaction:
+            self._save_job_state(state)
+            return
+        with self.transaction():
+            self._save_job_state(state)
+
+    def _save_job_state(self, state: dict[str, Any]) -> None:
+        self._write(
+            "INSERT INTO job_state (job_name, last_run, last_status, error_count, notified) "
+            "VALUES (:job_name, :last_run, :last_status, :error_count, :notified) "
+            "ON CONFLICT (job_name) DO UPDATE SET last_run = :last_run, "
+            "last_status = :last_status, error_count = :error_count, notified = :notified",
+            {"notified": 0, **{k: v for k, v in state.items() if k != "next_run"}},
+        )
 
     def end_if_pending(self, run_id: str, status: str, error: str | None, now: float) -> bool:
         """A pending run ends with ``status`` without another attempt; False if it had
@@ -378,12 +385,15 @@ class _Transaction:
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
         db = self.store._db
+        # Some errors (a full disk) end the transaction by themselves: nothing to roll back.
         if kind is not None:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             return
         try:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise StorageError(f"cannot write the state database {self.store.path}: {exc}") \
                 from exc
