@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 from collections.abc import Mapping
+from functools import lru_cache
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -110,9 +111,15 @@ def build_argv(command: str | list[str], shell: bool | Literal["auto"] = "auto")
     """The argv of an attempt: a list as is (never a shell), a string per ``shell``."""
     if isinstance(command, list):
         return [str(arg) for arg in command]
+    return list(_string_argv(command, shell))
+
+
+@lru_cache(maxsize=1024)
+def _string_argv(command: str, shell: bool | Literal["auto"]) -> tuple[str, ...]:
+    # Cached: a queue drains the same few commands over and over, each read by shlex twice.
     if shell is True or (shell == "auto" and needs_shell(command)):
-        return [SHELL, "-c", command]
-    return shlex.split(command)
+        return (SHELL, "-c", command)
+    return tuple(shlex.split(command))
 
 
 def build_child_env(
