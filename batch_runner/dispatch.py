@@ -4,11 +4,11 @@ The scheduler's main thread only decides *when* and enqueues; this thread runs. 
 the next pending run is due or it is poked, and releases the executor lock between batches so a
 ``run-job`` from cron can take its turn.
 
-A few milliseconds before an occurrence the main thread gives a heads-up (``expect``): this
-thread then wakes and waits for the poke, so the claim follows the enqueue at once. Waking from
-a long sleep costs about half a millisecond on an idle machine, which would otherwise come
-between a run falling due and its start. The executor lock is not taken ahead: a ``run-job``
-(``--no-wait`` above all) arriving just before a scheduled run is not turned away for it.
+The main thread queues each occurrence a moment before it is due, with its due time, and pokes:
+this thread wakes, finds the run not yet due, and sleeps to that time, so the write, the poke
+and the threads' hand-over all happen before the due time instead of between it and the start.
+The executor lock is not taken ahead: a ``run-job`` (``--no-wait`` above all) arriving just
+before a scheduled run is not turned away for it.
 """
 
 from __future__ import annotations
@@ -28,10 +28,6 @@ log = get_logger("batch_runner")
 
 IDLE_RECHECK_SECONDS = 60.0  # a safety net only: new runs come with a poke
 ERROR_PAUSE_SECONDS = 1.0
-# After a heads-up, how long past the expected time this thread stays awake for the run (an
-# occurrence may be skipped, or the scheduler slow) before it goes back to sleep.
-EXPECT_GRACE_SECONDS = 0.02
-MAX_EXPECT_WAIT_SECONDS = 0.1
 
 
 class Dispatcher:
@@ -42,7 +38,6 @@ class Dispatcher:
         self._ready = threading.Event()
         self._interrupter: Interrupter | None = None
         self._lock: FileLock | None = None
-        self._expected: float | None = None
         self._paused = False  # as the last drain found the queue
         self._thread = threading.Thread(target=self._main, name="executor", daemon=True)
 
@@ -52,11 +47,6 @@ class Dispatcher:
 
     def poke(self) -> None:
         """A run was queued: drain now."""
-        self._wake.set()
-
-    def expect(self, at: float) -> None:
-        """A heads-up: a run is likely to be queued at ``at`` (epoch seconds), a moment away."""
-        self._expected = at
         self._wake.set()
 
     @property
@@ -113,7 +103,7 @@ class Dispatcher:
                 self._lock.release()
 
     def _step(self, ctx: RunnerContext) -> None:
-        """One wake-up: drain what is due, else wait for the expected run, else sleep.
+        """One wake-up: drain what is due, else sleep until the next run is due or a poke.
 
         A poke for a new run goes straight to ``drain_due``, which reaps and honours a pause
         itself; the pause is asked here only once a drain found it, so a paused queue with due
@@ -121,7 +111,6 @@ class Dispatcher:
         """
         self._wake.clear()
         ctx.config = self._config()
-        expected, self._expected = self._expected, None
         next_due = ctx.store.next_due_at()
         now = time.time()
         if self._paused:
@@ -130,24 +119,21 @@ class Dispatcher:
             self._sleep(ctx, None)  # until `queue resume` pokes
         elif next_due is not None and next_due <= now:
             self._drain(ctx)
-        elif expected is not None and now < expected + EXPECT_GRACE_SECONDS:
-            # Capped: a wall clock set back meanwhile must not keep this thread waiting long.
-            self._drain_when_poked(ctx, min(expected + EXPECT_GRACE_SECONDS - now,
-                                            MAX_EXPECT_WAIT_SECONDS))
         else:
             self._sleep(ctx, next_due)
 
     def _sleep(self, ctx: RunnerContext, next_due: float | None) -> None:
-        """Until ``next_due`` or a poke; if no poke came, look for orphans of a dead run-job."""
+        """Until ``next_due`` or a poke. Woken by the due time, start the run at once (the
+        scheduler queues its runs a moment ahead); else look for orphans of a dead run-job,
+        which draining does first anyway."""
         wait = IDLE_RECHECK_SECONDS if next_due is None else min(next_due - time.time(),
                                                                  IDLE_RECHECK_SECONDS)
-        if not self._wake.wait(wait):
-            self._reap_if_free(ctx)
-
-    def _drain_when_poked(self, ctx: RunnerContext, timeout: float) -> None:
-        """Stay awake for the expected run; drain once poked (or woken otherwise)."""
-        if self._wake.wait(timeout):
+        if self._wake.wait(wait):
+            return
+        if next_due is not None and next_due <= time.time():
             self._drain(ctx)
+        else:
+            self._reap_if_free(ctx)
 
     def _drain(self, ctx: RunnerContext) -> None:
         assert self._lock is not None and self._interrupter is not None

@@ -129,15 +129,6 @@ def firing(job: JobSpec, occurrence: Occurrence, now: float, unit_random: float)
                   iso(following.scheduled_for))
 
 
-def still_following(following: Occurrence, now: float) -> bool:
-    """Whether ``following``, planned as of its predecessor's due time, is what
-    ``following_occurrence`` gives at the later ``now`` too: while it lies ahead of ``now``.
-
-    Once it has passed, ``now`` decides which occurrences were missed.
-    """
-    return following.scheduled_for > now
-
-
 def replan_for_change(old: JobSpec | None, new: JobSpec) -> bool:
     """Whether an edited job needs a new plan; unchanged jobs keep their next run time."""
     if old is None:

@@ -2,9 +2,9 @@
 
 The main thread owns every clock read and sleep: it sleeps until the next occurrence or an
 event (a signal, an edit of the config, a poke from ``queue add``), fires what is due into the
-queue, and hands the queue to the executor thread (``dispatch.Dispatcher``). A moment before
-each occurrence it wakes to give that thread a heads-up and to work out the firing, then sleeps
-to the microsecond: so a run starts within a few milliseconds of its time.
+queue, and hands the queue to the executor thread (``dispatch.Dispatcher``). Each occurrence is
+queued a moment before it is due, with its due time, and the executor thread starts it at that
+time: so a run starts within a few milliseconds of it.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ log = get_logger("batch_runner")
 MAX_SLEEP_SECONDS = 60.0
 # Wall time and monotonic time disagreeing by more than this means the clock was set.
 CLOCK_JUMP_SECONDS = 5.0
-# How long before an occurrence the main thread wakes to give the executor a heads-up; it then
-# sleeps the rest, which it wakes from sooner than from a long sleep on an idle machine.
-HEADS_UP_SECONDS = 0.002
+# How long before its due time an occurrence is queued (with that due time): the write, the
+# poke and the executor thread's wake-up are done by then, and the executor, not this thread,
+# sleeps the rest and starts the run on time (the claim never takes a run before it is due).
+QUEUE_AHEAD_SECONDS = 0.002
 
 
 class Scheduler:
@@ -58,8 +59,6 @@ class Scheduler:
         self._heap: list[tuple[float, int, plan.Occurrence]] = []
         self._seq = 0
         self._signals: list[int] = []
-        self._headed_up: float | None = None  # the due time the executor was last told of
-        self._prepared: plan.Firing | None = None  # worked out during that heads-up
         self.notifier = Notifier()
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -127,7 +126,6 @@ class Scheduler:
         last_ping = 0.0
         while True:
             self._fire_due(self.clock(), on_queued=dispatcher.poke)
-            self._heads_up(dispatcher)
             interval = self.notifier.watchdog_interval
             if interval and time.monotonic() - last_ping >= interval:
                 self.notifier.watchdog()
@@ -164,33 +162,10 @@ class Scheduler:
             self.plans.clear()
             self._plan_all(start_up=False)
 
-    def _heads_up(self, dispatcher: Dispatcher) -> None:
-        """Once the next occurrence is ``HEADS_UP_SECONDS`` away, tell the executor and work
-        out its firing: after a long sleep each costs far more than when it is due."""
-        if not self._heap:
-            return
-        due, _, occurrence = self._heap[0]
-        if due != self._headed_up and due - self.clock() <= HEADS_UP_SECONDS:
-            self._headed_up = due
-            dispatcher.expect(due)
-            self._prepared = self._prepare(occurrence)
-
-    def _prepare(self, occurrence: plan.Occurrence) -> plan.Firing | None:
-        job = self.config.job(occurrence.job_name)
-        if job is None or self.plans.get(job.name) is not occurrence:
-            return None
-        try:
-            return plan.firing(job, occurrence, occurrence.due, self.rand())
-        except Exception:
-            return None  # firing it works it out again and reports what is wrong
-
     def _sleep_for(self, watch: ConfigWatch) -> float:
         limits = [MAX_SLEEP_SECONDS]
         if self._heap:
-            due = self._heap[0][0]
-            until = due - self.clock()
-            # First until the heads-up, then the rest to the microsecond.
-            limits.append(until if due == self._headed_up else until - HEADS_UP_SECONDS)
+            limits.append(self._heap[0][0] - QUEUE_AHEAD_SECONDS - self.clock())
         if watch.poll_interval:
             limits.append(watch.poll_interval)
         if self.notifier.watchdog_interval:
@@ -241,10 +216,10 @@ class Scheduler:
         heapq.heappush(self._heap, (occurrence.due, self._seq, occurrence))
 
     def _fire_due(self, now: float, on_queued: Callable[[], None] | None = None) -> int:
-        """Fire every occurrence due by ``now``; ``on_queued`` is called as soon as each run is
-        in the queue, before anything else is done for it."""
+        """Fire every occurrence due within ``QUEUE_AHEAD_SECONDS`` of ``now``; ``on_queued``
+        is called as soon as each run is in the queue, before anything else is done for it."""
         fired = 0
-        while self._heap and self._heap[0][0] <= now:
+        while self._heap and self._heap[0][0] <= now + QUEUE_AHEAD_SECONDS:
             _, _, occurrence = heapq.heappop(self._heap)
             if self.plans.get(occurrence.job_name) is not occurrence:
                 continue  # replaced by a reload
@@ -267,8 +242,12 @@ class Scheduler:
         # The following occurrence is planned first (pure) and stored with the run in one
         # write: a second write here would take the database's write lock just as the
         # executor claims the run, and SQLite's busy handler makes the loser sleep >= 1 ms.
-        firing = self._firing(job, occurrence, now)
+        ahead = occurrence.due - now
+        # Planned as of the due time; a run queued ahead waits for it in real time (the clock
+        # given to the scheduler may be another one, in tests).
+        firing = plan.firing(job, occurrence, max(now, occurrence.due), self.rand())
         run_id = enqueue_job(self.ctx, job, occurrence.trigger,
+                             due_at=time.time() + ahead if ahead > 0 else None,
                              scheduled_for=firing.scheduled_for, next_run=firing.next_run)
         if run_id is not None and on_queued is not None:
             on_queued()
@@ -277,15 +256,6 @@ class Scheduler:
             late = now - occurrence.due
             log.info("queued %s (run %s, %s%s)", job.name, run_id, occurrence.trigger,
                      f", {late:.1f} s late" if late > 1 else "")
-
-    def _firing(self, job: JobSpec, occurrence: plan.Occurrence, now: float) -> plan.Firing:
-        """The firing prepared during the heads-up if it still stands at ``now``, else anew."""
-        prepared = self._prepared
-        if prepared is not None and prepared.occurrence is occurrence:
-            self._prepared = None
-            if plan.still_following(prepared.following, now):
-                return prepared
-        return plan.firing(job, occurrence, now, self.rand())
 
     # --- reload -------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
-"""The hand-off from the scheduler's clock to its executor: a heads-up, one write, a poke.
+"""The hand-off from the scheduler's clock to its executor: one write, a poke, ahead of time.
 
-A run's start is late by whatever lies between its due time and the claim: the main thread's
-wake-up, the enqueue, the executor thread's wake-up and its lock. The scheduler wakes a moment
-early to warn the executor, which takes the lock and waits; the enqueue is one write (a second
-one would collide with the claim, and SQLite's busy handler sleeps a millisecond or more).
+A run's start is late by whatever lies between its due time and the claim. The scheduler
+queues each occurrence a moment ahead with its due time, in one write (a second one would
+collide with the claim, and SQLite's busy handler sleeps a millisecond or more), and pokes; the
+executor thread sleeps to the due time and claims it then, never before.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from batch_runner.context import RunnerContext
 from batch_runner.dispatch import Dispatcher
 from batch_runner.locks import FileLock
 from batch_runner.runner import enqueue_job
-from batch_runner.scheduler import HEADS_UP_SECONDS, Scheduler
+from batch_runner.scheduler import QUEUE_AHEAD_SECONDS, Scheduler
 from batch_runner.timefmt import iso
 
 T0 = 1_790_000_000.0  # a fixed instant (2026-09-21)
@@ -73,65 +73,41 @@ class NoWatch:
     poll_interval = None
 
 
-class HeadsUps:
-    def __init__(self) -> None:
-        self.expected: list[float] = []
-
-    def expect(self, at: float) -> None:
-        self.expected.append(at)
-
-
-def test_the_heads_up_comes_once_a_moment_before_and_the_rest_is_slept_to_the_due_time(
-    project: Path,
-) -> None:
+def test_an_occurrence_is_queued_a_moment_ahead_with_its_due_time(project: Path) -> None:
     clock = [T0]
     sched = scheduler_at(project, clock)
-    executor = HeadsUps()
-    sched._heads_up(executor)
-    assert executor.expected == []
-    assert sched._sleep_for(NoWatch()) == pytest.approx(60 - HEADS_UP_SECONDS, abs=1e-6)
-    clock[0] = T0 + 60 - HEADS_UP_SECONDS * 0.9  # woken by that sleep, a little late
-    sched._heads_up(executor)
-    sched._heads_up(executor)  # woken again meanwhile (a poke, an edit): no second heads-up
-    assert executor.expected == [T0 + 60]
-    assert sched._sleep_for(NoWatch()) == pytest.approx(HEADS_UP_SECONDS * 0.9, abs=1e-6)
+    assert sched._sleep_for(NoWatch()) == pytest.approx(60 - QUEUE_AHEAD_SECONDS, abs=1e-6)
+    assert sched._fire_due(T0 + 60 - 2 * QUEUE_AHEAD_SECONDS) == 0  # not that early
+    clock[0] = T0 + 60 - QUEUE_AHEAD_SECONDS * 0.9  # woken by that sleep, a little late
+    before = time.time()
+    assert sched._fire_due(clock[0]) == 1
+    [run] = sched.ctx.store.runs_with_status("pending")
+    # Due in real time as far ahead as the occurrence is on the scheduler's clock.
+    ahead = QUEUE_AHEAD_SECONDS * 0.9
+    assert before + ahead <= run["due_at"] <= time.time() + ahead
+    assert run["scheduled_for"] == iso(T0 + 60)
+    assert sched.ctx.store.job_states()["tick"]["next_run"] == iso(T0 + 120)
+    assert sched.plans["tick"].scheduled_for == T0 + 120  # planned as of the due time
 
 
-def test_the_firing_worked_out_at_the_heads_up_is_used_while_it_stands(project: Path) -> None:
-    clock = [T0 + 60 - HEADS_UP_SECONDS / 2]
-    sched = scheduler_at(project, [T0])
-    sched.clock = lambda: clock[0]
-    sched._heads_up(HeadsUps())
-    prepared = sched._prepared
-    assert prepared is not None and prepared.next_run == iso(T0 + 120)
-    assert sched._fire_due(T0 + 60.0002) == 1
-    assert sched.plans["tick"] is prepared.following
-    # A firing prepared for an occurrence fired only after the one following it: planned anew.
-    clock[0] = T0 + 120 - HEADS_UP_SECONDS / 2
-    sched._heads_up(HeadsUps())
-    stale = sched._prepared
-    assert stale is not None and stale.following.scheduled_for == T0 + 180
-    assert sched._fire_due(T0 + 185) == 1
-    assert sched.plans["tick"].scheduled_for == T0 + 240
-
-
-def test_after_a_heads_up_the_executor_runs_the_run_without_holding_its_lock_ahead(
-    project: Path,
-) -> None:
+def test_a_run_queued_ahead_starts_at_its_due_time_without_another_poke(project: Path) -> None:
     config = load_config(write_config(project, [job("tick", "true")]), project)
     ctx = RunnerContext(config=config)
     other = FileLock(ctx.layout.executor_lock)  # a `run-job --no-wait` from cron, say
     dispatcher = Dispatcher(lambda: config)
     dispatcher.start()
     try:
-        dispatcher.expect(time.time() + 1.0)
-        time.sleep(0.1)
-        assert not dispatcher.busy
-        assert other.acquire(wait=False)  # not turned away before the run is there
-        other.release()
-        run_id = enqueue_job(ctx, config.job("tick"), "schedule")
+        due = time.time() + 0.5
+        run_id = enqueue_job(ctx, config.job("tick"), "schedule", due_at=due)
         dispatcher.poke()
+        time.sleep(0.1)
+        assert ctx.store.get_run(run_id)["status"] == "pending"
+        assert not dispatcher.busy  # the lock is not held ahead of the run
+        assert other.acquire(wait=False)  # so a run-job is not turned away before it
+        other.release()
+        # The idle re-check is a minute away: only the due time itself can start it now.
         wait_for(lambda: ctx.store.get_run(run_id)["status"] == "success", 10)
+        assert ctx.store.get_run(run_id)["started_at"] >= due
         wait_for(lambda: other.acquire(wait=False), 5)  # and let go after it
         other.release()
     finally:
