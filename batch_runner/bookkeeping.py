@@ -107,9 +107,10 @@ def finish_attempt(
     try:
         try:
             state, claimed = _record_end(ctx, run, fields, retry, outcome, claim_next)
-        except StorageError:
+        except Exception:
             if claim_next is None:
                 raise
+            # Whatever failed (the claim, the state), this run's end is written on its own.
             state, claimed = _record_end(ctx, run, fields, retry, outcome, None)
     except StorageError:
         if unjournaled is not None:

@@ -146,7 +146,12 @@ def _spawn(request: AttemptRequest) -> tuple[subprocess.Popen[bytes], int, int]:
     if not request.argv:
         raise ValueError("empty command")
     out_read, out_write = os.pipe2(os.O_CLOEXEC)
-    err_read, err_write = os.pipe2(os.O_CLOEXEC)
+    try:
+        err_read, err_write = os.pipe2(os.O_CLOEXEC)
+    except OSError:
+        os.close(out_read)
+        os.close(out_write)
+        raise
     try:
         proc = subprocess.Popen(
             request.argv,

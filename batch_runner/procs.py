@@ -59,18 +59,19 @@ def find_run_processes(run_id: str) -> list[int]:
 
 
 def first_group_of_run(run_id: str) -> int | None:
-    """The process group the run's first process leads, found by ``BATCH_RUN_ID`` alone.
+    """The run's process group, found by ``BATCH_RUN_ID`` alone (its pgid was never recorded).
 
-    For a run whose group was never recorded: its first process (the one the runner started)
-    leads its own group and was started before everything else that carries the run's id.
+    The runner started the run's first process as the leader of that group, before everything
+    else that carries the run's id: the group is that of the earliest such process still
+    running, the leader or, once it has exited, one of the members it left behind.
     """
-    leaders = []
+    found = []
     for proc in _scan(run_id):
-        if proc.marked and proc.pgid == proc.pid:
+        if proc.marked:
             started = _start_ticks(proc.pid)
             if started is not None:
-                leaders.append((started, proc.pid))
-    return min(leaders)[1] if leaders else None
+                found.append((started, proc.pgid))
+    return min(found)[1] if found else None
 
 
 def _start_ticks(pid: int) -> int | None:

@@ -182,10 +182,15 @@ def execute_run(
             cancel_poll_interval=STOP_CHECK_INTERVAL,
         )
     status, claimed = finish_attempt(ctx, run, outcome, claim_next)
-    if observer is not None:
-        observer("end", run, outcome.status if status != "pending" else "retry pending")
-    log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status,
-             f" — {outcome.error.splitlines()[0]}" if outcome.error else "")
+    try:
+        if observer is not None:
+            observer("end", run, outcome.status if status != "pending" else "retry pending")
+        log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status,
+                 f" — {outcome.error.splitlines()[0]}" if outcome.error else "")
+    except BaseException:  # a worker's stdout gone (BrokenPipeError), say
+        if claimed is not None:
+            ctx.store.unclaim(claimed["run_id"], ctx.pid)  # never started: it waits again
+        raise
     return status, claimed
 
 
@@ -267,6 +272,9 @@ def drain_due(
         _, run = execute_run(ctx, run, interrupter, observer, claim if quiet_end else None)
         if not quiet_end:
             run = claim()
+        elif run is not None and interrupter and interrupter.stop_new:
+            ctx.store.unclaim(run["run_id"], ctx.pid)  # a signal came after the claim
+            return
 
 
 def drain_one(ctx: RunnerContext, interrupter: Interrupter | None) -> str | None:

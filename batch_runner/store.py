@@ -231,6 +231,15 @@ class Store:
         ).fetchone()
         return _row_to_run(row) if row else None
 
+    def unclaim(self, run_id: str, owner_pid: int) -> None:
+        """Put a run claimed by ``owner_pid`` but never started back in the queue as it was."""
+        self._write(
+            "UPDATE runs SET status = 'pending', attempt = attempt - 1, started_at = NULL, "
+            "owner_pid = NULL, host = NULL WHERE run_id = ? AND status = 'running' "
+            "AND owner_pid = ? AND pgid IS NULL",
+            (run_id, owner_pid),
+        )
+
     def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         """One statement in autocommit mode: its own write transaction, begun before it reads."""
         try:

@@ -1,0 +1,89 @@
+"""Draining the queue: the end of one run and the claim of the next share a commit.
+
+A run claimed in that commit has not started yet; whatever stops the drain before it starts
+(an error on the way, a signal) puts it back in the queue as it was, instead of leaving it
+``running`` for the next runner to mark ``interrupted``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import job, write_config
+
+from batch_runner.config.loader import load_config
+from batch_runner.context import RunnerContext
+from batch_runner.queue import add, adhoc_spec
+from batch_runner.runner import Interrupter, drain_due
+
+
+def queued(project: Path, count: int) -> tuple[RunnerContext, list[str]]:
+    config = load_config(write_config(project, [job("tick", "true")]), project)
+    ctx = RunnerContext(config=config)
+    return ctx, [add(ctx, adhoc_spec(["true"], 60.0)) for _ in range(count)]
+
+
+def status_of(ctx: RunnerContext, run_id: str) -> tuple[str, int]:
+    run = ctx.store.get_run(run_id)
+    assert run is not None
+    return run["status"], run["attempt"]
+
+
+def test_queued_runs_drain_in_order_each_once(project: Path) -> None:
+    ctx, ids = queued(project, 5)
+    order: list[str] = []
+    drain_due(ctx, None, observer=lambda event, run, *_: order.append(f"{event} {run['run_id']}"))
+    assert order == [f"{event} {run_id}" for run_id in ids for event in ("start", "end")]
+    assert [status_of(ctx, run_id) for run_id in ids] == [("success", 1)] * 5
+
+
+def test_an_error_after_a_run_ends_puts_the_next_one_it_claimed_back(project: Path) -> None:
+    ctx, (first, second) = queued(project, 2)
+
+    def observer(event: str, run: dict[str, Any], *_: object) -> None:
+        if event == "end":
+            raise BrokenPipeError("the worker's stdout is gone")
+
+    with pytest.raises(BrokenPipeError):
+        drain_due(ctx, None, observer=observer)
+    assert status_of(ctx, first) == ("success", 1)
+    assert status_of(ctx, second) == ("pending", 0)  # not `running` without a process
+    drain_due(ctx, None)
+    assert status_of(ctx, second) == ("success", 1)
+
+
+def test_a_signal_after_the_claim_starts_nothing_new(project: Path) -> None:
+    ctx, (first, second) = queued(project, 2)
+    interrupter = Interrupter(ctx)
+
+    def observer(event: str, run: dict[str, Any], *_: object) -> None:
+        if event == "end":
+            interrupter.stop_new = True  # as SIGTERM to the scheduler sets it
+
+    drain_due(ctx, interrupter, observer=observer)
+    assert status_of(ctx, first) == ("success", 1)
+    assert status_of(ctx, second) == ("pending", 0)
+
+
+def test_a_paused_queue_starts_only_the_foreground_run(project: Path) -> None:
+    ctx, (first, second) = queued(project, 2)
+    ctx.store.set_paused(True)
+    drain_due(ctx, None)
+    assert status_of(ctx, first) == ("pending", 0)
+    drain_due(ctx, None, until_run=second)  # a foreground run-job's run, not first in line
+    assert status_of(ctx, first) == ("pending", 0)
+    assert status_of(ctx, second) == ("success", 1)
+    ctx.store.set_paused(False)
+    drain_due(ctx, None)
+    assert status_of(ctx, first) == ("success", 1)
+
+
+def test_a_quick_run_has_its_process_group_and_log_file_recorded_with_its_end(
+    project: Path,
+) -> None:
+    ctx, (run_id,) = queued(project, 1)
+    drain_due(ctx, None)
+    run = ctx.store.get_run(run_id)
+    assert run is not None and run["pgid"] and Path(run["log_file"]).is_file()
