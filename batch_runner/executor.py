@@ -72,6 +72,7 @@ class AttemptRequest(record(
 def execute(
     request: AttemptRequest,
     *,
+    on_spawned: Callable[[int], None] | None = None,
     on_started: Callable[[int], None] | None = None,
     cancel: Callable[[], str | None] | None = None,
     wake_fd: int | None = None,
@@ -79,7 +80,9 @@ def execute(
 ) -> AttemptOutcome:
     """Run one attempt to its end. Only the caller's own callbacks can raise out of here.
 
-    ``on_started(pid)`` is called once the child has run for ``STARTED_REPORT_DELAY`` s.
+    ``on_spawned(pid)`` is called as soon as the child is running (not before: a line the caller
+    writes to a pipe wakes its reader, which would compete with the child's exec), and
+    ``on_started(pid)`` once the child has run for ``STARTED_REPORT_DELAY`` s.
     ``cancel`` is asked whenever ``wake_fd`` is readable and at least every
     ``cancel_poll_interval`` s; returning "stopped" or "interrupted" ends the attempt so.
     """
@@ -92,16 +95,18 @@ def execute(
             capture.run_log.open()
             reason = start_error(request.argv, request.cwd, exc)
             return _outcome("error", None, reason, capture, started_at, None)
-        hooks = _Hooks(on_started, cancel, wake_fd if cancel else None, cancel_poll_interval)
+        hooks = _Hooks(on_spawned, on_started, cancel, wake_fd if cancel else None,
+                       cancel_poll_interval)
         verdict, returncode = _supervise(proc, (out_fd, err_fd), request, capture, hooks)
     status, reason = judge(verdict, returncode, request.timeout)
     exit_code = None if returncode is None or returncode < 0 else returncode
     return _outcome(status, exit_code, reason, capture, started_at, proc.pid)
 
 
-class _Hooks(record("_Hooks", on_started=REQUIRED, cancel=REQUIRED, wake_fd=REQUIRED,
-                    poll_interval=REQUIRED)):
-    """The caller's ways into a running attempt: on_started(pid), cancel(), a wake fd."""
+class _Hooks(record("_Hooks", on_spawned=REQUIRED, on_started=REQUIRED, cancel=REQUIRED,
+                    wake_fd=REQUIRED, poll_interval=REQUIRED)):
+    """The caller's ways into a running attempt: on_spawned(pid), on_started(pid), cancel(),
+    a wake fd."""
 
     __slots__ = ()
 
@@ -118,6 +123,8 @@ def _supervise(
                 os.close(fd)
             raise
         try:
+            if hooks.on_spawned is not None:
+                hooks.on_spawned(proc.pid)
             # Created while the child starts up, in parallel: creating a file can cost this
             # as much as starting `true`. The child's output waits in its pipes meanwhile.
             capture.run_log.open()

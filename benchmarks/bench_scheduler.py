@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,9 +39,12 @@ def start_scheduler(root: Path) -> subprocess.Popen:
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(root)}
     proc = subprocess.Popen([PY, "-m", "batch_runner", "scheduler"], env=env, cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
     for line in proc.stderr:
         if "scheduler started" in line:
             break
+    # Then read its log as journald does: each line wakes a reader, as it would in service.
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
     return proc
 
 

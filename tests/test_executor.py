@@ -378,6 +378,21 @@ def test_on_started_gets_the_pid_and_its_exception_leaves_no_process(
     assert seen == [outcome.pid]
 
 
+def test_on_spawned_comes_once_the_child_runs_and_not_for_one_that_cannot_start(
+    tmp_path: Path,
+) -> None:
+    seen: list[tuple[int, bool]] = []
+
+    def on_spawned(pid: int) -> None:
+        seen.append((pid, Path(f"/proc/{pid}").exists()))  # not reaped yet: ours to watch
+
+    outcome = execute(make_request(tmp_path, ["sleep", "0.05"]), on_spawned=on_spawned)
+    assert seen == [(outcome.pid, True)]
+    seen.clear()
+    outcome = execute(make_request(tmp_path, ["no-such-program-here"]), on_spawned=on_spawned)
+    assert outcome.status == "error" and seen == []
+
+
 # -- bounded output -----------------------------------------------------------------------
 
 
