@@ -3,8 +3,9 @@
     python benchmarks/bench_scheduler.py [--samples N] [--idle-seconds S]
 
 - dispatch lateness: how long after its due time a job's process is running, for
-  ``batch_runner scheduler`` and for the original ``schedule.run_pending(); sleep(1)`` loop
-  running the same command;
+  ``batch_runner scheduler``, for the original ``schedule.run_pending(); sleep(1)`` loop
+  running the same command, and for the floor: a loop that sleeps to each due time and starts
+  the same command, with no bookkeeping (the job's own stamp includes starting ``date``);
 - idle CPU of a scheduler with 1,000 jobs that are not due;
 - resident memory of a scheduler with 10,000 jobs.
 """
@@ -69,6 +70,18 @@ def scheduler_lateness(root: Path, samples: int, period: float) -> list[float]:
     stop(proc)
     return [(float(r["output"]) - datetime.fromisoformat(r["scheduled_for"]).timestamp()) * 1000
             for r in records[:samples]]
+
+
+def floor_lateness(samples: int, period: float) -> list[float]:
+    """Sleep to each due time and start the job: all that is left without a scheduler."""
+    lateness: list[float] = []
+    due = time.time() + period
+    for _ in range(samples):
+        time.sleep(max(due - time.time(), 0.0))
+        out = subprocess.run(STAMP.split(), capture_output=True, text=True, timeout=60)
+        lateness.append((float(out.stdout) - due) * 1000)
+        due += period
+    return lateness
 
 
 def original_loop_lateness(samples: int) -> list[float]:
@@ -158,6 +171,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="br-sched-bench-"))
     try:
         ours = scheduler_lateness(tmp / "lateness", args.samples, args.period)
+        floor = floor_lateness(args.samples, args.period)
         theirs = original_loop_lateness(args.original_samples)
         cpu = idle_cpu(tmp / "idle", 1000, args.idle_seconds)
         memory = memory_with_jobs(tmp / "memory", 10_000)
@@ -169,6 +183,10 @@ def main() -> None:
     print(f"{'lateness, batch_runner scheduler: median':<52} {o_med:>7.2f} ms  < 3 ms "
           f"({len(ours)} runs)")
     print(f"{'lateness, batch_runner scheduler: p99':<52} {o_p99:>7.2f} ms  < 10 ms")
+    f_med, _, f_p99 = summary(floor)
+    print(f"{'lateness, floor (sleep to due, start date): median':<52} {f_med:>7.2f} ms  "
+          f"(ours +{o_med - f_med:.2f} ms)")
+    print(f"{'lateness, floor (sleep to due, start date): p99':<52} {f_p99:>7.2f} ms")
     print(f"{'lateness, original run_pending()+sleep(1): median':<52} {t_med:>7.2f} ms  "
           f"({len(theirs)} runs)")
     print(f"{'lateness, original run_pending()+sleep(1): mean':<52} {t_mean:>7.2f} ms")
