@@ -70,8 +70,9 @@ def first_group_of_run(run_id: str) -> int | None:
         if proc.marked:
             started = _start_ticks(proc.pid)
             if started is not None:
-                found.append((started, proc.pgid))
-    return min(found)[1] if found else None
+                # Start times tick in 10 ms: at a tie, a group leader before its members.
+                found.append((started, proc.pgid != proc.pid, proc.pid, proc.pgid))
+    return min(found)[3] if found else None
 
 
 def _start_ticks(pid: int) -> int | None:

@@ -163,13 +163,17 @@ def execute_run(
     run["log_file"] = log_path
     request = attempt_request(ctx, run)
     announced: list[bool] = []
+    announce_errors: list[Exception] = []
 
     def announce(pid: int | None) -> None:
         announced.append(True)
-        if observer is not None:
-            observer("start", run)
-        log.info("start %s (run %s, attempt %d/%d%s)", run["job_name"], run["run_id"],
-                 run["attempt"], run["max_attempts"], f", pid {pid}" if pid else "")
+        try:
+            if observer is not None:
+                observer("start", run)
+            log.info("start %s (run %s, attempt %d/%d%s)", run["job_name"], run["run_id"],
+                     run["attempt"], run["max_attempts"], f", pid {pid}" if pid else "")
+        except Exception as exc:  # the job has started: it runs and is recorded first
+            announce_errors.append(exc)
 
     events.attempt_starting(ctx, run)
     if interrupter is not None:
@@ -194,6 +198,8 @@ def execute_run(
         announce(None)  # it could not start: its start line still comes before its end
     status, claimed = finish_attempt(ctx, run, outcome, claim_next)
     try:
+        if announce_errors:
+            raise announce_errors[0]
         if observer is not None:
             observer("end", run, outcome.status if status != "pending" else "retry pending")
         log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status,
@@ -267,10 +273,14 @@ def drain_due(
     """
     reap_orphans(ctx, ctx.config.settings.kill_grace)
 
-    def claim() -> dict[str, Any] | None:
+    def claim(first_attempt_only: bool = False) -> dict[str, Any] | None:
         if interrupter and interrupter.stop_new:
             return None
-        return ctx.store.claim_next(time.time(), ctx.pid, ctx.host, foreground_run_id=until_run)
+        return ctx.store.claim_next(time.time(), ctx.pid, ctx.host, foreground_run_id=until_run,
+                                    first_attempt_only=first_attempt_only)
+
+    def claim_first_attempt() -> dict[str, Any] | None:
+        return claim(first_attempt_only=True)
 
     run = claim()
     while run is not None:
@@ -280,10 +290,12 @@ def drain_due(
         # The next claim shares the commit that ends this run, unless ending it sends a
         # heartbeat or a notice: the next run must not wait claimed while those go out.
         quiet_end = run["kind"] != "job" and not run["spec"].get("ping_url")
-        _, run = execute_run(ctx, run, interrupter, observer, claim if quiet_end else None)
-        if not quiet_end:
-            run = claim()
-        elif run is not None and interrupter and interrupter.stop_new:
+        # Only a first attempt is claimed so: one put back (below) is then exactly as it was.
+        _, run = execute_run(ctx, run, interrupter, observer,
+                             claim_first_attempt if quiet_end else None)
+        if run is None:
+            run = claim()  # the queue's end, a retry next, or an end that was not quiet
+        elif interrupter and interrupter.stop_new:
             ctx.store.unclaim(run["run_id"], ctx.pid)  # a signal came after the claim
             return
 

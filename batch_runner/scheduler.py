@@ -330,5 +330,6 @@ def _settle_garbage_collector() -> None:
     would land on some run's start."""
     import gc
 
+    gc.unfreeze()  # what an earlier start or reload left behind may be garbage by now
     gc.collect()
     gc.freeze()

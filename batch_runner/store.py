@@ -210,12 +210,15 @@ class Store:
 
     def claim_next(
         self, now: float, owner_pid: int, host: str, *, foreground_run_id: str | None = None,
+        first_attempt_only: bool = False,
     ) -> dict[str, Any] | None:
         """Take the next due run (priority, then due time, then arrival) and mark it running.
 
         One statement, so one write transaction taken up front: no two drainers can take the
         same run. While the queue is paused nothing is taken but ``foreground_run_id`` (the
         run a foreground ``run-job`` waits for), which may also start while it is not first.
+        ``first_attempt_only``: None if the next run is a retry (whose last attempt's details
+        the claim clears, so that ``unclaim`` could not give them back).
         """
         row = self._write(
             "UPDATE runs SET status = 'running', attempt = attempt + 1, started_at = :now, "
@@ -226,17 +229,20 @@ class Store:
             "INDEXED BY runs_waiting WHERE status = 'pending' AND due_at <= :now "
             "AND (run_id = :foreground OR NOT EXISTS "
             "(SELECT 1 FROM meta WHERE key = 'paused' AND value = '1')) "
-            "ORDER BY priority DESC, due_at, seq LIMIT 1) RETURNING *",
-            {"now": now, "owner": owner_pid, "host": host, "foreground": foreground_run_id},
+            "ORDER BY priority DESC, due_at, seq LIMIT 1) AND (:any_attempt OR attempt = 0) "
+            "RETURNING *",
+            {"now": now, "owner": owner_pid, "host": host, "foreground": foreground_run_id,
+             "any_attempt": not first_attempt_only},
         ).fetchone()
         return _row_to_run(row) if row else None
 
     def unclaim(self, run_id: str, owner_pid: int) -> None:
-        """Put a run claimed by ``owner_pid`` but never started back in the queue as it was."""
+        """Put a first attempt claimed by ``owner_pid`` but never started back in the queue
+        as it was (see ``claim_next(first_attempt_only=True)``)."""
         self._write(
-            "UPDATE runs SET status = 'pending', attempt = attempt - 1, started_at = NULL, "
+            "UPDATE runs SET status = 'pending', attempt = 0, started_at = NULL, "
             "owner_pid = NULL, host = NULL WHERE run_id = ? AND status = 'running' "
-            "AND owner_pid = ? AND pgid IS NULL",
+            "AND attempt = 1 AND owner_pid = ? AND pgid IS NULL",
             (run_id, owner_pid),
         )
 
