@@ -26,8 +26,9 @@ _RESCAN = 0.25
 _MAX_PIDFDS = 256
 
 
-class _Proc(record("_Proc", pid=REQUIRED, pgid=REQUIRED, marked=REQUIRED)):
-    """A process found in /proc; ``marked``: it carries BATCH_RUN_ID=<run_id>."""
+class _Proc(record("_Proc", pid=REQUIRED, pgid=REQUIRED, marked=REQUIRED, started=REQUIRED)):
+    """A process found in /proc; ``marked``: it carries BATCH_RUN_ID=<run_id>; ``started``: its
+    start time in clock ticks since boot."""
 
     __slots__ = ()
 
@@ -65,24 +66,9 @@ def first_group_of_run(run_id: str) -> int | None:
     else that carries the run's id: the group is that of the earliest such process still
     running, the leader or, once it has exited, one of the members it left behind.
     """
-    found = []
-    for proc in _scan(run_id):
-        if proc.marked:
-            started = _start_ticks(proc.pid)
-            if started is not None:
-                # Start times tick in 10 ms: at a tie, a group leader before its members.
-                found.append((started, proc.pgid != proc.pid, proc.pid, proc.pgid))
+    # Start times tick in 10 ms: at a tie, a group leader before its members.
+    found = [(p.started, p.pgid != p.pid, p.pid, p.pgid) for p in _scan(run_id) if p.marked]
     return min(found)[3] if found else None
-
-
-def _start_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            stat = file.read()
-        # Field 22 (starttime), counted after the command name, which may hold spaces.
-        return int(stat[stat.rindex(b")") + 2 :].split(b" ")[19])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def terminate_run(pgid: int | None, run_id: str, grace: float, *, own_group: bool = False) -> bool:
@@ -200,12 +186,13 @@ def _read_proc(pid: int, needle: bytes | None) -> _Proc | None:
         with open(f"/proc/{pid}/stat", "rb") as file:
             stat = file.read()
         # The command name may hold spaces and parentheses: split after the last ")".
-        state, _ppid, pgrp = stat[stat.rindex(b")") + 2 :].split(b" ", 3)[:3]
-    except (OSError, ValueError):
+        fields = stat[stat.rindex(b")") + 2 :].split(b" ", 20)
+        state, pgrp, started = fields[0], int(fields[2]), int(fields[19])  # stat 3, 5, 22
+    except (OSError, ValueError, IndexError):
         return None  # gone meanwhile, or not ours to read
     if state in (b"Z", b"X"):
         return None
-    return _Proc(pid, int(pgrp), needle is not None and needle in _environ(pid))
+    return _Proc(pid, pgrp, needle is not None and needle in _environ(pid), started)
 
 
 def _environ(pid: int) -> bytes:

@@ -25,6 +25,16 @@ def queued(project: Path, count: int) -> tuple[RunnerContext, list[str]]:
     return ctx, [add(ctx, adhoc_spec(["true"], 60.0)) for _ in range(count)]
 
 
+def failing_on(failing_event: str):
+    """An observer whose writes fail at ``failing_event``, as when a worker's stdout is gone."""
+
+    def observer(event: str, run: dict[str, Any], *_: object) -> None:
+        if event == failing_event:
+            raise BrokenPipeError("the worker's stdout is gone")
+
+    return observer
+
+
 def status_of(ctx: RunnerContext, run_id: str) -> tuple[str, int]:
     run = ctx.store.get_run(run_id)
     assert run is not None
@@ -41,13 +51,8 @@ def test_queued_runs_drain_in_order_each_once(project: Path) -> None:
 
 def test_an_error_after_a_run_ends_puts_the_next_one_it_claimed_back(project: Path) -> None:
     ctx, (first, second) = queued(project, 2)
-
-    def observer(event: str, run: dict[str, Any], *_: object) -> None:
-        if event == "end":
-            raise BrokenPipeError("the worker's stdout is gone")
-
     with pytest.raises(BrokenPipeError):
-        drain_due(ctx, None, observer=observer)
+        drain_due(ctx, None, observer=failing_on("end"))
     assert status_of(ctx, first) == ("success", 1)
     assert status_of(ctx, second) == ("pending", 0)  # not `running` without a process
     drain_due(ctx, None)
@@ -103,13 +108,8 @@ def test_a_retry_next_in_line_is_not_taken_with_the_end_and_keeps_its_last_attem
         "started_at": now - 5, "ended_at": now - 4, "exit_code": 2, "error": "exit 2: boom",
         "log_file": "/somewhere/retry-1.log", "pgid": 4242, "attempt_status": "error",
     })
-
-    def observer(event: str, run: dict[str, Any], *_: object) -> None:
-        if event == "end":
-            raise BrokenPipeError("the worker's stdout is gone")
-
     with pytest.raises(BrokenPipeError):
-        drain_due(ctx, None, observer=observer)
+        drain_due(ctx, None, observer=failing_on("end"))
     assert status_of(ctx, first) == ("success", 1)
     retry = ctx.store.get_run("retry-1")
     assert retry is not None
@@ -123,12 +123,7 @@ def test_a_start_line_that_cannot_be_written_leaves_the_started_run_to_finish(
     project: Path,
 ) -> None:
     ctx, (first, second) = queued(project, 2)
-
-    def observer(event: str, run: dict[str, Any], *_: object) -> None:
-        if event == "start":
-            raise BrokenPipeError("the worker's stdout is gone")
-
     with pytest.raises(BrokenPipeError):
-        drain_due(ctx, None, observer=observer)
+        drain_due(ctx, None, observer=failing_on("start"))
     assert status_of(ctx, first) == ("success", 1)  # ran and was recorded, not killed
     assert status_of(ctx, second) == ("pending", 0)
