@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -211,3 +213,21 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_concurrent_adds_all_land(tmp_path: Path) -> None:
+    # Separate processes, as eight shells would run them: every add that exits 0 is in the file.
+    from conftest import write_config
+
+    config = write_config(tmp_path, [])
+    env = {**os.environ, "BATCH_RUNNER_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
+    env.pop("BATCH_RUNNER_CONFIG", None)
+    adds = [subprocess.Popen([sys.executable, "-m", "batch_runner", "add", f"p{i}", "true",
+                              "--type", "interval", "--time", "1h"],
+                             env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+            for i in range(8)]
+    for add in adds:
+        assert add.wait(timeout=60) == 0, add.stderr.read() if add.stderr else ""
+    names = sorted(job["name"] for job in loaded(config)["jobs"])
+    assert names == [f"p{i}" for i in range(8)]
+    assert sorted(p.name for p in config.parent.iterdir()) == [config.name]

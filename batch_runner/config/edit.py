@@ -9,10 +9,13 @@ edit leaves the file exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import fcntl
 import json
 import os
 import sys
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,31 +49,57 @@ def init_config(config_path: Path | str) -> None:
 
 def add_job(config_path: Path | str, root: Path | str, job: dict[str, Any]) -> None:
     """Append ``job`` to the file; ConfigError if the name is taken or the job is invalid."""
-    source = _current(config_path)
-    jobs = source.document.setdefault("jobs", [])
-    if not isinstance(jobs, list):
-        raise ConfigError(f'{config_path}: "jobs" is not a list; fix the file before adding jobs')
-    name = job.get("name")
-    if any(isinstance(other, dict) and other.get("name") == name for other in jobs):
-        raise ConfigError(f"{config_path}: a job named {name!r} already exists; "
-                          "choose another name or remove that job first")
-    jobs.append(dict(job))
-    _write_validated(source, root, f"adding job {name!r}")
+    with _editing(config_path):
+        source = _current(config_path)
+        jobs = source.document.setdefault("jobs", [])
+        if not isinstance(jobs, list):
+            raise ConfigError(f'{config_path}: "jobs" is not a list; '
+                              "fix the file before adding jobs")
+        name = job.get("name")
+        if any(isinstance(other, dict) and other.get("name") == name for other in jobs):
+            raise ConfigError(f"{config_path}: a job named {name!r} already exists; "
+                              "choose another name or remove that job first")
+        jobs.append(dict(job))
+        _write_validated(source, root, f"adding job {name!r}")
 
 
 def remove_job(config_path: Path | str, root: Path | str, name: str) -> None:
     """Remove the job called ``name``; NotFound if there is none."""
-    source = _current(config_path)
-    index = _index_of(source, name)
-    del source.document["jobs"][index]
-    _write_validated(source, root, f"removing job {name!r}")
+    with _editing(config_path):
+        source = _current(config_path)
+        index = _index_of(source, name)
+        del source.document["jobs"][index]
+        _write_validated(source, root, f"removing job {name!r}")
 
 
 def set_enabled(config_path: Path | str, root: Path | str, name: str, enabled: bool) -> None:
     """Set the ``enabled`` key of the job called ``name``; NotFound if there is none."""
-    source = _current(config_path)
-    source.document["jobs"][_index_of(source, name)]["enabled"] = enabled
-    _write_validated(source, root, f"{'enabling' if enabled else 'disabling'} job {name!r}")
+    with _editing(config_path):
+        source = _current(config_path)
+        source.document["jobs"][_index_of(source, name)]["enabled"] = enabled
+        _write_validated(source, root, f"{'enabling' if enabled else 'disabling'} job {name!r}")
+
+
+@contextlib.contextmanager
+def _editing(config_path: Path | str) -> Iterator[None]:
+    """Hold an exclusive flock on the config's directory for one read-modify-write.
+
+    Without it two edits at once both read the old file and the second rename drops the
+    first one's change. The file itself cannot carry the lock (each edit renames a new inode
+    over it), and a lock file would litter the user's config directory; the directory can.
+    The kernel drops the lock when its holder dies, even by SIGKILL.
+    """
+    directory = os.path.dirname(os.path.realpath(config_path)) or "."
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield  # nowhere to lock: the compare before the rename still refuses a clash
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _current(config_path: Path | str) -> Source:
