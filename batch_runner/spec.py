@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 # Bumped whenever the normalized dict changes shape or validation gets stricter (2: a NUL in
-# a command is refused), so a snapshot an older rule let through is never trusted.
-SNAPSHOT_FORMAT = 2
+# a command is refused; 3: last_run must be a date and time, kept with its offset), so a
+# snapshot an older rule let through is never trusted.
+SNAPSHOT_FORMAT = 3
 
 
 class HttpRequestSpec(record("HttpRequestSpec", method="GET", url="", headers=None, params=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,10 @@ CASES = [
     ("allow_hosts string", config(settings={"http": {"allow_hosts": "x"}}),
      "settings.http.allow_hosts", "expected a list"),
     ("misspelt top level", config(setings={}), "setings", 'did you mean "settings"?'),
+    ("last_run not a time", config(job(last_run="yesterday")), "jobs[0].last_run",
+     'found "yesterday"; expected an ISO 8601 date and time'),
+    ("misspelt last_status", config(job(last_status="sucess")), "jobs[0].last_status",
+     'did you mean "success"?'),
 ]
 
 
@@ -370,3 +375,14 @@ def test_json_schema(tmp_path: Path) -> None:
     assert schema["$defs"]["CommandJob"]["properties"]["name"]["pattern"]
     assert "from" in schema["$defs"]["EmailNotifier"]["properties"]
     json.dumps(schema)
+
+
+def test_original_last_run_without_offset_is_local_time(tmp_path: Path) -> None:
+    # The original tool wrote datetime.now().isoformat(): local time, no offset.
+    path = tmp_path / "c.json"
+    path.write_text(config(job(last_run="2025-07-29T02:05:30.123456", last_status="timeout")))
+    seeded = validate_file(path, tmp_path).jobs[0]
+    expected = datetime(2025, 7, 29, 2, 5, 30, 123456).astimezone()
+    assert datetime.fromisoformat(seeded.last_run) == expected
+    assert datetime.fromisoformat(seeded.last_run).utcoffset() is not None
+    assert seeded.last_status == "timeout"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from pydantic_core import PydanticCustomError
 from batch_runner import schedules
 from batch_runner.config.words import did_you_mean, show
 from batch_runner.httpjob.prepare import HTTP_METHODS
+from batch_runner.store import FINISHED_STATUSES
 
 # Beyond any sensible batch duration, and well inside what timedelta and SQLite can hold.
 MAX_SECONDS = 3650 * 86400
@@ -121,6 +123,27 @@ def _check_env(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _check_last_run(value: str | None) -> str | None:
+    """An ISO 8601 date and time; one without an offset is local time, as the original wrote it.
+
+    Returned with its offset, so that ``list`` and ``history`` show every time the same way.
+    """
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone().isoformat()
+    except ValueError:
+        fail(f'found {show(value)}; expected an ISO 8601 date and time such as '
+             '"2025-07-29T02:00:00", or null')
+
+
+def _check_last_status(value: str | None) -> str | None:
+    if value is not None and value not in FINISHED_STATUSES:
+        fail(f"found {show(value)}; expected one of {', '.join(FINISHED_STATUSES)}, or null"
+             f"{did_you_mean(value, FINISHED_STATUSES)}")
+    return value
+
+
 def _tag_of(default: str | None) -> Callable[[Any], str | None]:
     """The discriminator of a tagged union: the ``type`` key, or ``default`` when absent."""
 
@@ -172,8 +195,8 @@ class _JobBase(_Strict):
     jitter: Delay = 0
     notify_after: Annotated[int, Field(ge=1)] | None = None
     ping_url: Url | None = None
-    last_run: str | None = None
-    last_status: str | None = None
+    last_run: Annotated[str | None, AfterValidator(_check_last_run)] = None
+    last_status: Annotated[str | None, AfterValidator(_check_last_status)] = None
     error_count: Annotated[int, Field(ge=0)] = 0
 
     @field_validator("schedule_time")
