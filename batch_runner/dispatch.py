@@ -20,7 +20,7 @@ from collections.abc import Callable
 from batch_runner.context import RunnerContext
 from batch_runner.locks import FileLock
 from batch_runner.logs import get_logger
-from batch_runner.recovery import reap_orphans
+from batch_runner.recovery import reap_if_free
 from batch_runner.runner import Interrupter, drain_due
 from batch_runner.spec import ConfigSpec
 
@@ -90,17 +90,9 @@ class Dispatcher:
             self._wake.wait(ERROR_PAUSE_SECONDS)
 
     def _reap_if_free(self, ctx: RunnerContext) -> None:
-        """Runs left ``running`` while nobody holds the executor are orphans.
-
-        At start, and after every wait that ended without a poke (a ``run-job`` from cron may have
-        died meanwhile); ``drain_due`` reaps under the lock before every batch anyway.
-        """
-        assert self._lock is not None
-        if ctx.store.runs_with_status("running") and self._lock.acquire(wait=False):
-            try:
-                reap_orphans(ctx, ctx.config.settings.kill_grace)
-            finally:
-                self._lock.release()
+        # At start, and after every wait that ended without a poke: a `run-job` from cron may
+        # have died meanwhile.
+        reap_if_free(ctx, self._lock)
 
     def _step(self, ctx: RunnerContext) -> None:
         """One wake-up: drain what is due, else sleep until the next run is due or a poke.

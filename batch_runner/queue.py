@@ -78,11 +78,16 @@ def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
 
 def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
     """Ask the running attempt of a run (by id) or of a job (by name) to stop."""
+    from batch_runner.recovery import reap_if_free
+
     run = _running_run_of_job(ctx, target) or find(ctx, target)
     if run["status"] == "pending":
         status = end_waiting_run(ctx, run, "canceled: stopped before it started")
         if status is not None:
             return {**run, "status": status}
+    if run["status"] == "running" and reap_if_free(ctx):
+        # Nobody held the executor: its runner was gone, nothing would have seen the flag.
+        return {**(ctx.store.get_run(run["run_id"]) or run), "orphaned": True}
     if run["status"] != "running" or not ctx.store.request_stop(run["run_id"]):
         raise OperationFailed(f"run {run['run_id']} of {run['job_name']} is not running "
                               f"({run['status']})")

@@ -7,6 +7,7 @@ import time
 
 from batch_runner.bookkeeping import finish_attempt
 from batch_runner.context import RunnerContext
+from batch_runner.locks import FileLock
 from batch_runner.logs import get_logger
 from batch_runner.outcome import AttemptOutcome
 from batch_runner.procs import first_group_of_run, terminate_run
@@ -42,3 +43,21 @@ def reap_orphans(ctx: RunnerContext, kill_grace: float) -> int:
         log.warning("run %s of %s was left running by a dead runner: marked interrupted",
                     run["run_id"], run["job_name"])
     return len(orphans)
+
+
+def reap_if_free(ctx: RunnerContext, lock: FileLock | None = None) -> int:
+    """Reap now if runs are ``running`` while nobody holds the executor: they are orphans.
+
+    For the places that do not drain at once (a worker with nothing due, ``stop``, the
+    scheduler between wake-ups); ``drain_due`` reaps under the lock before every batch anyway.
+    ``lock``: the caller's executor lock, which it does not hold now.
+    """
+    if not ctx.store.runs_with_status("running"):
+        return 0
+    lock = lock or FileLock(ctx.layout.executor_lock)
+    if not lock.acquire(wait=False):
+        return 0  # a live runner holds it: its run is not an orphan
+    try:
+        return reap_orphans(ctx, ctx.config.settings.kill_grace)
+    finally:
+        lock.release()

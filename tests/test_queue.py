@@ -217,6 +217,47 @@ def test_a_killed_worker_loses_nothing(queue_project: Path) -> None:
     assert status["running"] == [] and status["pending"] == []
 
 
+def _orphan(root: Path) -> tuple[str, int]:
+    """A run left ``running`` by a worker killed mid-run, and the pid of its job."""
+    pid_file = root / "job.pid"
+    run_id = add(root, "--", "sh", "-c", f"echo $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; "
+                                         "sleep 30")
+    worker = start(root, "queue", "worker")
+    wait_for(pid_file.exists)
+    worker.kill()
+    worker.wait(timeout=10)
+    assert show(root, run_id)["status"] == "running"
+    return run_id, int(pid_file.read_text())
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def test_a_worker_reaps_an_orphan_even_when_nothing_is_due(queue_project: Path) -> None:
+    orphan, pid = _orphan(queue_project)
+    later = add(queue_project, "--delay", "1h", "--", "true")
+    result = run_cli(queue_project, "queue", "worker")
+    assert result.returncode == 0, result.stderr
+    assert show(queue_project, orphan)["status"] == "interrupted"
+    assert not _running(pid)
+    assert show(queue_project, later)["status"] == "pending"
+    assert "nothing is due; 1 run waits for a later time" in result.stdout
+
+
+def test_stop_of_a_run_whose_worker_died_reaps_it(queue_project: Path) -> None:
+    orphan, pid = _orphan(queue_project)
+    result = run_cli(queue_project, "stop", orphan)
+    assert result.returncode == 0, result.stderr
+    assert "had lost its runner" in result.stdout and "interrupted" in result.stdout
+    assert show(queue_project, orphan)["status"] == "interrupted"
+    assert not _running(pid)
+
+
 def test_run_job_queue_and_the_scheduler_drains_the_queue(queue_project: Path) -> None:
     write_config(queue_project, [job("quick", "echo quick")])
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(queue_project), "PYTHONPATH": str(REPO)}

@@ -42,6 +42,7 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
     Without ``forever`` it still waits for the retries of runs it started, but not for runs
     delayed into the future: those are for the next worker or the scheduler.
     """
+    from batch_runner.recovery import reap_if_free
     from batch_runner.runner import Interrupter, WaitInterrupted, acquire_interruptibly, drain_due
 
     interrupter = Interrupter(ctx)
@@ -50,6 +51,9 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
     display = Display(ctx)
     try:
         while not interrupter.stop_new:
+            # Not only before a drain: a run orphaned by a killed worker must not wait,
+            # shown as running, until something else is due.
+            reap_if_free(ctx, lock)
             paused = ctx.store.is_paused()
             if not paused and _due_now(ctx):
                 acquire_interruptibly(lock, interrupter)
@@ -60,7 +64,7 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
                 continue
             next_due = None if paused else ctx.store.next_due_at(retries_only=not forever)
             if not forever and (paused or next_due is None):
-                display.idle("paused" if paused else "empty")
+                display.idle(paused, ctx.store.next_due_at())
                 return EXIT_OK
             display.waiting(next_due)
             wait = IDLE_POLL_SECONDS if next_due is None else next_due - time.time()
@@ -107,9 +111,16 @@ class Display:
                                                              time.localtime(next_due))
             self._status.update(f"waiting for runs{when}")
 
-    def idle(self, why: str) -> None:
-        text = ("the queue is paused; `batch_runner queue resume` lets runs start"
-                if why == "paused" else "the queue is empty")
+    def idle(self, paused: bool, later: float | None) -> None:
+        if paused:
+            text = "the queue is paused; `batch_runner queue resume` lets runs start"
+        elif later is None:
+            text = "the queue is empty"
+        else:
+            count = self.ctx.store.count_pending()
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(later))
+            text = (f"nothing is due; {count} run{'s wait' if count != 1 else ' waits'} for a "
+                    f"later time (the next at {when})")
         self._emit(text, text)
 
     def _emit(self, line: str, status_line: str) -> None:
