@@ -7,12 +7,16 @@ below the threshold a call returns at once, at or above it the real logger takes
 
 from __future__ import annotations
 
+import _thread
 from collections.abc import Callable
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 threshold = 0  # without the CLI (tests, library use) every call goes to logging
 _configure: Callable[[], None] | None = None
+# The scheduler's threads log from their first moments: one that found the handlers not yet
+# installed would go to logging's last resort, which drops everything below a warning.
+_configure_lock = _thread.allocate_lock()  # builtin: no import cost on run-job's path
 
 
 def set_up(level: str, configure: Callable[[], None]) -> None:
@@ -27,8 +31,10 @@ def _real(name: str):
     import logging
 
     if _configure is not None:
-        configure, _configure = _configure, None
-        configure()
+        with _configure_lock:
+            if _configure is not None:
+                _configure()
+                _configure = None  # only now: the others waited on the lock until it was done
     return logging.getLogger(name)
 
 
