@@ -301,3 +301,13 @@ def test_stopping_a_run_waiting_for_its_retry_ends_it_as_its_last_attempt(projec
     [row] = json.loads(run_cli(project, "list", "--json").stdout)
     assert row["error_count"] == 1 and row["last_status"] == "error"
     assert [r["status"] for r in read_results(project)] == ["error"]  # one line per attempt
+
+
+def test_run_job_queue_of_a_job_already_waiting_says_so(queue_project: Path) -> None:
+    first = run_cli(queue_project, "run-job", "quick", "--queue")
+    assert first.returncode == 0, first.stderr
+    second = run_cli(queue_project, "run-job", "quick", "--queue")
+    assert second.returncode == 75 and second.stdout == ""
+    assert second.stderr.strip() == ("quick: skipped, it is already waiting or running "
+                                     "(recorded as skipped)")
+    assert [r["status"] for r in read_results(queue_project)] == ["skipped"]

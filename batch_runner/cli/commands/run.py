@@ -36,6 +36,7 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     if args.queue:
         run_id = enqueue_job(ctx, job, "queue")
         if run_id is None:
+            _say_skipped(job.name)
             return EXIT_BUSY
         from batch_runner.wakeup import poke
 
@@ -49,7 +50,7 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         raise Busy(f"the executor is busy with another run; {job.name} was not started")
     run_id = enqueue_job(ctx, job, "manual")
     if run_id is None:
-        print(f"{job.name}: skipped, it is already waiting or running", file=sys.stderr)
+        _say_skipped(job.name)
         return EXIT_BUSY
     try:
         run = run_to_completion(ctx, run_id, lock=lock, interrupter=interrupter)
@@ -58,6 +59,11 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     finally:
         lock.release()
     return _report(ctx, run)
+
+
+def _say_skipped(name: str) -> None:
+    print(f"{name}: skipped, it is already waiting or running (recorded as skipped)",
+          file=sys.stderr)
 
 
 def _report(ctx: Any, run: dict[str, Any]) -> int:
