@@ -78,7 +78,15 @@ def result_files_newest_first(layout: LogLayout) -> list[tuple[str, str]]:
 
 
 def iter_results_newest_first(layout: LogLayout, since: float | None = None) -> Iterator[dict]:
-    """Every parseable record, newest file first and newest line first within a file."""
+    """Every parseable record, the latest start first (ties: the later line first).
+
+    A file is in the order attempts ended, and its day is the day they started, so only
+    records within one file need reordering. Read from the end, every line not yet read ended
+    (hence started) no later than the one in hand: a buffered record that started at or after
+    that end is known to be next, which keeps ``--limit 20`` from parsing a whole day.
+    """
+    import heapq
+
     since_day = day_stamp(since) if since is not None else None
     for day, path in result_files_newest_first(layout):
         if since_day and day < since_day:
@@ -88,13 +96,19 @@ def iter_results_newest_first(layout: LogLayout, since: float | None = None) -> 
                 lines = file.read().splitlines()
         except OSError:
             continue
-        for line in reversed(lines):
+        waiting: list[tuple[float, int, dict[str, Any]]] = []  # (-start, line order, record)
+        for order, line in enumerate(reversed(lines)):
             record = _parse_line(line)
             if record is None:
                 continue
-            if since is not None and _start_ts(record) < since:
-                continue
-            yield record
+            started = _time_of(record, "start_time")
+            ended = max(_time_of(record, "end_time"), started)
+            while waiting and -waiting[0][0] >= ended:
+                yield heapq.heappop(waiting)[2]
+            if since is None or started >= since:
+                heapq.heappush(waiting, (-started, order, record))
+        while waiting:
+            yield heapq.heappop(waiting)[2]
 
 
 def _parse_line(line: bytes) -> dict[str, Any] | None:
@@ -105,9 +119,9 @@ def _parse_line(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _start_ts(record: dict[str, Any]) -> float:
+def _time_of(record: dict[str, Any], key: str) -> float:
     try:
-        return parse_iso(str(record.get("start_time")))
+        return parse_iso(str(record.get(key)))
     except ValueError:
         return 0.0
 

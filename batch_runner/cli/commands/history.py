@@ -42,13 +42,22 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise UsageError(f"--limit must be 0 or more, not {args.limit}")
     since = _parse_since(args.since)
     config = app.load(args)
-    records = iter_results_newest_first(LogLayout(Path(config.settings.log_dir)), since)
+    layout = LogLayout(Path(config.settings.log_dir))
+    records = iter_results_newest_first(layout, since)
     wanted = (r for r in records
               if (args.name is None or r.get("job_name") == args.name)
               and (args.status is None or r.get("status") == args.status))
-    rows = list(islice(wanted, args.limit))
+    rows = list(islice(wanted, min(args.limit, sys.maxsize)))  # a huge limit means all
+    if not rows and args.name is not None and config.job(args.name) is None and not any(
+        r.get("job_name") == args.name for r in iter_results_newest_first(layout)
+    ):
+        # A job since removed from the config may well have history: only a name never seen
+        # anywhere is unknown.
+        app.find_job(config, args.name)  # raises NotFound, with a "did you mean"
     if args.json:
-        render.print_json(rows)
+        # Every run object has these keys (SPEC 9); a results line does not carry them.
+        render.print_json([{**r, **{k: r.get(k) for k in ("priority", "progress_percent",
+                                                           "progress_message")}} for r in rows])
         return 0
     render.print_table(
         ["start", "job", "status", "attempt", "duration", "run id", "error"],

@@ -1,0 +1,79 @@
+"""``history``: newest start first, every run key in --json, bad arguments without tracebacks."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from conftest import job, run_cli, write_config
+
+
+def _record(name: str, start: datetime, seconds: float, status: str = "success") -> dict:
+    end = start + timedelta(seconds=seconds)
+    return {"job_name": name, "start_time": start.isoformat(), "end_time": end.isoformat(),
+            "status": status, "output": "", "error": None, "run_id": f"r-{name}",
+            "attempt": 1, "max_attempts": 1, "exit_code": 0, "duration_seconds": seconds,
+            "trigger": "manual", "scheduled_for": None, "output_truncated": False,
+            "log_file": None, "host": "h", "pid": 1}
+
+
+def _write_results(root: Path, records: list[dict]) -> None:
+    # Appended as attempts end, as the runner does: a long run's line comes after shorter
+    # runs that started later.
+    records = sorted(records, key=lambda r: r["end_time"])
+    day = datetime.fromisoformat(records[0]["start_time"]).strftime("%Y%m%d")
+    folder = root / "logs" / "batch"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"batch_{day}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _history(root: Path, *argv: str) -> list[dict]:
+    result = run_cli(root, "history", "--json", *argv)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_history_is_newest_start_first_whatever_order_runs_ended_in(project: Path) -> None:
+    write_config(project, [job(n, "true") for n in ("long", "short", "mid", "late")])
+    base = datetime.now().astimezone().replace(hour=1, minute=0, second=0, microsecond=0)
+    _write_results(project, [
+        _record("long", base, 3600),                                   # ends last
+        _record("short", base + timedelta(minutes=10), 1),
+        _record("mid", base + timedelta(minutes=20), 600),
+        _record("late", base + timedelta(minutes=30), 1),
+    ])
+    assert [r["job_name"] for r in _history(project)] == ["late", "mid", "short", "long"]
+    assert [r["job_name"] for r in _history(project, "--limit", "2")] == ["late", "mid"]
+    since = (base + timedelta(minutes=15)).isoformat()
+    assert [r["job_name"] for r in _history(project, "--since", since)] == ["late", "mid"]
+
+
+def test_history_json_has_every_run_key(project: Path) -> None:
+    write_config(project, [job("a", "true")])
+    assert run_cli(project, "run-job", "a").returncode == 0
+    (run,) = _history(project)
+    for key in ("run_id", "job_name", "status", "priority", "progress_percent",
+                "progress_message", "start_time", "end_time", "exit_code"):
+        assert key in run
+    assert run["priority"] is None and run["progress_percent"] is None
+
+
+def test_history_of_an_unknown_job_exits_3_but_a_removed_job_keeps_its_history(
+    project: Path,
+) -> None:
+    write_config(project, [job("gone", "true"), job("kept", "true")])
+    assert run_cli(project, "run-job", "gone").returncode == 0
+    write_config(project, [job("kept", "true")])
+    assert [r["job_name"] for r in _history(project, "gone")] == ["gone"]
+    assert _history(project, "kept") == []
+    unknown = run_cli(project, "history", "kep")
+    assert unknown.returncode == 3 and "did you mean 'kept'" in unknown.stderr
+
+
+def test_a_huge_limit_means_all(project: Path) -> None:
+    write_config(project, [job("a", "true")])
+    assert run_cli(project, "run-job", "a").returncode == 0
+    assert len(_history(project, "--limit", "99999999999999999999")) == 1
+    negative = run_cli(project, "history", "--limit", "-1")
+    assert negative.returncode == 2 and "Traceback" not in negative.stderr
