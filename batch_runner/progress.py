@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from batch_runner.errors import OperationFailed, UsageError
+from batch_runner.errors import NotFound, OperationFailed, UsageError
 
 
 def record_progress(
@@ -15,9 +15,12 @@ def record_progress(
     """Store progress for ``$BATCH_RUN_ID``; a clear error outside a run."""
     env = os.environ if environ is None else environ
     run_id, log_dir = env.get("BATCH_RUN_ID"), env.get("BATCH_RUNNER_LOG_DIR")
-    if not run_id or not log_dir:
+    missing = [name for name, value in (("BATCH_RUN_ID", run_id),
+                                        ("BATCH_RUNNER_LOG_DIR", log_dir)) if not value]
+    if missing:
         raise UsageError("progress can only be reported from inside a batch_runner run "
-                         "($BATCH_RUN_ID is not set)")
+                         f"(${' and $'.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                         "not set)")
     if percent is not None and not 0 <= percent <= 100:
         raise UsageError(f"percent must be between 0 and 100, not {percent:g}")
     if percent is None and message is None:
@@ -25,9 +28,18 @@ def record_progress(
     from batch_runner.paths import LogLayout
     from batch_runner.store import Store
 
-    store = Store(LogLayout(Path(log_dir)).database)
+    database = LogLayout(Path(log_dir)).database
+    if not os.path.exists(database):
+        # Opening it would create an empty database wherever the variable points.
+        raise NotFound(f"no run {run_id}: there is no batch_runner state in {log_dir}")
+    store = Store(database)
     try:
-        if not store.set_progress(run_id, percent, message):
-            raise OperationFailed(f"run {run_id} is not running; progress was not recorded")
+        if store.set_progress(run_id, percent, message):
+            return
+        run = store.get_run(run_id)
     finally:
         store.close()
+    if run is None:
+        raise NotFound(f"no run {run_id} in {log_dir}; progress was not recorded")
+    raise OperationFailed(f"run {run_id} is not running ({run['status']}); "
+                          "progress was not recorded")

@@ -177,6 +177,15 @@ def test_progress_from_inside_a_run_shows_in_status_and_show(queue_project: Path
         worker.wait(timeout=20)
     outside = run_cli(queue_project, "progress", "--percent", "5")
     assert outside.returncode == 2 and "inside a batch_runner run" in outside.stderr
+    log_dir = str(queue_project / "logs")
+    no_dir = run_cli(queue_project, "progress", "x", env={"BATCH_RUN_ID": run_id})
+    assert no_dir.returncode == 2 and "$BATCH_RUNNER_LOG_DIR is not set" in no_dir.stderr
+    unknown = run_cli(queue_project, "progress", "x",
+                      env={"BATCH_RUN_ID": "nosuch", "BATCH_RUNNER_LOG_DIR": log_dir})
+    assert unknown.returncode == 3 and "no run nosuch" in unknown.stderr
+    finished = run_cli(queue_project, "progress", "x",
+                       env={"BATCH_RUN_ID": run_id, "BATCH_RUNNER_LOG_DIR": log_dir})
+    assert finished.returncode == 1 and "is not running (success)" in finished.stderr
 
 
 def test_pause_stops_new_starts_from_queue_and_resume_lets_them_go(queue_project: Path) -> None:
