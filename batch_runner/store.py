@@ -191,9 +191,10 @@ class Store:
     def active_run_of_job(
         self, job_name: str, db: sqlite3.Connection | None = None
     ) -> dict[str, Any] | None:
+        # kind: an ad-hoc run's job_name is its label (or "adhoc"), which a job may share.
         row = (db or self._db).execute(
-            "SELECT * FROM runs WHERE job_name = ? AND status IN ('pending', 'running') "
-            "ORDER BY seq LIMIT 1",
+            "SELECT * FROM runs WHERE job_name = ? AND kind = 'job' "
+            "AND status IN ('pending', 'running') ORDER BY seq LIMIT 1",
             (job_name,),
         ).fetchone()
         return _row_to_run(row) if row else None

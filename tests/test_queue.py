@@ -320,3 +320,17 @@ def test_run_job_queue_of_a_job_already_waiting_says_so(queue_project: Path) -> 
     assert second.stderr.strip() == ("quick: skipped, it is already waiting or running "
                                      "(recorded as skipped)")
     assert [r["status"] for r in read_results(queue_project)] == ["skipped"]
+
+
+def test_ad_hoc_runs_never_stand_in_for_a_job_of_the_same_name(project: Path) -> None:
+    write_config(project, [job("adhoc", "true"), job("nightly", "true")])
+    unlabeled = add(project, "--", "true")
+    labeled = add(project, "--label", "nightly", "--", "true")
+    for name in ("adhoc", "nightly"):
+        queued = run_cli(project, "run-job", name, "--queue")
+        assert queued.returncode == 0, queued.stderr
+        stopped = run_cli(project, "stop", name)
+        assert stopped.returncode == 0 and "canceled run" in stopped.stdout
+        assert show(project, queued.stdout.strip())["status"] == "canceled"
+    assert show(project, unlabeled)["status"] == "pending"
+    assert show(project, labeled)["status"] == "pending"
