@@ -89,7 +89,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     from batch_runner import queue
 
     ctx = app.context(args, durable=True)
-    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    argv = _command_of(args.argv)
     timeout = _positive(args.timeout, "--timeout") or ctx.config.settings.default_timeout
     if abs(args.priority) > 2**31 - 1:
         raise UsageError(f"--priority must be between {-(2**31 - 1)} and {2**31 - 1}")
@@ -108,6 +108,19 @@ def cmd_add(args: argparse.Namespace) -> int:
                        max_attempts=args.max_attempts, label=args.label)
     print(run_id)
     return 0
+
+
+def _command_of(words: list[str]) -> list[str]:
+    """The command after ``--``; words that argparse left before it belong to no option."""
+    if words[:1] == ["--"]:
+        words = words[1:]
+    elif "--" in words:
+        stray = " ".join(words[:words.index("--")])
+        raise UsageError(f"{stray!r} before -- belongs to no option; quote a value that has "
+                         "spaces (--at '2030-01-01 10:00') and put the command after --")
+    if words and not words[0].strip():
+        raise UsageError("the command after -- is empty")
+    return words
 
 
 def _positive(value: float | None, option: str) -> float | None:
