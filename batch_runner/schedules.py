@@ -137,14 +137,30 @@ def _parse_time(text: str, kind: str, whole: str | None = None) -> time:
 
 
 def _parse_weekly(text: str) -> WeeklySchedule:
+    if re.search(r",\s*(,|$)|^\s*,", text):
+        raise ScheduleError(f"weekly schedule_time {_show(text)} has an empty day between "
+                            f"commas; use {_WEEKLY_ALLOWED}.")
     words = [w for w in re.split(r"[,\s]+", text.strip()) if w]
     at = time(0, 0)
+    bad_time: list[str] = []  # a bad day and a bad time are both reported, days first
     if words and any(c.isdigit() for c in words[-1]):
-        at = _parse_time(words.pop(), "weekly", whole=text)
+        try:
+            at = _parse_time(words.pop(), "weekly", whole=text)
+        except ScheduleError as exc:
+            bad_time.append(str(exc))
     if not words:
         found = f"weekly schedule_time {_show(text)}"
         raise ScheduleError(f"{found} names no day; use {_WEEKLY_ALLOWED}.")
-    return WeeklySchedule(frozenset(_parse_day(word, text) for word in words), at)
+    days = set()
+    problems: list[str] = []
+    for word in words:
+        try:
+            days.add(_parse_day(word, text))
+        except ScheduleError as exc:
+            problems.append(str(exc))
+    if problems or bad_time:
+        raise ScheduleError(" Also: ".join(problems + bad_time))
+    return WeeklySchedule(frozenset(days), at)
 
 
 def _parse_day(word: str, whole: str) -> int:

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 # Bumped whenever the normalized dict changes shape or validation gets stricter (2: a NUL in
-# a command is refused; 3: last_run must be a date and time, kept with its offset), so a
+# a command is refused; 3: last_run must be a date and time, kept with its offset, and a
+# weekly time has no empty day), so a
 # snapshot an older rule let through is never trusted.
 SNAPSHOT_FORMAT = 3
 
