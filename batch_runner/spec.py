@@ -15,10 +15,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-# Bumped whenever the normalized dict changes shape or validation gets stricter (2: a NUL in
-# a command is refused; 3: last_run must be a date and time, kept with its offset, and a
-# weekly time has no empty day), so a
-# snapshot an older rule let through is never trusted.
+# Bumped whenever the normalized dict changes shape or validation gets stricter, so a snapshot
+# an older rule let through is never trusted (2: a NUL in a command is refused; 3: last_run
+# must be a date and time, kept with its offset, and a weekly time has no empty day).
 SNAPSHOT_FORMAT = 3
 
 
