@@ -75,6 +75,9 @@ def test_delayed_runs_wait_for_their_time(queue_project: Path) -> None:
     assert show(queue_project, run_id)["status"] == "pending"
     bad = run_cli(queue_project, "queue", "add", "--at", "25:99", "--", "true")
     assert bad.returncode == 2 and "--at" in bad.stderr
+    now = add(queue_project, "--delay", "0", "--", "true")  # a computed delay may be 0
+    assert run_cli(queue_project, "queue", "worker").returncode == 0
+    assert show(queue_project, now)["status"] == "success"
 
 
 def test_exactly_once_with_many_producers_and_two_workers(queue_project: Path) -> None:

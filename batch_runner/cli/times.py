@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from batch_runner.errors import UsageError
 
 
 def parse_delay(text: str) -> float:
-    """Seconds from ``30``, ``90s``, ``15m``, ``2h``, ``1d``."""
+    """Seconds from ``30``, ``90s``, ``15m``, ``2h``, ``1d``; 0 means now."""
     from batch_runner.schedules import ScheduleError, parse_schedule
 
+    if re.fullmatch(r"0+(\.0*)?[smhd]?", text.strip(), re.IGNORECASE):
+        return 0.0  # an interval cannot be 0, a delay can: a script may compute it
     try:
         return parse_schedule("interval", text).seconds  # type: ignore[union-attr]
     except ScheduleError:
