@@ -182,6 +182,8 @@ class Store:
 
     def find_runs(self, prefix: str) -> list[dict[str, Any]]:
         """Runs whose id starts with ``prefix`` (users may type a unique prefix)."""
+        if not prefix.strip():
+            return []  # every id starts with "": that is no id at all, not an ambiguous one
         rows = self._db.execute(
             "SELECT * FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY seq LIMIT 2",
             (prefix, prefix + "\uffff"),

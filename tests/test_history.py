@@ -77,3 +77,22 @@ def test_a_huge_limit_means_all(project: Path) -> None:
     assert len(_history(project, "--limit", "99999999999999999999")) == 1
     negative = run_cli(project, "history", "--limit", "-1")
     assert negative.returncode == 2 and "Traceback" not in negative.stderr
+
+
+def test_logs_of_runs_known_only_from_the_results(project: Path) -> None:
+    write_config(project, [job("a", "echo out")])
+    assert run_cli(project, "run-job", "a").returncode == 0
+    (ran,) = _history(project)
+    # A cleaned queue forgets the run; its results line and output file remain.
+    assert run_cli(project, "queue", "clean", "--keep-days", "0").returncode == 0
+    assert run_cli(project, "queue", "show", ran["run_id"]).returncode == 3
+    logs = run_cli(project, "logs", ran["run_id"])
+    assert logs.returncode == 0 and logs.stdout == "out\n"
+    # A skipped occurrence is never in the queue at all.
+    skipped = _record("a", datetime.now().astimezone(), 0, status="skipped")
+    skipped["run_id"] = "skipped-run"
+    with (project / "logs" / "batch" / f"batch_{datetime.now():%Y%m%d}.jsonl").open("a") as f:
+        f.write(json.dumps(skipped) + "\n")
+    logs = run_cli(project, "logs", "skipped-run")
+    assert logs.returncode == 0 and "(skipped) has no output file" in logs.stderr
+    assert run_cli(project, "logs", "").returncode == 3

@@ -87,7 +87,7 @@ def _duration(seconds: float | None) -> str | None:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     ctx = app.context(args)
-    matches = ctx.store.find_runs(args.run_id)
+    matches = ctx.store.find_runs(args.run_id) or _recorded_runs(ctx.layout, args.run_id)
     if not matches:
         raise NotFound(f"no run with id {args.run_id!r}; `batch_runner history` lists run ids")
     if len(matches) > 1 and matches[0]["run_id"] != args.run_id:
@@ -105,6 +105,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
             shutil.copyfileobj(source, sys.stdout.buffer)
     sys.stdout.flush()
     return 0
+
+
+def _recorded_runs(layout: Any, prefix: str) -> list[dict[str, Any]]:
+    """Runs the database no longer holds (cleaned from the queue) or never held (skipped
+    occurrences), from the results: the latest attempt of each run with that id prefix."""
+    from batch_runner.results import iter_results_newest_first
+
+    if not prefix.strip():
+        return []
+    found: dict[str, dict[str, Any]] = {}
+    for record in iter_results_newest_first(layout):
+        run_id = str(record.get("run_id") or "")
+        if run_id.startswith(prefix) and run_id not in found:
+            found[run_id] = {**record, "attempt": record.get("attempt") or 0}
+            if run_id == prefix or len(found) > 1:
+                break
+    return sorted(found.values(), key=lambda r: r["run_id"] != prefix)
 
 
 def attempt_logs(run: dict[str, Any]) -> list[tuple[int, Path]]:
