@@ -250,3 +250,17 @@ def test_bad_command_lines_get_one_line_and_no_traceback(
     assert lines, "no message on stderr"
     # argparse prints its usage then one "error:" line; everything else prints one line.
     assert len([line for line in lines if not line.startswith(("usage:", " "))]) == 1, err
+
+
+def test_a_log_dir_that_is_a_file_gets_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    write_config(tmp_path, [{"name": "quick", "command": "true", "schedule_type": "interval",
+                             "schedule_time": "3600"}], settings={"log_dir": "afile"})
+    env = {**os.environ, "BATCH_RUNNER_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
+    env.pop("BATCH_RUNNER_CONFIG", None)
+    for argv in (["status"], ["list"], ["history"]):
+        result = subprocess.run([sys.executable, "-m", "batch_runner", *argv], env=env,
+                                capture_output=True, text=True, cwd=tmp_path, timeout=30)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.startswith(f"error: cannot use {tmp_path / 'afile'}/"), result.stderr
+        assert len(result.stderr.splitlines()) == 1

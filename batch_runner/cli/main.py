@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Sequence
 
@@ -120,8 +121,13 @@ def _run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Na
     except OSError as exc:
         if debug:
             raise
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        reason = exc.strerror or str(exc)
+        if exc.filename:
+            hint = ("; every folder above it must be a directory you may write (see "
+                    "settings.log_dir)" if exc.errno in (errno.ENOTDIR, errno.EACCES) else "")
+            print(f"error: cannot use {exc.filename}: {reason}{hint}", file=sys.stderr)
+        else:
+            print(f"error: {reason}", file=sys.stderr)
         return 1
 
 
