@@ -202,6 +202,15 @@ def test_a_refused_line_names_the_job() -> None:
         cron_line(config.jobs[0], config, PYTHON)
 
 
+def test_all_names_every_job_it_cannot_convert() -> None:
+    config = config_of(spec("report", "interval", "90m"), spec("ok", "daily", "02:00"),
+                       spec("odd", "interval", "7m"))
+    with pytest.raises(CronError) as caught:
+        crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
+    assert "job 'report'" in str(caught.value) and "job 'odd'" in str(caught.value)
+    assert "'ok'" not in str(caught.value)
+
+
 def test_python_is_absolute_and_keeps_the_venv_symlink(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -204,16 +204,25 @@ def crontab_all(config: ConfigSpec, python: str, system_tz: tzinfo, now: datetim
     job in the system's zone placed after one would silently move to that zone.
     """
     enabled = [job for job in config.jobs if job.enabled]
+    line_of: dict[str, str] = {}
+    refusals = []
+    for job in enabled:
+        try:
+            line_of[job.name] = cron_line(job, config, python)
+        except CronError as exc:
+            refusals.append(str(exc))
+    if refusals:  # every job that cannot be converted, not the first only
+        raise CronError(" ".join(refusals))
     lines = [*_header(config, python, now), *_disabled_note(config)]
     local = [job for job in enabled if not needs_cron_tz(job, system_tz, now)]
-    lines += [cron_line(job, config, python) for job in local]
+    lines += [line_of[job.name] for job in local]
     by_zone: dict[str, list[JobSpec]] = {}
     for job in enabled:
         if job not in local:
             by_zone.setdefault(str(job.timezone), []).append(job)
     for zone, jobs in by_zone.items():
         lines += ["", CRON_TZ_COMMENT, f"CRON_TZ={zone}"]
-        lines += [cron_line(job, config, python) for job in jobs]
+        lines += [line_of[job.name] for job in jobs]
     if not enabled:
         lines.append("# (no enabled jobs)")
     lines.append(f"# END batch_runner {config.path}")
