@@ -337,3 +337,14 @@ def test_ad_hoc_runs_never_stand_in_for_a_job_of_the_same_name(project: Path) ->
         assert show(project, queued.stdout.strip())["status"] == "canceled"
     assert show(project, unlabeled)["status"] == "pending"
     assert show(project, labeled)["status"] == "pending"
+
+
+def test_queue_list_all_says_when_it_leaves_finished_runs_out(queue_project: Path) -> None:
+    ids = [add(queue_project, "--", "true") for _ in range(3)]
+    assert run_cli(queue_project, "queue", "worker").returncode == 0
+    listed = run_cli(queue_project, "queue", "list", "--all", "--limit", "2", "--json")
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == ids[:0:-1]
+    assert "the latest 2 finished runs are listed; --limit N for more" in listed.stderr
+    everything = run_cli(queue_project, "queue", "list", "--all", "--limit", str(10**30))
+    assert everything.returncode == 0 and everything.stderr == ""
+    assert all(run_id in everything.stdout for run_id in ids)

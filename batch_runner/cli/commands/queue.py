@@ -144,8 +144,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     ctx = app.context(args)
     runs = ctx.store.runs_with_status("running", "pending")
+    limit = min(max(args.limit, 0), 2**62)  # beyond any count; SQLite takes 64 bits
     if args.all:
-        runs += ctx.store.recent_finished(max(args.limit, 0))
+        finished = ctx.store.recent_finished(limit + 1)  # one more tells whether some are left
+        runs += finished[:limit]
+        if len(finished) > limit:
+            print(f"(the latest {limit} finished runs are listed; --limit N for more)",
+                  file=sys.stderr)
     views = [run_view(r, ctx.config.settings) for r in runs]
     if args.json:
         render.print_json(views)
