@@ -86,8 +86,12 @@ def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
         if status is not None:
             return {**run, "status": status}
     if run["status"] == "running" and reap_if_free(ctx):
-        # Nobody held the executor: its runner was gone, nothing would have seen the flag.
-        return {**(ctx.store.get_run(run["run_id"]) or run), "orphaned": True}
+        # Nobody held the executor: its runner was gone, nothing would have seen the flag
+        # (unless this run ended on its own meanwhile and another one was the orphan).
+        now = ctx.store.get_run(run["run_id"]) or run
+        if now["status"] == "interrupted":
+            return {**now, "orphaned": True}
+        run = now
     if run["status"] != "running" or not ctx.store.request_stop(run["run_id"]):
         raise OperationFailed(f"run {run['run_id']} of {run['job_name']} is not running "
                               f"({run['status']})")

@@ -50,11 +50,13 @@ def reap_if_free(ctx: RunnerContext, lock: FileLock | None = None) -> int:
 
     For the places that do not drain at once (a worker with nothing due, ``stop``, the
     scheduler between wake-ups); ``drain_due`` reaps under the lock before every batch anyway.
-    ``lock``: the caller's executor lock, which it does not hold now.
+    ``lock``: the caller's executor lock, if it has one.
     """
     if not ctx.store.runs_with_status("running"):
         return 0
     lock = lock or FileLock(ctx.layout.executor_lock)
+    if lock.held:
+        return reap_orphans(ctx, ctx.config.settings.kill_grace)  # and the caller keeps it
     if not lock.acquire(wait=False):
         return 0  # a live runner holds it: its run is not an orphan
     try:

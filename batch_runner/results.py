@@ -101,8 +101,10 @@ def iter_results_newest_first(layout: LogLayout, since: float | None = None) -> 
             record = _parse_line(line)
             if record is None:
                 continue
-            started = _time_of(record, "start_time")
-            ended = max(_time_of(record, "end_time"), started)
+            ended = _time_of(record, "end_time")
+            # A run canceled before it started has no start: it sorts by when it was canceled.
+            started = _time_of(record, "start_time") if record.get("start_time") else ended
+            ended = max(ended, started)
             while waiting and -waiting[0][0] >= ended:
                 yield heapq.heappop(waiting)[2]
             if since is None or started >= since:
@@ -122,7 +124,7 @@ def _parse_line(line: bytes) -> dict[str, Any] | None:
 def _time_of(record: dict[str, Any], key: str) -> float:
     try:
         return parse_iso(str(record.get(key)))
-    except ValueError:
+    except (ValueError, OverflowError):
         return 0.0
 
 

@@ -312,7 +312,7 @@ def _ts(value: str | None) -> float | None:
         return None
     try:
         return parse_iso(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

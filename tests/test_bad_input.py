@@ -210,6 +210,8 @@ BAD_ARGV: list[list[str | bytes]] = [
     ["queue", "add"],
     ["queue", "add", "--at", "2030-01-01", "10:00", "--", "echo", "x"],
     ["queue", "add", "--", ""],
+    ["queue", "add", "echo", "hi"],
+    ["queue", "add", "git", "diff", "--", "file"],
     ["queue", "add", "--", " ", "x"],
     ["history", "--limit", "-1"],
     ["history", "no-such-job"],

@@ -191,6 +191,8 @@ CASES = [
     ("misspelt top level", config(setings={}), "setings", 'did you mean "settings"?'),
     ("last_run not a time", config(job(last_run="yesterday")), "jobs[0].last_run",
      'found "yesterday"; expected an ISO 8601 date and time'),
+    ("last_run before year 1", config(job(last_run="0001-01-01T00:00:00+01:00")),
+     "jobs[0].last_run", "expected an ISO 8601 date and time"),
     ("misspelt last_status", config(job(last_status="sucess")), "jobs[0].last_status",
      'did you mean "success"?'),
 ]

@@ -96,3 +96,25 @@ def test_logs_of_runs_known_only_from_the_results(project: Path) -> None:
     logs = run_cli(project, "logs", "skipped-run")
     assert logs.returncode == 0 and "(skipped) has no output file" in logs.stderr
     assert run_cli(project, "logs", "").returncode == 3
+
+
+def test_a_canceled_run_has_no_start_and_is_listed_when_it_was_canceled(project: Path) -> None:
+    write_config(project, [job("a", "true")])
+    assert run_cli(project, "run-job", "a").returncode == 0
+    queued = run_cli(project, "queue", "add", "--delay", "1h", "--", "true")
+    assert run_cli(project, "queue", "remove", queued.stdout.strip()).returncode == 0
+    canceled, ran = _history(project)
+    assert canceled["status"] == "canceled" and canceled["start_time"] is None
+    assert ran["job_name"] == "a"
+    table = run_cli(project, "history")
+    assert table.returncode == 0 and "canceled" in table.stdout, table.stderr
+    since = run_cli(project, "history", "--since", ran["start_time"], "--json")
+    assert len(json.loads(since.stdout)) == 2
+
+
+def test_a_since_beyond_the_calendar_in_local_time_is_a_usage_error(project: Path) -> None:
+    write_config(project, [job("a", "true")])
+    # Year 9999 in New York is year 10000 in UTC: past what datetime holds.
+    result = run_cli(project, "history", "--since", "9999-12-31T23:59:59",
+                     env={"TZ": "America/New_York"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

@@ -123,8 +123,8 @@ def _run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Na
             raise
         reason = exc.strerror or str(exc)
         if exc.filename:
-            hint = ("; every folder above it must be a directory you may write (see "
-                    "settings.log_dir)" if exc.errno in (errno.ENOTDIR, errno.EACCES) else "")
+            hint = ("; every folder above it must be a directory you may write"
+                    if exc.errno in (errno.ENOTDIR, errno.EACCES) else "")
             print(f"error: cannot use {exc.filename}: {reason}{hint}", file=sys.stderr)
         else:
             print(f"error: {reason}", file=sys.stderr)

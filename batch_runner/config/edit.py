@@ -96,7 +96,10 @@ def _editing(config_path: Path | str) -> Iterator[None]:
         yield  # nowhere to lock: the compare before the rename still refuses a clash
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # NFS emulates flock with write locks, which a directory cannot take: as above
         yield
     finally:
         os.close(fd)

@@ -132,9 +132,9 @@ def _check_last_run(value: str | None) -> str | None:
         return None
     try:
         return datetime.fromisoformat(value).astimezone().isoformat()
-    except ValueError:
+    except (ValueError, OverflowError):  # overflow: a year 1 or 9999 moved into local time
         fail(f'found {show(value)}; expected an ISO 8601 date and time such as '
-             '"2025-07-29T02:00:00", or null')
+             '"2025-07-29T02:00:00" (with an offset, or local time), or null')
 
 
 def _check_last_status(value: str | None) -> str | None:

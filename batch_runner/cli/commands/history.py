@@ -61,7 +61,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     render.print_table(
         ["start", "job", "status", "attempt", "duration", "run id", "error"],
-        [[r.get("start_time", "")[:19].replace("T", " "), r.get("job_name"), r.get("status"),
+        [[str(r.get("start_time") or r.get("end_time") or "")[:19].replace("T", " "),
+          r.get("job_name"), r.get("status"),
           f"{r.get('attempt')}/{r.get('max_attempts')}", _duration(r.get("duration_seconds")),
           r.get("run_id"), (r.get("error") or "").split("\n")[0][:60] or None] for r in rows],
     )
@@ -75,7 +76,7 @@ def _parse_since(value: str | None) -> float | None:
 
     try:
         return parse_iso(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UsageError(
             f"--since {value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
         ) from None

@@ -111,13 +111,16 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def _command_of(words: list[str]) -> list[str]:
-    """The command after ``--``; words that argparse left before it belong to no option."""
+    """The command after ``--`` (SPEC 10); words before it belong to no option."""
     if words[:1] == ["--"]:
         words = words[1:]
-    elif "--" in words:
-        stray = " ".join(words[:words.index("--")])
-        raise UsageError(f"{stray!r} before -- belongs to no option; quote a value that has "
-                         "spaces (--at '2030-01-01 10:00') and put the command after --")
+    elif words:
+        # Without the rule, `--at 2030-01-01 10:00 -- x` would queue "10:00 -- x", and
+        # `git diff -- file` could not be told from a misplaced option value.
+        stray = " ".join(words[:words.index("--")] if "--" in words else words)
+        raise UsageError(f"{stray!r} belongs to no option; put the command after -- "
+                         "(queue add [OPTIONS] -- CMD [ARG...]) and quote a value that has "
+                         "spaces (--at '2030-01-01 10:00')")
     if words and not words[0].strip():
         raise UsageError("the command after -- is empty")
     return words
@@ -148,7 +151,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.all:
         finished = ctx.store.recent_finished(limit + 1)  # one more tells whether some are left
         runs += finished[:limit]
-        if len(finished) > limit:
+        if len(finished) > limit > 0:
             print(f"(the latest {limit} finished runs are listed; --limit N for more)",
                   file=sys.stderr)
     views = [run_view(r, ctx.config.settings) for r in runs]
