@@ -180,6 +180,19 @@ class Store:
         row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return _row_to_run(row) if row else None
 
+    def run_extras(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Priority, attempt and progress of the runs still in the queue, by run id."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(run_ids), 500):  # under SQLite's limit on parameters
+            chunk = run_ids[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._db.execute(
+                "SELECT run_id, priority, attempt, progress_percent, progress_message "
+                f"FROM runs WHERE run_id IN ({marks})", chunk,
+            ):
+                found[row["run_id"]] = dict(row)
+        return found
+
     def find_runs(self, prefix: str) -> list[dict[str, Any]]:
         """Runs whose id starts with ``prefix`` (users may type a unique prefix)."""
         if not prefix.strip():

@@ -51,11 +51,20 @@ def test_history_is_newest_start_first_whatever_order_runs_ended_in(project: Pat
 
 def test_history_json_has_every_run_key(project: Path) -> None:
     write_config(project, [job("a", "true")])
-    assert run_cli(project, "run-job", "a").returncode == 0
+    queued = run_cli(project, "queue", "add", "--priority", "2", "--",
+                     "batch_runner progress --percent 40 halfway")
+    assert queued.returncode == 0, queued.stderr
+    assert run_cli(project, "queue", "worker").returncode == 0
     (run,) = _history(project)
     for key in ("run_id", "job_name", "status", "priority", "progress_percent",
                 "progress_message", "start_time", "end_time", "exit_code"):
         assert key in run
+    assert run["status"] == "success", run
+    assert (run["priority"], run["progress_percent"], run["progress_message"]) == (
+        2, 40, "halfway")
+    # Once the queue has forgotten the run, they are no longer known.
+    assert run_cli(project, "queue", "clean", "--keep-days", "0").returncode == 0
+    (run,) = _history(project)
     assert run["priority"] is None and run["progress_percent"] is None
 
 

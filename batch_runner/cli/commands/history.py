@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from itertools import islice
@@ -55,9 +56,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         # anywhere is unknown.
         app.find_job(config, args.name)  # raises NotFound, with a "did you mean"
     if args.json:
-        # Every run object has these keys (SPEC 9); a results line does not carry them.
-        render.print_json([{**r, **{k: r.get(k) for k in ("priority", "progress_percent",
-                                                           "progress_message")}} for r in rows])
+        render.print_json(_with_run_keys(layout, rows))
         return 0
     render.print_table(
         ["start", "job", "status", "attempt", "duration", "run id", "error"],
@@ -67,6 +66,31 @@ def cmd_history(args: argparse.Namespace) -> int:
           r.get("run_id"), (r.get("error") or "").split("\n")[0][:60] or None] for r in rows],
     )
     return 0
+
+
+def _with_run_keys(layout: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every run object has priority and progress (SPEC 9); a results line does not carry
+    them, the queue does while it holds the run (null once cleaned: not known)."""
+    extras: dict[str, dict[str, Any]] = {}
+    if rows and os.path.exists(layout.database):
+        from batch_runner.store import Store
+
+        store = Store(layout.database)
+        try:
+            extras = store.run_extras([str(r.get("run_id")) for r in rows])
+        finally:
+            store.close()
+    shaped = []
+    for row in rows:
+        extra = extras.get(str(row.get("run_id"))) or {}
+        # Progress belongs to the attempt the queue holds now, not to an earlier one.
+        latest = extra.get("attempt") == row.get("attempt")
+        shaped.append({
+            **row, "priority": extra.get("priority"),
+            "progress_percent": extra.get("progress_percent") if latest else None,
+            "progress_message": extra.get("progress_message") if latest else None,
+        })
+    return shaped
 
 
 def _parse_since(value: str | None) -> float | None:
