@@ -187,3 +187,16 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(loader, "open", refuse, raising=False)
     with pytest.raises(ConfigError, match=r"cannot read the config file .*: Permission denied"):
         load_config(path, tmp_path)
+
+
+def test_a_command_run_inside_a_project_folder_points_at_its_root(tmp_path: Path) -> None:
+    from conftest import REPO, job, write_config
+
+    write_config(tmp_path, [job("a", "true")])
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("BATCH_RUNNER_ROOT", "BATCH_RUNNER_CONFIG")}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run([sys.executable, "-m", "batch_runner", "list"], env=env,
+                            cwd=tmp_path / "config", capture_output=True, text=True, timeout=30)
+    assert result.returncode == 78
+    assert f"give --root {tmp_path}" in result.stderr and "Traceback" not in result.stderr

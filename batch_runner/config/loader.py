@@ -80,11 +80,27 @@ def _read_bytes(path: str) -> bytes:
             return file.read()
     except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(f"the config file {path} does not exist; "
-                          "run `batch_runner init` to create it") from None
+                          f"{_where_the_project_is(path)}") from None
     except IsADirectoryError:
         raise ConfigError(f"the config file {path} is a directory, not a file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+
+
+def _where_the_project_is(path: str) -> str:
+    """Run from inside a project (its config/ or logs/ folder), point at its root; a new
+    config made here would only split the jobs and the logs in two."""
+    relative = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    for _ in range(3):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+        if os.path.isfile(os.path.join(folder, relative)):
+            return (f"the project above is {folder}: run from there, or give --root {folder} "
+                    "(`batch_runner init` would start a second one here)")
+    return "run `batch_runner init` to create it"
 
 
 def _decode(path: str, data: bytes) -> str:
