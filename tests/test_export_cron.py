@@ -302,9 +302,18 @@ def test_all_puts_zoned_jobs_last_so_cron_tz_moves_no_other_line() -> None:
             zone_of_job[line.split(" run-job ")[1].split()[0]] = current_zone
     assert zone_of_job == {"nightly": None, "tick": None, "berlin": "Europe/Berlin",
                            "tokyo": "Asia/Tokyo"}
-    for index, line in enumerate(lines):
-        if line.startswith("CRON_TZ="):
-            assert "Debian's among them" in lines[index - 1]
+    zone_lines = [i for i, line in enumerate(lines) if line.startswith("CRON_TZ=")]
+    *job_zones, reset = zone_lines
+    for index in job_zones:
+        assert "Debian's among them" in lines[index - 1]
+    # A line the user keeps below the block is back in the system's zone.
+    assert lines[reset] == "CRON_TZ=Etc/UTC" and "system's time zone" in lines[reset - 1]
+    assert not any(" run-job " in line for line in lines[reset:])
+
+
+def test_all_without_zoned_jobs_sets_no_cron_tz() -> None:
+    config = config_of(spec("a"), spec("b", "interval", "5m"))
+    assert "CRON_TZ" not in crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
 
 
 def test_all_refuses_the_whole_crontab_for_one_bad_job() -> None:

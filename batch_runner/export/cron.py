@@ -223,10 +223,22 @@ def crontab_all(config: ConfigSpec, python: str, system_tz: tzinfo, now: datetim
     for zone, jobs in by_zone.items():
         lines += ["", CRON_TZ_COMMENT, f"CRON_TZ={zone}"]
         lines += [line_of[job.name] for job in jobs]
+    if by_zone:
+        lines += ["", *_zone_reset(system_tz)]
     if not enabled:
         lines.append("# (no enabled jobs)")
     lines.append(f"# END batch_runner {config.path}")
     return "\n".join(lines) + "\n"
+
+
+def _zone_reset(system_tz: tzinfo) -> list[str]:
+    """CRON_TZ holds down to the end of the crontab: give the lines after this block back."""
+    name = getattr(system_tz, "key", None)
+    if name:
+        return ["# Back to the system's time zone for any line after this block.",
+                f"CRON_TZ={name}"]
+    return ["# CRON_TZ stays set after this line (the system's zone has no name to set it",
+            "# back to): keep this block at the end of the crontab."]
 
 
 def _header(config: ConfigSpec, python: str, now: datetime) -> list[str]:
