@@ -80,7 +80,15 @@ def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
     """Ask the running attempt of a run (by id) or of a job (by name) to stop."""
     from batch_runner.recovery import reap_if_free
 
-    run = _running_run_of_job(ctx, target) or find(ctx, target)
+    try:
+        run = _running_run_of_job(ctx, target) or find(ctx, target)
+    except NotFound as exc:
+        import difflib
+
+        close = difflib.get_close_matches(target, [job.name for job in ctx.config.jobs], n=1)
+        if not close:
+            raise
+        raise NotFound(f"no job or run {target!r}; did you mean the job {close[0]!r}?") from exc
     if run["status"] == "pending":
         status = end_waiting_run(ctx, run, "canceled: stopped before it started")
         if status is not None:

@@ -85,8 +85,9 @@ class Scheduler:
         dispatcher = Dispatcher(lambda: self.config)
         dispatcher.start()
         self._plan_all(start_up=True)
-        log.info("scheduler started: %d jobs (%d enabled) from %s, log dir %s, pid %d",
-                 len(self.config.jobs), len(self.plans), self.config_path,
+        count = len(self.config.jobs)
+        log.info("scheduler started: %d job%s (%d enabled) from %s, log dir %s, pid %d",
+                 count, "" if count == 1 else "s", len(self.plans), self.config_path,
                  self.ctx.layout.log_dir, os.getpid())
         self.notifier.ready(f"{len(self.plans)} jobs scheduled")
         _settle_garbage_collector()

@@ -348,3 +348,22 @@ def test_queue_list_all_says_when_it_leaves_finished_runs_out(queue_project: Pat
     everything = run_cli(queue_project, "queue", "list", "--all", "--limit", str(10**30))
     assert everything.returncode == 0 and everything.stderr == ""
     assert all(run_id in everything.stdout for run_id in ids)
+
+
+def test_queue_list_names_a_job_run_by_its_job(queue_project: Path) -> None:
+    assert run_cli(queue_project, "run-job", "quick", "--queue").returncode == 0
+    add(queue_project, "--label", "nightly-copy", "--", "true")
+    listing = run_cli(queue_project, "queue", "list").stdout
+    assert "quick: echo quick" in listing and "nightly-copy: true" in listing
+
+
+def test_stop_of_a_misspelt_job_suggests_it(queue_project: Path) -> None:
+    result = run_cli(queue_project, "stop", "quik")
+    assert result.returncode == 3 and "did you mean the job 'quick'?" in result.stderr
+
+
+def test_queue_run_while_paused_says_so(queue_project: Path) -> None:
+    add(queue_project, "--", "true")
+    assert run_cli(queue_project, "queue", "pause").returncode == 0
+    result = run_cli(queue_project, "queue", "run")
+    assert result.returncode == 0 and "the queue is paused" in result.stderr

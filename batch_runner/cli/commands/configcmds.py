@@ -29,7 +29,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     config = validate_file(app.config_path_of(args), app.root_of(args))
     enabled = sum(job.enabled for job in config.jobs)
-    print(f"{config.path}: valid, {len(config.jobs)} jobs ({enabled} enabled)")
+    count = len(config.jobs)
+    print(f"{config.path}: valid, {count} job{'' if count == 1 else 's'} ({enabled} enabled)")
     return 0
 
 

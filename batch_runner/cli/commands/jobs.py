@@ -115,7 +115,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         "enabled": not args.disabled,
     }
     if args.timeout is not None:
-        job["timeout"] = args.timeout
+        # 3600, not 3600.0, in the file (and in a refusal's "found ...").
+        job["timeout"] = int(args.timeout) if args.timeout.is_integer() else args.timeout
     add_job(app.config_path_of(args), app.root_of(args), job)
     print(f"added job {args.name!r} to {app.config_path_of(args)}")
     return 0

@@ -159,7 +159,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         render.print_json(views)
         return 0
     render.print_table(
-        ["id", "status", "priority", "created", "label / command"],
+        ["id", "status", "priority", "created", "job or label: command"],
         [[v["run_id"], v["status"], v["priority"], (v["created_at"] or "")[:19].replace("T", " "),
           _what(v)] for v in views],
     )
@@ -171,8 +171,10 @@ def _what(view: dict[str, Any]) -> str:
     text = command if isinstance(command, str) else shlex.join(command or [])
     if request:
         text = f"{request.get('method', 'GET')} {request.get('url', '')}"
-    if view.get("label"):
-        text = f"{view['label']}: {text}" if text else view["label"]
+    # A job's run is named after its job; an ad-hoc one after its label, if it has one.
+    name = view.get("label") or (view["job_name"] if view["job_name"] != "adhoc" else None)
+    if name:
+        text = f"{name}: {text}" if text else name
     return text[:70] or view["job_name"]
 
 

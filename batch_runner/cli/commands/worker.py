@@ -32,6 +32,9 @@ def run_next(ctx: RunnerContext) -> int:
     finally:
         lock.release()
     if status is None:
+        if ctx.store.is_paused():
+            print("the queue is paused; nothing was started (`batch_runner queue resume`)",
+                  file=sys.stderr)
         return EXIT_OK
     return EXIT_BY_STATUS.get(status, EXIT_FAILED)
 
