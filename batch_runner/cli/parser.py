@@ -23,6 +23,9 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments"):
+            # Most often an unquoted command: `add backup tar czf x.tgz dir`.
+            message += "; quote a value that has spaces, such as a command ('tar czf x.tgz dir')"
         raise UsageErrorExit(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
