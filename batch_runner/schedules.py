@@ -142,24 +142,26 @@ def _parse_weekly(text: str) -> WeeklySchedule:
                             f"commas; use {_WEEKLY_ALLOWED}.")
     words = [w for w in re.split(r"[,\s]+", text.strip()) if w]
     at = time(0, 0)
-    bad_time: list[str] = []  # a bad day and a bad time are both reported, days first
+    problems: list[str] = []  # a bad day and a bad time are both reported, days first
+    bad_time = None
     if words and any(c.isdigit() for c in words[-1]):
         try:
             at = _parse_time(words.pop(), "weekly", whole=text)
         except ScheduleError as exc:
-            bad_time.append(str(exc))
+            bad_time = str(exc)
     if not words:
         found = f"weekly schedule_time {_show(text)}"
         raise ScheduleError(f"{found} names no day; use {_WEEKLY_ALLOWED}.")
     days = set()
-    problems: list[str] = []
     for word in words:
         try:
             days.add(_parse_day(word, text))
         except ScheduleError as exc:
             problems.append(str(exc))
-    if problems or bad_time:
-        raise ScheduleError(" Also: ".join(problems + bad_time))
+    if bad_time is not None:
+        problems.append(bad_time)
+    if problems:
+        raise ScheduleError(" Also: ".join(problems))
     return WeeklySchedule(frozenset(days), at)
 
 

@@ -71,6 +71,15 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> None:
         time.sleep(interval)
 
 
+def process_running(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie has finished (some inits, in containers, never reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
 def read_results(root: Path) -> list[dict[str, Any]]:
     records = []
     for path in sorted((root / "logs" / "batch").glob("batch_*.jsonl")):

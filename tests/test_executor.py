@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import process_running as running
 
 from batch_runner.capture import cut_marker
 from batch_runner.command import build_child_env
@@ -57,15 +58,6 @@ def run(tmp_path: Path, argv: list[str], **overrides: Any) -> AttemptOutcome:
 
 def py(code: str) -> list[str]:
     return [PY, "-c", code]
-
-
-def running(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie has finished (some inits, in containers, never reap)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 @pytest.fixture

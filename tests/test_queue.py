@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, job, read_results, run_cli, start_cli, write_config
+from conftest import REPO, job, process_running, read_results, run_cli, start_cli, write_config
 from conftest import wait_for as wait_until
 
 
@@ -242,21 +242,13 @@ def _orphan(root: Path) -> tuple[str, int]:
     return run_id, int(pid_file.read_text())
 
 
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
-
-
 def test_a_worker_reaps_an_orphan_even_when_nothing_is_due(queue_project: Path) -> None:
     orphan, pid = _orphan(queue_project)
     later = add(queue_project, "--delay", "1h", "--", "true")
     result = run_cli(queue_project, "queue", "worker")
     assert result.returncode == 0, result.stderr
     assert show(queue_project, orphan)["status"] == "interrupted"
-    assert not _running(pid)
+    assert not process_running(pid)
     assert show(queue_project, later)["status"] == "pending"
     assert "nothing is due; 1 run waits for a later time" in result.stdout
 
@@ -267,7 +259,7 @@ def test_stop_of_a_run_whose_worker_died_reaps_it(queue_project: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "had lost its runner" in result.stdout and "interrupted" in result.stdout
     assert show(queue_project, orphan)["status"] == "interrupted"
-    assert not _running(pid)
+    assert not process_running(pid)
 
 
 def test_run_job_queue_and_the_scheduler_drains_the_queue(queue_project: Path) -> None:
