@@ -53,19 +53,30 @@ def _record(ctx: RunnerContext, **fields: Any) -> dict[str, Any]:
 def result_record(run: dict[str, Any], outcome: AttemptOutcome, ctx: RunnerContext) -> dict:
     return _record(
         ctx,
-        job_name=run["job_name"], start_time=iso(outcome.started_at),
-        end_time=iso(outcome.ended_at), status=outcome.status, output=outcome.output,
-        error=outcome.error, run_id=run["run_id"], attempt=run["attempt"],
-        max_attempts=run["max_attempts"], exit_code=outcome.exit_code,
+        job_name=run["job_name"],
+        start_time=iso(outcome.started_at),
+        end_time=iso(outcome.ended_at),
+        status=outcome.status,
+        output=outcome.output,
+        error=outcome.error,
+        run_id=run["run_id"],
+        attempt=run["attempt"],
+        max_attempts=run["max_attempts"],
+        exit_code=outcome.exit_code,
         duration_seconds=round(max(outcome.ended_at - outcome.started_at, 0.0), 3),
         trigger="retry" if run["attempt"] > 1 else run["trigger"],
-        scheduled_for=run["scheduled_for"], output_truncated=outcome.output_truncated,
-        log_file=run["log_file"], pid=outcome.pid, **(outcome.extra or {}),
+        scheduled_for=run["scheduled_for"],
+        output_truncated=outcome.output_truncated,
+        log_file=run["log_file"],
+        pid=outcome.pid,
+        **(outcome.extra or {}),
     )
 
 
 def finish_attempt(
-    ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutcome,
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    outcome: AttemptOutcome,
     claim_next: Callable[[], dict[str, Any] | None] | None = None,
 ) -> tuple[str, dict[str, Any] | None]:
     """Record one finished attempt; returns the run's new status (``pending`` when retried)
@@ -121,14 +132,22 @@ def finish_attempt(
     if unjournaled is not None:
         if not retry:
             raise unjournaled
-        log.error("%s (attempt %d of run %s; its retry goes ahead)", unjournaled,
-                  run["attempt"], run["run_id"])
+        log.error(
+            "%s (attempt %d of run %s; its retry goes ahead)",
+            unjournaled,
+            run["attempt"],
+            run["run_id"],
+        )
     return fields["status"], claimed
 
 
 def _record_end(
-    ctx: RunnerContext, run: dict[str, Any], fields: dict[str, Any], retry: bool,
-    outcome: AttemptOutcome, claim_next: Callable[[], dict[str, Any] | None] | None,
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    fields: dict[str, Any],
+    retry: bool,
+    outcome: AttemptOutcome,
+    claim_next: Callable[[], dict[str, Any] | None] | None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """One transaction: the run's row, its job's state, the next claim; (state, claimed)."""
     with ctx.store.transaction():
@@ -166,17 +185,35 @@ def seed_job_state(ctx: RunnerContext, job_name: str) -> dict[str, Any]:
 
 
 def record_skip(
-    ctx: RunnerContext, job_name: str, trigger: str, reason: str, *,
-    max_attempts: int = 1, scheduled_for: str | None = None,
+    ctx: RunnerContext,
+    job_name: str,
+    trigger: str,
+    reason: str,
+    *,
+    max_attempts: int = 1,
+    scheduled_for: str | None = None,
 ) -> str:
     """An occurrence not run because the same job already waits or runs (SPEC 4)."""
     now = time.time()
     run_id = new_run_id(now)
-    append_result(ctx.layout, _record(
-        ctx, job_name=job_name, start_time=iso(now), end_time=iso(now), status="skipped",
-        error=reason, run_id=run_id, attempt=0, max_attempts=max_attempts,
-        duration_seconds=0.0, trigger=trigger, scheduled_for=scheduled_for,
-    ), now)
+    append_result(
+        ctx.layout,
+        _record(
+            ctx,
+            job_name=job_name,
+            start_time=iso(now),
+            end_time=iso(now),
+            status="skipped",
+            error=reason,
+            run_id=run_id,
+            attempt=0,
+            max_attempts=max_attempts,
+            duration_seconds=0.0,
+            trigger=trigger,
+            scheduled_for=scheduled_for,
+        ),
+        now,
+    )
     log.info("skipped %s: %s", job_name, reason)
     return run_id
 
@@ -202,9 +239,13 @@ def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str
     if run["kind"] == "job":
         state = update_job_state(ctx, run["job_name"], status, run["started_at"] or now)
     outcome = AttemptOutcome(
-        status=status, exit_code=run.get("exit_code"), error=run.get("error"),
-        output=run.get("output_tail") or "", output_truncated=bool(run.get("output_truncated")),
-        started_at=run["started_at"] or now, ended_at=run.get("ended_at") or now,
+        status=status,
+        exit_code=run.get("exit_code"),
+        error=run.get("error"),
+        output=run.get("output_tail") or "",
+        output_truncated=bool(run.get("output_truncated")),
+        started_at=run["started_at"] or now,
+        ended_at=run.get("ended_at") or now,
         pid=run.get("pgid"),
     )
     events.run_finished(ctx, {**run, "status": status}, outcome, state)
@@ -215,9 +256,21 @@ def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str
 def record_canceled(ctx: RunnerContext, run: dict[str, Any], reason: str) -> None:
     """A run removed before it (or its next attempt) started still leaves a line behind."""
     now = time.time()
-    append_result(ctx.layout, _record(
-        ctx, job_name=run["job_name"], end_time=iso(now), status="canceled", error=reason,
-        run_id=run["run_id"], attempt=run["attempt"], max_attempts=run["max_attempts"],
-        duration_seconds=0.0, trigger=run["trigger"], scheduled_for=run["scheduled_for"],
-        log_file=run.get("log_file"),
-    ), now)
+    append_result(
+        ctx.layout,
+        _record(
+            ctx,
+            job_name=run["job_name"],
+            end_time=iso(now),
+            status="canceled",
+            error=reason,
+            run_id=run["run_id"],
+            attempt=run["attempt"],
+            max_attempts=run["max_attempts"],
+            duration_seconds=0.0,
+            trigger=run["trigger"],
+            scheduled_for=run["scheduled_for"],
+            log_file=run.get("log_file"),
+        ),
+        now,
+    )

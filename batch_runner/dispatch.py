@@ -118,8 +118,11 @@ class Dispatcher:
         """Until ``next_due`` or a poke. Woken by the due time, start the run at once (the
         scheduler queues its runs a moment ahead); else look for orphans of a dead run-job,
         which draining does first anyway."""
-        wait = IDLE_RECHECK_SECONDS if next_due is None else min(next_due - time.time(),
-                                                                 IDLE_RECHECK_SECONDS)
+        wait = (
+            IDLE_RECHECK_SECONDS
+            if next_due is None
+            else min(next_due - time.time(), IDLE_RECHECK_SECONDS)
+        )
         if self._wake.wait(wait):
             return
         if next_due is not None and next_due <= time.time():

@@ -85,7 +85,10 @@ def _ping(url: str, signal: Signal) -> None:
 
 
 def _notify(
-    ctx: RunnerContext, kind: NoticeKind, run: dict[str, Any], outcome: AttemptOutcome,
+    ctx: RunnerContext,
+    kind: NoticeKind,
+    run: dict[str, Any],
+    outcome: AttemptOutcome,
     state: dict[str, Any],
 ) -> None:
     from batch_runner.notify.deliver import deliver_all

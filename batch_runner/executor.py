@@ -53,17 +53,22 @@ REAP_WAIT = 5.0
 STARTED_REPORT_DELAY = 0.02
 
 
-class AttemptRequest(record(
-    "AttemptRequest",
-    run_id=REQUIRED, job_name=REQUIRED, attempt=REQUIRED,
-    argv=REQUIRED,  # list[str]
-    cwd=REQUIRED,
-    env=REQUIRED,  # the full child environment
-    timeout=REQUIRED,  # seconds
-    kill_grace=REQUIRED,  # seconds between SIGTERM and SIGKILL
-    log_path=REQUIRED,  # the run log file (its folders may not exist yet)
-    run_log_max_bytes=REQUIRED, output_max_bytes=REQUIRED,
-)):
+class AttemptRequest(
+    record(
+        "AttemptRequest",
+        run_id=REQUIRED,
+        job_name=REQUIRED,
+        attempt=REQUIRED,
+        argv=REQUIRED,  # list[str]
+        cwd=REQUIRED,
+        env=REQUIRED,  # the full child environment
+        timeout=REQUIRED,  # seconds
+        kill_grace=REQUIRED,  # seconds between SIGTERM and SIGKILL
+        log_path=REQUIRED,  # the run log file (its folders may not exist yet)
+        run_log_max_bytes=REQUIRED,
+        output_max_bytes=REQUIRED,
+    )
+):
     """Everything one attempt needs; built by the runner from the run's frozen spec."""
 
     __slots__ = ()
@@ -95,16 +100,25 @@ def execute(
             capture.run_log.open()
             reason = start_error(request.argv, request.cwd, exc)
             return _outcome("error", None, reason, capture, started_at, None)
-        hooks = _Hooks(on_spawned, on_started, cancel, wake_fd if cancel else None,
-                       cancel_poll_interval)
+        hooks = _Hooks(
+            on_spawned, on_started, cancel, wake_fd if cancel else None, cancel_poll_interval
+        )
         verdict, returncode = _supervise(proc, (out_fd, err_fd), request, capture, hooks)
     status, reason = judge(verdict, returncode, request.timeout)
     exit_code = None if returncode is None or returncode < 0 else returncode
     return _outcome(status, exit_code, reason, capture, started_at, proc.pid)
 
 
-class _Hooks(record("_Hooks", on_spawned=REQUIRED, on_started=REQUIRED, cancel=REQUIRED,
-                    wake_fd=REQUIRED, poll_interval=REQUIRED)):
+class _Hooks(
+    record(
+        "_Hooks",
+        on_spawned=REQUIRED,
+        on_started=REQUIRED,
+        cancel=REQUIRED,
+        wake_fd=REQUIRED,
+        poll_interval=REQUIRED,
+    )
+):
     """The caller's ways into a running attempt: on_spawned(pid), on_started(pid), cancel(),
     a wake fd."""
 
@@ -112,8 +126,11 @@ class _Hooks(record("_Hooks", on_spawned=REQUIRED, on_started=REQUIRED, cancel=R
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes], pipe_fds: tuple[int, int], request: AttemptRequest,
-    capture: OutputCapture, hooks: _Hooks,
+    proc: subprocess.Popen[bytes],
+    pipe_fds: tuple[int, int],
+    request: AttemptRequest,
+    capture: OutputCapture,
+    hooks: _Hooks,
 ) -> tuple[str | None, int | None]:
     try:
         try:

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 
 def run_http_attempt(
-    ctx: RunnerContext, run: dict[str, Any], request: AttemptRequest,
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    request: AttemptRequest,
     cancel: Callable[[], str | None] | None = None,
 ) -> AttemptOutcome:
     """Make the request described by ``run["spec"]["http"]``; never raises.

@@ -52,8 +52,11 @@ def _utc(ts: float) -> datetime:
 def _next_after(job: JobSpec, after: float, anchor: float) -> float:
     schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
     # An interval has no time zone; looking up the local one costs more than the arithmetic.
-    tz = UTC if isinstance(schedule, schedules.IntervalSchedule) else schedules.resolve_tz(
-        job.timezone)
+    tz = (
+        UTC
+        if isinstance(schedule, schedules.IntervalSchedule)
+        else schedules.resolve_tz(job.timezone)
+    )
     return schedules.next_run(schedule, _utc(after), tz, _utc(anchor)).timestamp()
 
 
@@ -67,8 +70,12 @@ def _with_jitter(job: JobSpec, at: float, unit_random: float) -> float:
 
 
 def first_occurrence(
-    job: JobSpec, now: float, unit_random: float, *,
-    stored_next: float | None = None, last_run: float | None = None,
+    job: JobSpec,
+    now: float,
+    unit_random: float,
+    *,
+    stored_next: float | None = None,
+    last_run: float | None = None,
 ) -> Occurrence:
     """The first firing after the scheduler starts.
 
@@ -104,8 +111,11 @@ def following_occurrence(
     runs do not drift however long each one takes.
     """
     anchor = previous.due if previous.trigger == "catch_up" else previous.anchor
-    after = max(previous.scheduled_for, previous.due) if previous.trigger == "catch_up" else (
-        previous.scheduled_for)
+    after = (
+        max(previous.scheduled_for, previous.due)
+        if previous.trigger == "catch_up"
+        else (previous.scheduled_for)
+    )
     at = _next_after(job, after, anchor)
     if at < now - MISSED_AFTER_SECONDS:
         at = _next_after(job, now, anchor)
@@ -125,8 +135,9 @@ class Firing:
 def firing(job: JobSpec, occurrence: Occurrence, now: float, unit_random: float) -> Firing:
     """Fire ``occurrence`` at ``now``: plan the following one, format both for the store."""
     following = following_occurrence(job, occurrence, now, unit_random)
-    return Firing(occurrence, following, iso(occurrence.scheduled_for),
-                  iso(following.scheduled_for))
+    return Firing(
+        occurrence, following, iso(occurrence.scheduled_for), iso(following.scheduled_for)
+    )
 
 
 def replan_for_change(old: JobSpec | None, new: JobSpec) -> bool:
@@ -134,12 +145,15 @@ def replan_for_change(old: JobSpec | None, new: JobSpec) -> bool:
     if old is None:
         return True
     return (old.schedule_type, old.schedule_time, old.timezone, old.jitter, old.enabled) != (
-        new.schedule_type, new.schedule_time, new.timezone, new.jitter, new.enabled)
+        new.schedule_type,
+        new.schedule_time,
+        new.timezone,
+        new.jitter,
+        new.enabled,
+    )
 
 
-def upcoming_runs(
-    job: JobSpec, now: float, count: int, stored_next: float | None
-) -> list[float]:
+def upcoming_runs(job: JobSpec, now: float, count: int, stored_next: float | None) -> list[float]:
     """The next ``count`` occurrences for ``next``: an interval continues the live plan if any."""
     seconds = _interval_seconds(job)
     if seconds is not None:
@@ -148,5 +162,3 @@ def upcoming_runs(
     schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
     tz = schedules.resolve_tz(job.timezone)
     return [d.timestamp() for d in schedules.upcoming(schedule, _utc(now), tz, count)]
-
-

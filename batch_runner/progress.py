@@ -9,18 +9,24 @@ from batch_runner.errors import NotFound, OperationFailed, UsageError
 
 
 def record_progress(
-    percent: float | None = None, message: str | None = None,
+    percent: float | None = None,
+    message: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> None:
     """Store progress for ``$BATCH_RUN_ID``; a clear error outside a run."""
     env = os.environ if environ is None else environ
     run_id, log_dir = env.get("BATCH_RUN_ID"), env.get("BATCH_RUNNER_LOG_DIR")
-    missing = [name for name, value in (("BATCH_RUN_ID", run_id),
-                                        ("BATCH_RUNNER_LOG_DIR", log_dir)) if not value]
+    missing = [
+        name
+        for name, value in (("BATCH_RUN_ID", run_id), ("BATCH_RUNNER_LOG_DIR", log_dir))
+        if not value
+    ]
     if missing:
-        raise UsageError("progress can only be reported from inside a batch_runner run "
-                         f"(${' and $'.join(missing)} {'is' if len(missing) == 1 else 'are'} "
-                         "not set)")
+        raise UsageError(
+            "progress can only be reported from inside a batch_runner run "
+            f"(${' and $'.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+            "not set)"
+        )
     if percent is not None and not 0 <= percent <= 100:
         raise UsageError(f"percent must be between 0 and 100, not {percent:g}")
     if percent is None and message is None:
@@ -41,5 +47,6 @@ def record_progress(
         store.close()
     if run is None:
         raise NotFound(f"no run {run_id} in {log_dir}; progress was not recorded")
-    raise OperationFailed(f"run {run_id} is not running ({run['status']}); "
-                          "progress was not recorded")
+    raise OperationFailed(
+        f"run {run_id} is not running ({run['status']}); progress was not recorded"
+    )

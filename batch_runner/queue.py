@@ -24,27 +24,49 @@ ADHOC_JOB_NAME = "adhoc"
 def adhoc_spec(command: list[str], timeout: float) -> dict[str, Any]:
     """What an ad-hoc command run executes: one argument may hold shell syntax, several are argv."""
     return {
-        "type": "command", "command": command[0] if len(command) == 1 else list(command),
-        "shell": "auto", "cwd": None, "env": {}, "timeout": timeout,
-        "backoff": "exponential", "backoff_seconds": 30.0, "notify_after": None,
-        "ping_url": None, "http": None,
+        "type": "command",
+        "command": command[0] if len(command) == 1 else list(command),
+        "shell": "auto",
+        "cwd": None,
+        "env": {},
+        "timeout": timeout,
+        "backoff": "exponential",
+        "backoff_seconds": 30.0,
+        "notify_after": None,
+        "ping_url": None,
+        "http": None,
     }
 
 
 def add(
-    ctx: RunnerContext, spec: dict[str, Any], *, priority: int = 0, due_at: float | None = None,
-    max_attempts: int = 1, label: str | None = None,
+    ctx: RunnerContext,
+    spec: dict[str, Any],
+    *,
+    priority: int = 0,
+    due_at: float | None = None,
+    max_attempts: int = 1,
+    label: str | None = None,
 ) -> str:
     """Persist a pending run; durable once this returns (the store syncs every commit)."""
     now = time.time()
     run_id = new_run_id(now)
     with ctx.store.transaction() as db:
-        ctx.store.insert_run({
-            "run_id": run_id, "job_name": label or ADHOC_JOB_NAME, "kind": "adhoc",
-            "spec": spec, "trigger": "queue", "priority": priority, "status": "pending",
-            "max_attempts": max_attempts, "due_at": now if due_at is None else due_at,
-            "created_at": now, "label": label,
-        }, db)
+        ctx.store.insert_run(
+            {
+                "run_id": run_id,
+                "job_name": label or ADHOC_JOB_NAME,
+                "kind": "adhoc",
+                "spec": spec,
+                "trigger": "queue",
+                "priority": priority,
+                "status": "pending",
+                "max_attempts": max_attempts,
+                "due_at": now if due_at is None else due_at,
+                "created_at": now,
+                "label": label,
+            },
+            db,
+        )
     poke(ctx.layout.log_dir)
     return run_id
 
@@ -67,10 +89,14 @@ def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
     waiting for a retry); a running or finished one is refused."""
     run = find(ctx, run_id)
     if run["status"] == "running":
-        raise OperationFailed(f"run {run['run_id']} is running; use "
-                              f"`batch_runner stop {run['run_id']}` to stop it")
-    status = end_waiting_run(ctx, run, "canceled: removed from the queue") if (
-        run["status"] == "pending") else None
+        raise OperationFailed(
+            f"run {run['run_id']} is running; use `batch_runner stop {run['run_id']}` to stop it"
+        )
+    status = (
+        end_waiting_run(ctx, run, "canceled: removed from the queue")
+        if (run["status"] == "pending")
+        else None
+    )
     if status is None:
         raise OperationFailed(f"run {run['run_id']} has already finished ({run['status']})")
     return {**run, "status": status}
@@ -101,8 +127,9 @@ def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
             return {**now, "orphaned": True}
         run = now
     if run["status"] != "running" or not ctx.store.request_stop(run["run_id"]):
-        raise OperationFailed(f"run {run['run_id']} of {run['job_name']} is not running "
-                              f"({run['status']})")
+        raise OperationFailed(
+            f"run {run['run_id']} of {run['job_name']} is not running ({run['status']})"
+        )
     return run
 
 

@@ -34,14 +34,21 @@ def reap_orphans(ctx: RunnerContext, kill_grace: float) -> int:
         now = time.time()
         who = f"pid {run['owner_pid']}" if run["owner_pid"] else "unknown"
         outcome = AttemptOutcome(
-            status="interrupted", exit_code=None,
+            status="interrupted",
+            exit_code=None,
             error=f"interrupted: the runner ({who}) stopped mid-run",
-            output="", output_truncated=False,
-            started_at=run["started_at"] or now, ended_at=now, pid=run["pgid"],
+            output="",
+            output_truncated=False,
+            started_at=run["started_at"] or now,
+            ended_at=now,
+            pid=run["pgid"],
         )
         finish_attempt(ctx, run, outcome)  # its status is interrupted: never retried
-        log.warning("run %s of %s was left running by a dead runner: marked interrupted",
-                    run["run_id"], run["job_name"])
+        log.warning(
+            "run %s of %s was left running by a dead runner: marked interrupted",
+            run["run_id"],
+            run["job_name"],
+        )
     return len(orphans)
 
 

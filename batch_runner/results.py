@@ -17,9 +17,23 @@ if TYPE_CHECKING:
     from typing import Any
 
 RECORD_FIELDS = (
-    "job_name", "start_time", "end_time", "status", "output", "error",
-    "run_id", "attempt", "max_attempts", "exit_code", "duration_seconds", "trigger",
-    "scheduled_for", "output_truncated", "log_file", "host", "pid",
+    "job_name",
+    "start_time",
+    "end_time",
+    "status",
+    "output",
+    "error",
+    "run_id",
+    "attempt",
+    "max_attempts",
+    "exit_code",
+    "duration_seconds",
+    "trigger",
+    "scheduled_for",
+    "output_truncated",
+    "log_file",
+    "host",
+    "pid",
 )
 
 
@@ -72,8 +86,11 @@ def result_files_newest_first(layout: LogLayout) -> list[tuple[str, str]]:
         names = os.listdir(layout.results_dir)
     except FileNotFoundError:
         return []
-    days = [n[len("batch_"):-len(".jsonl")] for n in names
-            if n.startswith("batch_") and n.endswith(".jsonl")]
+    days = [
+        n[len("batch_") : -len(".jsonl")]
+        for n in names
+        if n.startswith("batch_") and n.endswith(".jsonl")
+    ]
     return [(day, layout.results_file(day)) for day in sorted(days, reverse=True)]
 
 
@@ -126,5 +143,3 @@ def _time_of(record: dict[str, Any], key: str) -> float:
         return parse_iso(str(record.get(key)))
     except (ValueError, OverflowError):
         return 0.0
-
-

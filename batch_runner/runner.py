@@ -41,16 +41,28 @@ STOP_CHECK_INTERVAL = 1.0
 def job_run_spec(job: JobSpec) -> dict[str, Any]:
     """What a run of ``job`` executes, frozen when the run is accepted."""
     return {
-        "type": job.type, "command": job.command, "shell": job.shell, "cwd": job.cwd,
-        "env": dict(job.env or {}), "timeout": job.timeout, "backoff": job.backoff,
-        "backoff_seconds": job.backoff_seconds, "notify_after": job.notify_after,
-        "ping_url": job.ping_url, "http": job.http._asdict() if job.http else None,
+        "type": job.type,
+        "command": job.command,
+        "shell": job.shell,
+        "cwd": job.cwd,
+        "env": dict(job.env or {}),
+        "timeout": job.timeout,
+        "backoff": job.backoff,
+        "backoff_seconds": job.backoff_seconds,
+        "notify_after": job.notify_after,
+        "ping_url": job.ping_url,
+        "http": job.http._asdict() if job.http else None,
     }
 
 
 def enqueue_job(
-    ctx: RunnerContext, job: JobSpec, trigger: str, *, due_at: float | None = None,
-    scheduled_for: str | None = None, next_run: str | None = None,
+    ctx: RunnerContext,
+    job: JobSpec,
+    trigger: str,
+    *,
+    due_at: float | None = None,
+    scheduled_for: str | None = None,
+    next_run: str | None = None,
 ) -> str | None:
     """Accept a run of ``job``; None (and a ``skipped`` record) if one already waits or runs.
 
@@ -63,17 +75,27 @@ def enqueue_job(
         active = ctx.store.active_run_of_job(job.name, db)
         if active is None or _runner_is_gone(ctx, active):
             run_id = new_run_id(now)
-            ctx.store.insert_run({
-                "run_id": run_id, "job_name": job.name, "kind": "job",
-                "spec": job_run_spec(job), "trigger": trigger, "priority": job.priority,
-                "status": "pending", "max_attempts": job.max_attempts,
-                "due_at": now if due_at is None else due_at, "scheduled_for": scheduled_for,
-                "created_at": now,
-            }, db)
+            ctx.store.insert_run(
+                {
+                    "run_id": run_id,
+                    "job_name": job.name,
+                    "kind": "job",
+                    "spec": job_run_spec(job),
+                    "trigger": trigger,
+                    "priority": job.priority,
+                    "status": "pending",
+                    "max_attempts": job.max_attempts,
+                    "due_at": now if due_at is None else due_at,
+                    "scheduled_for": scheduled_for,
+                    "created_at": now,
+                },
+                db,
+            )
             return run_id
     reason = f"job {job.name!r} is already {active['status']} (run {active['run_id']})"
-    record_skip(ctx, job.name, trigger, reason, max_attempts=job.max_attempts,
-                scheduled_for=scheduled_for)
+    record_skip(
+        ctx, job.name, trigger, reason, max_attempts=job.max_attempts, scheduled_for=scheduled_for
+    )
     return None
 
 
@@ -153,7 +175,9 @@ Observer = Callable[..., None]  # observer("start", run) and observer("end", run
 
 
 def execute_run(
-    ctx: RunnerContext, run: dict[str, Any], interrupter: Interrupter | None,
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    interrupter: Interrupter | None,
     observer: Observer | None = None,
     claim_next: Callable[[], dict[str, Any] | None] | None = None,
 ) -> tuple[str, dict[str, Any] | None]:
@@ -170,8 +194,14 @@ def execute_run(
         try:
             if observer is not None:
                 observer("start", run)
-            log.info("start %s (run %s, attempt %d/%d%s)", run["job_name"], run["run_id"],
-                     run["attempt"], run["max_attempts"], f", pid {pid}" if pid else "")
+            log.info(
+                "start %s (run %s, attempt %d/%d%s)",
+                run["job_name"],
+                run["run_id"],
+                run["attempt"],
+                run["max_attempts"],
+                f", pid {pid}" if pid else "",
+            )
         except Exception as exc:  # the job has started: it runs and is recorded first
             announce_errors.append(exc)
 
@@ -202,8 +232,13 @@ def execute_run(
             raise announce_errors[0]
         if observer is not None:
             observer("end", run, outcome.status if status != "pending" else "retry pending")
-        log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status,
-                 f" — {outcome.error.splitlines()[0]}" if outcome.error else "")
+        log.info(
+            "end %s (run %s): %s%s",
+            run["job_name"],
+            run["run_id"],
+            outcome.status,
+            f" — {outcome.error.splitlines()[0]}" if outcome.error else "",
+        )
     except BaseException:  # a worker's stdout gone (BrokenPipeError), say
         if claimed is not None:
             ctx.store.unclaim(claimed["run_id"], ctx.pid)  # never started: it waits again
@@ -225,13 +260,19 @@ def attempt_request(ctx: RunnerContext, run: dict[str, Any]) -> AttemptRequest:
     spec, settings = run["spec"], ctx.config.settings
     cwd = resolve_under_root(ctx.root, spec["cwd"]) if spec.get("cwd") else ctx.root
     return AttemptRequest(
-        run_id=run["run_id"], job_name=run["job_name"], attempt=run["attempt"],
+        run_id=run["run_id"],
+        job_name=run["job_name"],
+        attempt=run["attempt"],
         argv=build_argv(spec["command"], spec.get("shell", "auto")) if spec.get("command") else [],
         cwd=cwd,
-        env=build_child_env(_runner_environ(ctx), spec.get("env") or {},
-                            run_id=run["run_id"],
-                            job_name=run["job_name"], attempt=run["attempt"],
-                            config_path=ctx.config.path),
+        env=build_child_env(
+            _runner_environ(ctx),
+            spec.get("env") or {},
+            run_id=run["run_id"],
+            job_name=run["job_name"],
+            attempt=run["attempt"],
+            config_path=ctx.config.path,
+        ),
         timeout=float(spec.get("timeout") or settings.default_timeout),
         kill_grace=settings.kill_grace,
         log_path=run["log_file"],
@@ -264,7 +305,9 @@ def _child_environ(ctx: RunnerContext) -> dict[str, str]:
 
 
 def drain_due(
-    ctx: RunnerContext, interrupter: Interrupter | None, until_run: str | None = None,
+    ctx: RunnerContext,
+    interrupter: Interrupter | None,
+    until_run: str | None = None,
     observer: Observer | None = None,
 ) -> None:
     """Run due runs one by one while holding the executor lock; stop after ``until_run`` ends.
@@ -276,8 +319,13 @@ def drain_due(
     def claim(first_attempt_only: bool = False) -> dict[str, Any] | None:
         if interrupter and interrupter.stop_new:
             return None
-        return ctx.store.claim_next(time.time(), ctx.pid, ctx.host, foreground_run_id=until_run,
-                                    first_attempt_only=first_attempt_only)
+        return ctx.store.claim_next(
+            time.time(),
+            ctx.pid,
+            ctx.host,
+            foreground_run_id=until_run,
+            first_attempt_only=first_attempt_only,
+        )
 
     def claim_first_attempt() -> dict[str, Any] | None:
         return claim(first_attempt_only=True)
@@ -291,8 +339,9 @@ def drain_due(
         # heartbeat or a notice: the next run must not wait claimed while those go out.
         quiet_end = run["kind"] != "job" and not run["spec"].get("ping_url")
         # Only a first attempt is claimed so: one put back (below) is then exactly as it was.
-        _, run = execute_run(ctx, run, interrupter, observer,
-                             claim_first_attempt if quiet_end else None)
+        _, run = execute_run(
+            ctx, run, interrupter, observer, claim_first_attempt if quiet_end else None
+        )
         if run is None:
             run = claim()  # the queue's end, a retry next, or an end that was not quiet
         elif interrupter and interrupter.stop_new:
@@ -356,4 +405,3 @@ def _sleep_until_due(ctx: RunnerContext, run_id: str, interrupter: Interrupter |
         time.sleep(delay)
     else:
         interrupter.sleep(delay)
-

@@ -46,8 +46,12 @@ QUEUE_AHEAD_SECONDS = 0.002
 
 class Scheduler:
     def __init__(
-        self, config_path: str | Path, root: str | Path, *,
-        clock: Callable[[], float] = time.time, rand: Callable[[], float] = random.random,
+        self,
+        config_path: str | Path,
+        root: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config_path, self.root = config_path, root
@@ -67,8 +71,10 @@ class Scheduler:
         lock = FileLock(self.ctx.layout.scheduler_lock)
         if not lock.acquire(wait=False):
             pid = holder_pid(self.ctx.layout.scheduler_lock)
-            raise Busy(f"a scheduler is already running for {self.ctx.layout.log_dir}"
-                       + (f" (pid {pid})" if pid else ""))
+            raise Busy(
+                f"a scheduler is already running for {self.ctx.layout.log_dir}"
+                + (f" (pid {pid})" if pid else "")
+            )
         try:
             return self._serve()
         finally:
@@ -80,15 +86,24 @@ class Scheduler:
         watch = ConfigWatch(self.config_path)
         listener = bind_listener(self.ctx.layout.log_dir)
         if listener is None:
-            log.warning("cannot make the wake-up pipe %s: queued runs start within a minute "
-                        "instead of at once", fifo_path(self.ctx.layout.log_dir))
+            log.warning(
+                "cannot make the wake-up pipe %s: queued runs start within a minute "
+                "instead of at once",
+                fifo_path(self.ctx.layout.log_dir),
+            )
         dispatcher = Dispatcher(lambda: self.config)
         dispatcher.start()
         self._plan_all(start_up=True)
         count = len(self.config.jobs)
-        log.info("scheduler started: %d job%s (%d enabled) from %s, log dir %s, pid %d",
-                 count, "" if count == 1 else "s", len(self.plans), self.config_path,
-                 self.ctx.layout.log_dir, os.getpid())
+        log.info(
+            "scheduler started: %d job%s (%d enabled) from %s, log dir %s, pid %d",
+            count,
+            "" if count == 1 else "s",
+            len(self.plans),
+            self.config_path,
+            self.ctx.layout.log_dir,
+            os.getpid(),
+        )
         self.notifier.ready(f"{len(self.plans)} jobs scheduled")
         _settle_garbage_collector()
         dispatcher.poke()  # runs left waiting by an earlier scheduler start now
@@ -158,8 +173,9 @@ class Scheduler:
         jump = (wall - last_wall) - (mono - last_mono)
         if abs(jump) < CLOCK_JUMP_SECONDS:
             return
-        log.warning("the wall clock jumped %s by %.0f s", "forward" if jump > 0 else "back",
-                    abs(jump))
+        log.warning(
+            "the wall clock jumped %s by %.0f s", "forward" if jump > 0 else "back", abs(jump)
+        )
         if jump < 0:
             self.plans.clear()
             self._plan_all(start_up=False)
@@ -205,11 +221,16 @@ class Scheduler:
         for job in self.config.jobs:
             if job.enabled:
                 state = states.get(job.name) or {}
-                self._plan(job, plan.first_occurrence(
-                    job, now, self.rand(),
-                    stored_next=_ts(state.get("next_run")) if start_up else None,
-                    last_run=_ts(state.get("last_run") or job.last_run) if start_up else None,
-                ))
+                self._plan(
+                    job,
+                    plan.first_occurrence(
+                        job,
+                        now,
+                        self.rand(),
+                        stored_next=_ts(state.get("next_run")) if start_up else None,
+                        last_run=_ts(state.get("last_run") or job.last_run) if start_up else None,
+                    ),
+                )
         self.ctx.store.set_next_runs({n: iso(o.scheduled_for) for n, o in self.plans.items()})
 
     def _plan(self, job: JobSpec, occurrence: plan.Occurrence) -> None:
@@ -238,7 +259,10 @@ class Scheduler:
         return fired
 
     def _fire(
-        self, job: JobSpec, occurrence: plan.Occurrence, now: float,
+        self,
+        job: JobSpec,
+        occurrence: plan.Occurrence,
+        now: float,
         on_queued: Callable[[], None] | None,
     ) -> None:
         # The following occurrence is planned first (pure) and stored with the run in one
@@ -248,16 +272,26 @@ class Scheduler:
         # Planned as of the due time; a run queued ahead waits for it in real time (the clock
         # given to the scheduler may be another one, in tests).
         firing = plan.firing(job, occurrence, max(now, occurrence.due), self.rand())
-        run_id = enqueue_job(self.ctx, job, occurrence.trigger,
-                             due_at=time.time() + ahead if ahead > 0 else None,
-                             scheduled_for=firing.scheduled_for, next_run=firing.next_run)
+        run_id = enqueue_job(
+            self.ctx,
+            job,
+            occurrence.trigger,
+            due_at=time.time() + ahead if ahead > 0 else None,
+            scheduled_for=firing.scheduled_for,
+            next_run=firing.next_run,
+        )
         if run_id is not None and on_queued is not None:
             on_queued()
         self._plan(job, firing.following)
         if run_id is not None:
             late = now - occurrence.due
-            log.info("queued %s (run %s, %s%s)", job.name, run_id, occurrence.trigger,
-                     f", {late:.1f} s late" if late > 1 else "")
+            log.info(
+                "queued %s (run %s, %s%s)",
+                job.name,
+                run_id,
+                occurrence.trigger,
+                f", {late:.1f} s late" if late > 1 else "",
+            )
 
     # --- reload -------------------------------------------------------------------------------
 
@@ -265,8 +299,11 @@ class Scheduler:
         try:
             new = load_validated(self.config_path, self.root)
         except ConfigError as exc:
-            log.error("config reload (%s) failed; keeping the previous config: %s", why,
-                      exc.render().replace("\n", " |"))
+            log.error(
+                "config reload (%s) failed; keeping the previous config: %s",
+                why,
+                exc.render().replace("\n", " |"),
+            )
             return False
         old = self.config
         self.config = new
@@ -299,8 +336,19 @@ def load_validated(config_path: str | Path, root: str | Path) -> ConfigSpec:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "batch_runner", "-c", str(config_path), "--root", str(root),
-         "validate"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "batch_runner",
+            "-c",
+            str(config_path),
+            "--root",
+            str(root),
+            "validate",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     if result.returncode == EXIT_CONFIG:
         lines = result.stderr.strip().removeprefix("error: ").splitlines() or ["invalid config"]

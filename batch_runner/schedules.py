@@ -138,8 +138,10 @@ def _parse_time(text: str, kind: str, whole: str | None = None) -> time:
 
 def _parse_weekly(text: str) -> WeeklySchedule:
     if re.search(r",\s*(,|$)|^\s*,", text):
-        raise ScheduleError(f"weekly schedule_time {_show(text)} has an empty day between "
-                            f"commas; use {_WEEKLY_ALLOWED}.")
+        raise ScheduleError(
+            f"weekly schedule_time {_show(text)} has an empty day between "
+            f"commas; use {_WEEKLY_ALLOWED}."
+        )
     words = [w for w in re.split(r"[,\s]+", text.strip()) if w]
     at = time(0, 0)
     problems: list[str] = []  # a bad day and a bad time are both reported, days first

@@ -21,28 +21,45 @@ if TYPE_CHECKING:
 SNAPSHOT_FORMAT = 3
 
 
-class HttpRequestSpec(record("HttpRequestSpec", method="GET", url="", headers=None, params=None,
-                             body=None)):
+class HttpRequestSpec(
+    record("HttpRequestSpec", method="GET", url="", headers=None, params=None, body=None)
+):
     """What an HTTP job sends (section 11): method, url, headers, params, body (JSON or text)."""
 
     __slots__ = ()
 
 
-class JobSpec(record(
-    "JobSpec",
-    name=REQUIRED, schedule_type=REQUIRED, schedule_time=REQUIRED,
-    command=None,  # a string, or a list (argv, never run by a shell); None for HTTP jobs
-    enabled=True, description=None, tags=(), timeout=1800.0,
-    shell="auto",  # True, False or "auto"
-    cwd=None, env=None, timezone=None,  # timezone None: the system's local zone
-    max_attempts=1, backoff="exponential", backoff_seconds=30.0, priority=0,
-    catch_up=False, jitter=0.0, notify_after=3,
-    type="command",  # "command" or "http"
-    ping_url=None,
-    http=None,  # an HttpRequestSpec for HTTP jobs
-    # Seeds from the original format; the live values are in the state database.
-    last_run=None, last_status=None, error_count=0,
-)):
+class JobSpec(
+    record(
+        "JobSpec",
+        name=REQUIRED,
+        schedule_type=REQUIRED,
+        schedule_time=REQUIRED,
+        command=None,  # a string, or a list (argv, never run by a shell); None for HTTP jobs
+        enabled=True,
+        description=None,
+        tags=(),
+        timeout=1800.0,
+        shell="auto",  # True, False or "auto"
+        cwd=None,
+        env=None,
+        timezone=None,  # timezone None: the system's local zone
+        max_attempts=1,
+        backoff="exponential",
+        backoff_seconds=30.0,
+        priority=0,
+        catch_up=False,
+        jitter=0.0,
+        notify_after=3,
+        type="command",  # "command" or "http"
+        ping_url=None,
+        http=None,  # an HttpRequestSpec for HTTP jobs
+        # Seeds from the original format; the live values are in the state database.
+        last_run=None,
+        last_status=None,
+        error_count=0,
+    )
+):
     """One job of the config, defaults resolved."""
 
     __slots__ = ()
@@ -57,22 +74,36 @@ class JobSpec(record(
         return cls(**values)
 
 
-class HttpSettings(record(
-    "HttpSettings", max_response_bytes=1024 * 1024,
-    mask_headers=("Authorization", "Cookie", "X-Api-Key"), allow_hosts=(),
-)):
+class HttpSettings(
+    record(
+        "HttpSettings",
+        max_response_bytes=1024 * 1024,
+        mask_headers=("Authorization", "Cookie", "X-Api-Key"),
+        allow_hosts=(),
+    )
+):
     """``settings.http``: response cap, headers to mask, hosts allowed (empty: any)."""
 
     __slots__ = ()
 
 
-class Settings(record(
-    "Settings",
-    log_dir=REQUIRED,  # absolute
-    default_timeout=1800.0, kill_grace=10.0, shutdown_grace=30.0, timezone=None,
-    notify_after=3, notifiers=(), output_max_bytes=65536, run_log_max_bytes=10 * 1024 * 1024,
-    retention_days=30, ping_url=None, http=HttpSettings(),
-)):
+class Settings(
+    record(
+        "Settings",
+        log_dir=REQUIRED,  # absolute
+        default_timeout=1800.0,
+        kill_grace=10.0,
+        shutdown_grace=30.0,
+        timezone=None,
+        notify_after=3,
+        notifiers=(),
+        output_max_bytes=65536,
+        run_log_max_bytes=10 * 1024 * 1024,
+        retention_days=30,
+        ping_url=None,
+        http=HttpSettings(),
+    )
+):
     """Top-level ``settings``."""
 
     __slots__ = ()
@@ -89,8 +120,9 @@ class Settings(record(
         return cls(**values)
 
 
-class ConfigSpec(record("ConfigSpec", path=REQUIRED, root=REQUIRED, settings=REQUIRED,
-                        jobs=REQUIRED)):
+class ConfigSpec(
+    record("ConfigSpec", path=REQUIRED, root=REQUIRED, settings=REQUIRED, jobs=REQUIRED)
+):
     """A whole validated config: where it came from, the settings, the jobs in file order."""
 
     __slots__ = ()

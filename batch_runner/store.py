@@ -115,8 +115,7 @@ class Store:
             return
         # Creating or upgrading the database is the one step two processes (or the scheduler's
         # two threads) must not race on: switching to WAL does not wait for a busy handler.
-        guard = os.open(self.path + ".init-lock",
-                        os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        guard = os.open(self.path + ".init-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(guard, fcntl.LOCK_EX)
             version = self._schema_version()
@@ -129,8 +128,10 @@ class Store:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                           (str(SCHEMA_VERSION),))
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
         finally:
             os.close(guard)
 
@@ -141,8 +142,9 @@ class Store:
                     present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                     if column not in present:  # an upgrade cut short may have added it
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                       (str(SCHEMA_VERSION),))
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
 
     def _schema_version(self) -> int | None:
         """The database's schema version; None when it is new; refuses a newer one."""
@@ -184,11 +186,12 @@ class Store:
         """Priority, attempt and progress of the runs still in the queue, by run id."""
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(run_ids), 500):  # under SQLite's limit on parameters
-            chunk = run_ids[start:start + 500]
+            chunk = run_ids[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
             for row in self._db.execute(
                 "SELECT run_id, priority, attempt, progress_percent, progress_message "
-                f"FROM runs WHERE run_id IN ({marks})", chunk,
+                f"FROM runs WHERE run_id IN ({marks})",
+                chunk,
             ):
                 found[row["run_id"]] = dict(row)
         return found
@@ -207,11 +210,15 @@ class Store:
         self, job_name: str, db: sqlite3.Connection | None = None
     ) -> dict[str, Any] | None:
         # kind: an ad-hoc run's job_name is its label (or "adhoc"), which a job may share.
-        row = (db or self._db).execute(
-            "SELECT * FROM runs WHERE job_name = ? AND kind = 'job' "
-            "AND status IN ('pending', 'running') ORDER BY seq LIMIT 1",
-            (job_name,),
-        ).fetchone()
+        row = (
+            (db or self._db)
+            .execute(
+                "SELECT * FROM runs WHERE job_name = ? AND kind = 'job' "
+                "AND status IN ('pending', 'running') ORDER BY seq LIMIT 1",
+                (job_name,),
+            )
+            .fetchone()
+        )
         return _row_to_run(row) if row else None
 
     def runs_with_status(self, *statuses: str, limit: int | None = None) -> list[dict[str, Any]]:
@@ -225,7 +232,12 @@ class Store:
         return [_row_to_run(row) for row in self._db.execute(sql, statuses).fetchall()]
 
     def claim_next(
-        self, now: float, owner_pid: int, host: str, *, foreground_run_id: str | None = None,
+        self,
+        now: float,
+        owner_pid: int,
+        host: str,
+        *,
+        foreground_run_id: str | None = None,
         first_attempt_only: bool = False,
     ) -> dict[str, Any] | None:
         """Take the next due run (priority, then due time, then arrival) and mark it running.
@@ -247,8 +259,13 @@ class Store:
             "(SELECT 1 FROM meta WHERE key = 'paused' AND value = '1')) "
             "ORDER BY priority DESC, due_at, seq LIMIT 1) AND (:any_attempt OR attempt = 0) "
             "RETURNING *",
-            {"now": now, "owner": owner_pid, "host": host, "foreground": foreground_run_id,
-             "any_attempt": not first_attempt_only},
+            {
+                "now": now,
+                "owner": owner_pid,
+                "host": host,
+                "foreground": foreground_run_id,
+                "any_attempt": not first_attempt_only,
+            },
         ).fetchone()
         return _row_to_run(row) if row else None
 
@@ -275,20 +292,26 @@ class Store:
     def request_stop(self, run_id: str) -> bool:
         """Flag a running run; its executor notices within a second and stops it."""
         with self.transaction() as db:
-            return db.execute(
-                "UPDATE runs SET stop_requested = 1 WHERE run_id = ? AND status = 'running'",
-                (run_id,),
-            ).rowcount == 1
+            return (
+                db.execute(
+                    "UPDATE runs SET stop_requested = 1 WHERE run_id = ? AND status = 'running'",
+                    (run_id,),
+                ).rowcount
+                == 1
+            )
 
     def set_progress(self, run_id: str, percent: float | None, message: str | None) -> bool:
         """Record progress of a running run; False when it is not running."""
         with self.transaction() as db:
-            return db.execute(
-                "UPDATE runs SET progress_percent = COALESCE(?, progress_percent), "
-                "progress_message = COALESCE(?, progress_message) "
-                "WHERE run_id = ? AND status = 'running'",
-                (percent, message, run_id),
-            ).rowcount == 1
+            return (
+                db.execute(
+                    "UPDATE runs SET progress_percent = COALESCE(?, progress_percent), "
+                    "progress_message = COALESCE(?, progress_message) "
+                    "WHERE run_id = ? AND status = 'running'",
+                    (percent, message, run_id),
+                ).rowcount
+                == 1
+            )
 
     def recent_finished(self, limit: int) -> list[dict[str, Any]]:
         """The ``limit`` most recently created finished runs, newest first."""
@@ -309,23 +332,24 @@ class Store:
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         assignments = ", ".join(f"{key} = :{key}" for key in fields)
-        self._write(f"UPDATE runs SET {assignments} WHERE run_id = :run_id",
-                    {**fields, "run_id": run_id})
+        self._write(
+            f"UPDATE runs SET {assignments} WHERE run_id = :run_id", {**fields, "run_id": run_id}
+        )
 
     # --- per-job state ----------------------------------------------------------------------
 
     def job_states(self) -> dict[str, dict[str, Any]]:
         """Per job: its state row's fields (if it has run) and ``next_run`` (if planned)."""
-        states = {row["job_name"]: dict(row)
-                  for row in self._db.execute("SELECT * FROM job_state").fetchall()}
+        states = {
+            row["job_name"]: dict(row)
+            for row in self._db.execute("SELECT * FROM job_state").fetchall()
+        }
         for name, next_run in self._db.execute("SELECT job_name, next_run FROM job_plan"):
             states.setdefault(name, {})["next_run"] = next_run
         return states
 
     def job_state(self, job_name: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT * FROM job_state WHERE job_name = ?", (job_name,)
-        ).fetchone()
+        row = self._db.execute("SELECT * FROM job_state WHERE job_name = ?", (job_name,)).fetchone()
         return dict(row) if row else None
 
     def save_job_state(self, state: dict[str, Any]) -> None:
@@ -383,8 +407,11 @@ class Store:
 
     def set_paused(self, paused: bool) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO meta (key, value) VALUES ('paused', ?) ON CONFLICT (key) "
-                       "DO UPDATE SET value = excluded.value", ("1" if paused else "0",))
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('paused', ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value",
+                ("1" if paused else "0",),
+            )
 
     def delete_finished_before(self, cutoff: float) -> int:
         """Forget finished runs that ended before ``cutoff``; pending and running ones stay."""
@@ -410,8 +437,7 @@ class _Transaction:
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the state database {self.store.path}: {exc}") \
-                from exc
+            raise StorageError(f"cannot write the state database {self.store.path}: {exc}") from exc
         return db
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
@@ -426,5 +452,4 @@ class _Transaction:
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise StorageError(f"cannot write the state database {self.store.path}: {exc}") \
-                from exc
+            raise StorageError(f"cannot write the state database {self.store.path}: {exc}") from exc

@@ -45,10 +45,15 @@ def check_config_trust(path: str | os.PathLike[str]) -> None:
         return
     where, mode = found
     what = "the config file" if where == path else "the directory of the config file"
-    who = "group and others" if mode & stat.S_IWGRP and mode & stat.S_IWOTH else (
-        "its group" if mode & stat.S_IWGRP else "others")
-    reason = (f"{what} {where} is writable by {who} (mode {mode:04o}), and whoever can write "
-              f"the config runs commands as this user; fix with `chmod go-w {where}`")
+    who = (
+        "group and others"
+        if mode & stat.S_IWGRP and mode & stat.S_IWOTH
+        else ("its group" if mode & stat.S_IWGRP else "others")
+    )
+    reason = (
+        f"{what} {where} is writable by {who} (mode {mode:04o}), and whoever can write "
+        f"the config runs commands as this user; fix with `chmod go-w {where}`"
+    )
     if os.geteuid() == 0:
         raise ConfigError(f"refusing to run as root: {reason}")
     if where not in _warned:

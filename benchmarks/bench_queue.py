@@ -43,12 +43,22 @@ def fill(root: Path, count: int, status: str, command: str = "true") -> None:
     spec = adhoc_spec([command], 60.0)
     with store.transaction() as db:
         for i in range(count):
-            store.insert_run({
-                "run_id": f"bench-{status}-{i:07d}", "job_name": "adhoc", "kind": "adhoc",
-                "spec": spec, "trigger": "queue", "status": status, "due_at": now,
-                "created_at": now, "ended_at": now if status != "pending" else None,
-                "attempt": 0 if status == "pending" else 1, "exit_code": 0 if status == "success"
-                else None}, db)
+            store.insert_run(
+                {
+                    "run_id": f"bench-{status}-{i:07d}",
+                    "job_name": "adhoc",
+                    "kind": "adhoc",
+                    "spec": spec,
+                    "trigger": "queue",
+                    "status": status,
+                    "due_at": now,
+                    "created_at": now,
+                    "ended_at": now if status != "pending" else None,
+                    "attempt": 0 if status == "pending" else 1,
+                    "exit_code": 0 if status == "success" else None,
+                },
+                db,
+            )
     store.close()
 
 
@@ -57,11 +67,16 @@ def rate_batch_runner(root: Path, runs: int) -> float:
     fill(root, runs, "pending")
     # Validate the new config once (as any earlier command would have): the drain is timed,
     # not the one-time validation that writes the config snapshot.
-    subprocess.run([PY, "-m", "batch_runner", "validate"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [PY, "-m", "batch_runner", "validate"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
     started = time.perf_counter()
-    subprocess.run([PY, "-m", "batch_runner", "queue", "worker"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [PY, "-m", "batch_runner", "queue", "worker"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return runs / (time.perf_counter() - started)
 
 
@@ -83,8 +98,12 @@ TSP_MAX_QUEUED = 900
 def rate_task_spooler(tmp: Path, runs: int) -> float | None:
     if not shutil.which("tsp"):
         return None
-    env = {**os.environ, "TS_SOCKET": str(tmp / "ts.sock"), "TS_MAXFINISHED": str(runs + 10),
-           "TS_SAVELIST": ""}
+    env = {
+        **os.environ,
+        "TS_SOCKET": str(tmp / "ts.sock"),
+        "TS_MAXFINISHED": str(runs + 10),
+        "TS_SAVELIST": "",
+    }
     go, wait_script = _gate(tmp)
 
     out = tmp / "tsp.out"
@@ -170,9 +189,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=21)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternate the python loop and the worker this many times; "
-                        "the medians are reported (this machine's speed drifts)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternate the python loop and the worker this many times; "
+        "the medians are reported (this machine's speed drifts)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="br-queue-bench-"))
     try:
@@ -190,14 +213,17 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{'measure':<54} {'value':>12}  target / note")
-    print(f"{'creating a file on this disk (one per run: its log)':<54} {create_ms:>8.3f} ms  "
-          "~0.05 normally; up to ~1 after a mass delete (ext4 without a journal)")
+    print(
+        f"{'creating a file on this disk (one per run: its log)':<54} {create_ms:>8.3f} ms  "
+        "~0.05 normally; up to ~1 after a mass delete (ext4 without a journal)"
+    )
     print(f"{'python loop, subprocess.run(true, new session)':<54} {loop:>8.0f} /s")
-    print(f"{'  each round: python loop / worker (/s)':<54} "
-          + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(loops, ours_rates, strict=True)))
+    print(
+        f"{'  each round: python loop / worker (/s)':<54} "
+        + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(loops, ours_rates, strict=True))
+    )
     label = f"batch_runner queue worker, {args.runs} queued true"
-    print(f"{label:<54} {ours:>8.0f} /s  "
-          f"{ours / loop:.0%} of the python loop (target >= 75%)")
+    print(f"{label:<54} {ours:>8.0f} /s  {ours / loop:.0%} of the python loop (target >= 75%)")
     tsp_name = f"task-spooler (tsp -S 1), {min(args.runs, TSP_MAX_QUEUED)} queued true"
     for name, rate in ((tsp_name, tsp), ("nq", nq)):
         if rate is None:
@@ -205,8 +231,10 @@ def main() -> None:
         else:
             print(f"{name:<54} {rate:>8.0f} /s  batch_runner is {ours / rate:.2f}x")
     print(f"{'queue add, 10 pending':<54} {add_10:>8.1f} ms  < 50 ms")
-    print(f"{'queue add, 10,000 pending':<54} {add_10k:>8.1f} ms  "
-          f"{add_10k / add_10 - 1:+.0%} vs 10 pending (target within 20%)")
+    print(
+        f"{'queue add, 10,000 pending':<54} {add_10k:>8.1f} ms  "
+        f"{add_10k / add_10 - 1:+.0%} vs 10 pending (target within 20%)"
+    )
     print(f"{'queue list, 100,000 finished runs':<54} {list_100k:>8.1f} ms  < 300 ms")
 
 

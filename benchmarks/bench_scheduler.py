@@ -38,8 +38,14 @@ def write_config(root: Path, jobs: list[dict]) -> None:
 
 def start_scheduler(root: Path) -> subprocess.Popen:
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(root)}
-    proc = subprocess.Popen([PY, "-m", "batch_runner", "scheduler"], env=env, cwd=root,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [PY, "-m", "batch_runner", "scheduler"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     for line in proc.stderr:
         if "scheduler started" in line:
@@ -56,20 +62,34 @@ def stop(proc: subprocess.Popen) -> None:
 
 def scheduler_lateness(root: Path, samples: int, period: float) -> list[float]:
     """Lateness (ms) of runs of an interval job: its own start stamp minus its occurrence."""
-    write_config(root, [{"name": "stamp", "command": STAMP, "schedule_type": "interval",
-                         "schedule_time": str(period)}])
+    write_config(
+        root,
+        [
+            {
+                "name": "stamp",
+                "command": STAMP,
+                "schedule_type": "interval",
+                "schedule_time": str(period),
+            }
+        ],
+    )
     proc = start_scheduler(root)
     results = root / "logs" / "batch"
     deadline = time.monotonic() + samples * period * 3 + 30
     records: list[dict] = []
     while len(records) < samples and time.monotonic() < deadline:
         time.sleep(period)
-        records = [json.loads(line) for f in sorted(results.glob("*.jsonl"))
-                   for line in f.read_text().splitlines()]
+        records = [
+            json.loads(line)
+            for f in sorted(results.glob("*.jsonl"))
+            for line in f.read_text().splitlines()
+        ]
         records = [r for r in records if r["status"] == "success"]
     stop(proc)
-    return [(float(r["output"]) - datetime.fromisoformat(r["scheduled_for"]).timestamp()) * 1000
-            for r in records[:samples]]
+    return [
+        (float(r["output"]) - datetime.fromisoformat(r["scheduled_for"]).timestamp()) * 1000
+        for r in records[:samples]
+    ]
 
 
 def floor_lateness(samples: int, period: float) -> list[float]:
@@ -125,9 +145,16 @@ def rss_mb(pid: int) -> float:
 
 
 def many_jobs(count: int) -> list[dict]:
-    return [{"name": f"job{i}", "command": "true", "schedule_type": "daily",
-             "schedule_time": f"{(i // 60) % 24:02d}:{i % 60:02d}:30",
-             "enabled": True} for i in range(count)]
+    return [
+        {
+            "name": f"job{i}",
+            "command": "true",
+            "schedule_type": "daily",
+            "schedule_time": f"{(i // 60) % 24:02d}:{i % 60:02d}:30",
+            "enabled": True,
+        }
+        for i in range(count)
+    ]
 
 
 def idle_cpu(root: Path, jobs: int, seconds: float) -> float:
@@ -135,8 +162,18 @@ def idle_cpu(root: Path, jobs: int, seconds: float) -> float:
     # Nothing due during the measurement: every job is due at least an hour from now.
     now = datetime.now()
     hour = (now.hour + 2) % 24
-    write_config(root, [{"name": f"job{i}", "command": "true", "schedule_type": "daily",
-                         "schedule_time": f"{hour:02d}:{i % 60:02d}"} for i in range(jobs)])
+    write_config(
+        root,
+        [
+            {
+                "name": f"job{i}",
+                "command": "true",
+                "schedule_type": "daily",
+                "schedule_time": f"{hour:02d}:{i % 60:02d}",
+            }
+            for i in range(jobs)
+        ],
+    )
     proc = start_scheduler(root)
     time.sleep(1.0)  # let start-up settle
     before, started = cpu_seconds(proc.pid), time.monotonic()
@@ -180,15 +217,21 @@ def main() -> None:
     o_med, _, o_p99 = summary(ours)
     t_med, t_mean, t_p99 = summary(theirs)
     print(f"\n{'measure':<52} {'value':>10}  target")
-    print(f"{'lateness, batch_runner scheduler: median':<52} {o_med:>7.2f} ms  < 3 ms "
-          f"({len(ours)} runs)")
+    print(
+        f"{'lateness, batch_runner scheduler: median':<52} {o_med:>7.2f} ms  < 3 ms "
+        f"({len(ours)} runs)"
+    )
     print(f"{'lateness, batch_runner scheduler: p99':<52} {o_p99:>7.2f} ms  < 10 ms")
     f_med, _, f_p99 = summary(floor)
-    print(f"{'lateness, floor (sleep to due, start date): median':<52} {f_med:>7.2f} ms  "
-          f"(ours +{o_med - f_med:.2f} ms)")
+    print(
+        f"{'lateness, floor (sleep to due, start date): median':<52} {f_med:>7.2f} ms  "
+        f"(ours +{o_med - f_med:.2f} ms)"
+    )
     print(f"{'lateness, floor (sleep to due, start date): p99':<52} {f_p99:>7.2f} ms")
-    print(f"{'lateness, original run_pending()+sleep(1): median':<52} {t_med:>7.2f} ms  "
-          f"({len(theirs)} runs)")
+    print(
+        f"{'lateness, original run_pending()+sleep(1): median':<52} {t_med:>7.2f} ms  "
+        f"({len(theirs)} runs)"
+    )
     print(f"{'lateness, original run_pending()+sleep(1): mean':<52} {t_mean:>7.2f} ms")
     print(f"{'lateness, original run_pending()+sleep(1): p99':<52} {t_p99:>7.2f} ms")
     print(f"{'  ratio original / ours (median)':<52} {t_med / o_med:>7.0f} x")

@@ -28,8 +28,13 @@ def write_config(root: Path, jobs: list[dict[str, Any]], **top: Any) -> Path:
 
 
 def job(name: str, command: Any, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "command": command, "schedule_type": "interval",
-            "schedule_time": "3600", **extra}
+    return {
+        "name": name,
+        "command": command,
+        "schedule_type": "interval",
+        "schedule_time": "3600",
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -52,15 +57,28 @@ def run_cli(
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(root), "PYTHONPATH": str(REPO)}
     env.pop("BATCH_RUNNER_CONFIG", None)
     env.update(kwargs.pop("env", {}))
-    return subprocess.run([sys.executable, "-m", "batch_runner", *argv], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=root, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "batch_runner", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=root,
+        **kwargs,
+    )
 
 
 def start_cli(root: Path, *argv: str) -> subprocess.Popen:
     """The CLI as a background process (a worker, a scheduler, a waiting run-job)."""
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(root), "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "batch_runner", *argv], env=env, cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", *argv],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> None:
@@ -89,8 +107,12 @@ def read_results(root: Path) -> list[dict[str, Any]]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--soak", action="store_true", default=False,
-                     help="run the long fault-injection variants (1,000 kills, 1 GB of output)")
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the long fault-injection variants (1,000 kills, 1 GB of output)",
+    )
 
 
 @pytest.fixture

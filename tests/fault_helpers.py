@@ -28,8 +28,13 @@ def env_for(root: Path) -> dict[str, str]:
 
 def start(root: Path, *argv: str) -> subprocess.Popen:
     """``python -m batch_runner ARGV`` in the background, its output thrown away."""
-    return subprocess.Popen([sys.executable, "-m", "batch_runner", *argv], env=env_for(root),
-                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", *argv],
+        env=env_for(root),
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -105,8 +110,7 @@ def restore_logging() -> Iterator[None]:
     from batch_runner import logs
 
     logger = logging.getLogger("batch_runner")
-    saved = (logs.threshold, logs._configure, logger.handlers[:], logger.level,
-             logger.propagate)
+    saved = (logs.threshold, logs._configure, logger.handlers[:], logger.level, logger.propagate)
     yield
     logs.threshold, logs._configure = saved[0], saved[1]
     logger.handlers[:] = saved[2]

@@ -70,16 +70,22 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.state.seen.append(Seen(self.command, parts.path, parse_qs(parts.query),
-                                    dict(self.headers.items()), body))
+        self.state.seen.append(
+            Seen(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body)
+        )
         self.state.hits[parts.path] = self.state.hits.get(parts.path, 0) + 1
         route = ROUTES.get(parts.path, _not_found)
         route(self, parse_qs(parts.query), body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
-    def send(self, status: int, body: bytes, content_type: str = "text/plain",
-             headers: dict[str, str] | None = None) -> None:
+    def send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "text/plain",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -96,10 +102,18 @@ def _json(handler: Handler, query: dict, body: bytes) -> None:
 
 def _echo(handler: Handler, query: dict, body: bytes) -> None:
     """Everything the request carried, as JSON: like httpbin's /anything."""
-    echo = {"method": handler.command, "query": query, "headers": dict(handler.headers.items()),
-            "body": body.decode(errors="replace")}
-    handler.send(200, json.dumps(echo).encode(), "application/json",
-                 {"Set-Cookie": "session=server-secret-cookie"})
+    echo = {
+        "method": handler.command,
+        "query": query,
+        "headers": dict(handler.headers.items()),
+        "body": body.decode(errors="replace"),
+    }
+    handler.send(
+        200,
+        json.dumps(echo).encode(),
+        "application/json",
+        {"Set-Cookie": "session=server-secret-cookie"},
+    )
 
 
 def _text(handler: Handler, query: dict, body: bytes) -> None:
@@ -153,9 +167,17 @@ def _not_found(handler: Handler, query: dict, body: bytes) -> None:
     handler.send(404, b"no such page")
 
 
-ROUTES = {"/json": _json, "/echo": _echo, "/text": _text, "/fail": _fail, "/slow": _slow,
-          "/endless": _endless, "/redirect": _redirect, "/loop": _loop,
-          "/flaky": _flaky}
+ROUTES = {
+    "/json": _json,
+    "/echo": _echo,
+    "/text": _text,
+    "/fail": _fail,
+    "/slow": _slow,
+    "/endless": _endless,
+    "/redirect": _redirect,
+    "/loop": _loop,
+    "/flaky": _flaky,
+}
 
 
 def start(tls: ssl.SSLContext | None = None) -> Server:
@@ -165,8 +187,9 @@ def start(tls: ssl.SSLContext | None = None) -> Server:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     state = Server(httpd, scheme="https" if tls else "http")
     httpd.state = state  # type: ignore[attr-defined]
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()
+    threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     return state
 
 

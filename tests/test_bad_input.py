@@ -28,15 +28,38 @@ from batch_runner.errors import EXIT_CONFIG, ConfigError
 
 VALID: dict[str, Any] = {
     "jobs": [
-        {"name": "hourly", "description": "d", "command": "echo hi", "schedule_type": "interval",
-         "schedule_time": "1h", "enabled": True, "timeout": 60},
-        {"name": "daily", "command": ["cat", "/proc/uptime"], "schedule_type": "daily",
-         "schedule_time": "07:00", "timeout": 60},
-        {"name": "weekly", "command": "true", "schedule_type": "weekly",
-         "schedule_time": "sunday 03:30", "enabled": False},
+        {
+            "name": "hourly",
+            "description": "d",
+            "command": "echo hi",
+            "schedule_type": "interval",
+            "schedule_time": "1h",
+            "enabled": True,
+            "timeout": 60,
+        },
+        {
+            "name": "daily",
+            "command": ["cat", "/proc/uptime"],
+            "schedule_type": "daily",
+            "schedule_time": "07:00",
+            "timeout": 60,
+        },
+        {
+            "name": "weekly",
+            "command": "true",
+            "schedule_type": "weekly",
+            "schedule_time": "sunday 03:30",
+            "enabled": False,
+        },
     ],
-    "settings": {"log_dir": "logs", "default_timeout": 1800, "notify_after": 3,
-                 "retention_days": 30, "kill_grace": 1, "notifiers": []},
+    "settings": {
+        "log_dir": "logs",
+        "default_timeout": 1800,
+        "notify_after": 3,
+        "retention_days": 30,
+        "kill_grace": 1,
+        "notifiers": [],
+    },
 }
 VALID_TEXT = json.dumps(VALID, indent=2)
 WRONG = {"x": [1]}  # an object: the wrong type for every key below
@@ -59,7 +82,7 @@ def corpus() -> list[tuple[str, bytes]]:
         cases.append((f"truncated at {offset}", data[:offset]))
     for i in range(10):
         at = rng.randrange(len(data))
-        flipped = data[:at] + bytes([rng.choice((0, 0xFF))]) + data[at + 1:]
+        flipped = data[:at] + bytes([rng.choice((0, 0xFF))]) + data[at + 1 :]
         cases.append((f"flip {i} at {at}", flipped))
     for index, item in enumerate(VALID["jobs"][:1]):
         for key in item:
@@ -108,10 +131,12 @@ pytestmark = pytest.mark.usefixtures("restore_logging")
 __all__ = ["restore_logging"]
 CORPUS = corpus()
 CORPUS_PARAMS = [pytest.param(name, data, id=name) for name, data in CORPUS] + [
-    pytest.param("NUL in command", _with(("jobs", 0, "command"), "echo \0").encode(),
-                 id="NUL in command"),
-    pytest.param("NUL in argv", _with(("jobs", 1, "command"), ["cat", "a\0b"]).encode(),
-                 id="NUL in argv"),
+    pytest.param(
+        "NUL in command", _with(("jobs", 0, "command"), "echo \0").encode(), id="NUL in command"
+    ),
+    pytest.param(
+        "NUL in argv", _with(("jobs", 1, "command"), ["cat", "a\0b"]).encode(), id="NUL in argv"
+    ),
 ]
 
 
@@ -123,7 +148,8 @@ def test_the_corpus_is_big_and_the_valid_document_is_valid(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("name", "data"), CORPUS_PARAMS)
 def test_broken_configs_exit_78_with_the_path_and_no_traceback(
-        project: Path, capsys: pytest.CaptureFixture[str], name: str, data: bytes) -> None:
+    project: Path, capsys: pytest.CaptureFixture[str], name: str, data: bytes
+) -> None:
     path = project / "config" / "batch_config.json"
     path.parent.mkdir(parents=True)
     path.write_bytes(data)
@@ -136,11 +162,17 @@ def test_broken_configs_exit_78_with_the_path_and_no_traceback(
 
 
 def _mutations() -> st.SearchStrategy[Any]:
-    leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                       st.text(max_size=20))
-    return st.recursive(leaves, lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=10), children,
-                                                         max_size=4)), max_leaves=10)
+    leaves = st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
+    )
+    return st.recursive(
+        leaves,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.dictionaries(st.text(max_size=10), children, max_size=4),
+        ),
+        max_leaves=10,
+    )
 
 
 def _paths(document: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -157,14 +189,23 @@ def _paths(document: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]
 PATHS = _paths(VALID)
 
 
-@settings(max_examples=60, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(changes=st.lists(st.tuples(st.sampled_from(PATHS), _mutations(), st.booleans()),
-                        min_size=1, max_size=4),
-       garble=st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.binary(max_size=4))))
+@settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(PATHS), _mutations(), st.booleans()), min_size=1, max_size=4
+    ),
+    garble=st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.binary(max_size=4))),
+)
 def test_fuzzed_documents_raise_nothing_but_config_error(
-        tmp_path: Path, changes: list[tuple[tuple[Any, ...], Any, bool]],
-        garble: tuple[int, bytes] | None) -> None:
+    tmp_path: Path,
+    changes: list[tuple[tuple[Any, ...], Any, bool]],
+    garble: tuple[int, bytes] | None,
+) -> None:
     document = copy.deepcopy(VALID)
     for path, value, delete in changes:
         target = document
@@ -180,7 +221,7 @@ def test_fuzzed_documents_raise_nothing_but_config_error(
     data = json.dumps(document, indent=2).encode()
     if garble is not None:
         at = garble[0] % (len(data) + 1)
-        data = data[:at] + garble[1] + data[at + len(garble[1]):]
+        data = data[:at] + garble[1] + data[at + len(garble[1]) :]
     path = tmp_path / "fuzz.json"
     path.write_bytes(data)
     try:
@@ -224,14 +265,24 @@ BAD_ARGV: list[list[str | bytes]] = [
 @pytest.fixture(scope="module")
 def cli_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("badcli")
-    write_config(root, [{"name": "quick", "command": "true", "schedule_type": "interval",
-                         "schedule_time": "3600"}])
+    write_config(
+        root,
+        [
+            {
+                "name": "quick",
+                "command": "true",
+                "schedule_type": "interval",
+                "schedule_time": "3600",
+            }
+        ],
+    )
     return root
 
 
 BAD_ARGV_PARAMS = [pytest.param(a, id=repr(a)[:60]) for a in BAD_ARGV] + [
-    pytest.param(["queue", "add", "--priority", "99999999999999999999", "--", "true"],
-                 id="priority 10**20"),
+    pytest.param(
+        ["queue", "add", "--priority", "99999999999999999999", "--", "true"], id="priority 10**20"
+    ),
     pytest.param(["queue", "show", b"\xff\xfe"], id="run id not UTF-8"),
     pytest.param(["queue", "add", "--label", b"\xff", "--", "true"], id="label not UTF-8"),
 ]
@@ -239,12 +290,18 @@ BAD_ARGV_PARAMS = [pytest.param(a, id=repr(a)[:60]) for a in BAD_ARGV] + [
 
 @pytest.mark.parametrize("argv", BAD_ARGV_PARAMS)
 def test_bad_command_lines_get_one_line_and_no_traceback(
-        cli_root: Path, argv: list[str | bytes]) -> None:
+    cli_root: Path, argv: list[str | bytes]
+) -> None:
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(cli_root), "PYTHONPATH": str(REPO)}
     env.pop("BATCH_RUNNER_CONFIG", None)
     args = [a if isinstance(a, bytes) else a.encode() for a in argv]
-    result = subprocess.run([sys.executable.encode(), b"-m", b"batch_runner", *args],
-                            capture_output=True, env=env, cwd=cli_root, timeout=30)
+    result = subprocess.run(
+        [sys.executable.encode(), b"-m", b"batch_runner", *args],
+        capture_output=True,
+        env=env,
+        cwd=cli_root,
+        timeout=30,
+    )
     err = result.stderr.decode(errors="replace")
     assert result.returncode != 0, err
     assert "Traceback" not in err
@@ -256,13 +313,29 @@ def test_bad_command_lines_get_one_line_and_no_traceback(
 
 def test_a_log_dir_that_is_a_file_gets_one_sentence(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
-    write_config(tmp_path, [{"name": "quick", "command": "true", "schedule_type": "interval",
-                             "schedule_time": "3600"}], settings={"log_dir": "afile"})
+    write_config(
+        tmp_path,
+        [
+            {
+                "name": "quick",
+                "command": "true",
+                "schedule_type": "interval",
+                "schedule_time": "3600",
+            }
+        ],
+        settings={"log_dir": "afile"},
+    )
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
     env.pop("BATCH_RUNNER_CONFIG", None)
     for argv in (["status"], ["list"], ["history"]):
-        result = subprocess.run([sys.executable, "-m", "batch_runner", *argv], env=env,
-                                capture_output=True, text=True, cwd=tmp_path, timeout=30)
+        result = subprocess.run(
+            [sys.executable, "-m", "batch_runner", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=30,
+        )
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert result.stderr.startswith(f"error: cannot use {tmp_path / 'afile'}/"), result.stderr
         assert len(result.stderr.splitlines()) == 1

@@ -60,8 +60,9 @@ def test_a_sticky_directory_like_tmp_is_fine_for_a_file_we_own(trusted: Path) ->
     trust.check_config_trust(trusted)
 
 
-def test_not_root_warns_once(trusted: Path, monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_root_warns_once(
+    trusted: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     trusted.chmod(0o666)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(trust, "_warned", set())
@@ -98,8 +99,11 @@ def test_state_logs_and_results_are_the_owners_alone(trusted: Path) -> None:
     finally:
         os.umask(old)
     logs = root / "logs"
-    files = [logs / "state" / "batch_runner.sqlite3", *logs.glob("batch/*.jsonl"),
-             *logs.glob("runs/*/*.log")]
+    files = [
+        logs / "state" / "batch_runner.sqlite3",
+        *logs.glob("batch/*.jsonl"),
+        *logs.glob("runs/*/*.log"),
+    ]
     assert len(files) >= 4
     assert {str(f): oct(_mode(f)) for f in files if _mode(f) & 0o077} == {}
     dirs = [logs / "state", logs / "batch", *logs.glob("runs/*")]

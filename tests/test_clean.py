@@ -24,9 +24,19 @@ def test_clean_removes_only_old_finished_things(project: Path) -> None:
     store = Store(logs / "state" / "batch_runner.sqlite3")
     long_ago = time.time() - 30 * 86400
     for run_id, status in (("old-done", "success"), ("old-waiting", "pending")):
-        store.insert_run({"run_id": run_id, "job_name": "a", "kind": "job", "spec": {},
-                          "trigger": "queue", "status": status, "due_at": long_ago,
-                          "created_at": long_ago, "ended_at": long_ago})
+        store.insert_run(
+            {
+                "run_id": run_id,
+                "job_name": "a",
+                "kind": "job",
+                "spec": {},
+                "trigger": "queue",
+                "status": status,
+                "due_at": long_ago,
+                "created_at": long_ago,
+                "ended_at": long_ago,
+            }
+        )
     result = run_cli(project, "clean")
     assert result.returncode == 0, result.stderr
     assert "removed 1 result files, 1 days of run logs, 1 finished runs" in result.stdout

@@ -64,11 +64,19 @@ def test_every_other_shape_is_left_to_argparse(argv: list[str]) -> None:
 def test_run_job_loads_neither_argparse_nor_the_config_validator(project: Path) -> None:
     write_config(project, [job("t", "true")])
     assert run_cli(project, "run-job", "t").returncode == 0  # validates, writes the snapshot
-    probe = ("import sys; from batch_runner.cli.main import main; code = main(['run-job', 't']);"
-             "print(' '.join(sorted(sys.modules)), file=sys.stderr); sys.exit(code)")
+    probe = (
+        "import sys; from batch_runner.cli.main import main; code = main(['run-job', 't']);"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr); sys.exit(code)"
+    )
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(project), "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=project,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     loaded = set(done.stderr.split())
     assert not loaded & {"argparse", "gettext", "pydantic", "rich", "logging", "typing"}
 
@@ -98,4 +106,3 @@ def test_queue_help_lists_every_subcommand_whatever_follows(capsys: pytest.Captu
             build_parser(argv).parse_args(argv)
         shown = capsys.readouterr().out
         assert all(name in shown for name in ("add", "list", "show", "worker", "clean")), argv
-

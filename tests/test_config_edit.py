@@ -38,8 +38,13 @@ ORIGINAL = """\
 }
 """
 
-NEW_JOB = {"name": "third", "command": "echo hi", "schedule_type": "weekly",
-           "schedule_time": "sunday 03:30", "enabled": True}
+NEW_JOB = {
+    "name": "third",
+    "command": "echo hi",
+    "schedule_type": "weekly",
+    "schedule_time": "sunday 03:30",
+    "enabled": True,
+}
 
 
 @pytest.fixture
@@ -72,7 +77,10 @@ def test_add_keeps_other_jobs_unknown_keys_and_order(config: Path, tmp_path: Pat
     assert text.endswith("}\n") and '\n  "x-owner": "ops team",\n' in text
     assert "夜間バッチ" in text
     assert [job.name for job in validate_file(config, tmp_path).jobs] == [
-        "first", "second", "third"]
+        "first",
+        "second",
+        "third",
+    ]
 
 
 def test_add_refuses_a_duplicate_name(config: Path, tmp_path: Path) -> None:
@@ -102,7 +110,8 @@ def test_remove_keeps_everything_else(config: Path, tmp_path: Path) -> None:
     before = json.loads(ORIGINAL)
     assert after["jobs"] == before["jobs"][1:]
     assert {k: v for k, v in after.items() if k != "jobs"} == {
-        k: v for k, v in before.items() if k != "jobs"}
+        k: v for k, v in before.items() if k != "jobs"
+    }
     assert list(after) == list(before)
 
 
@@ -187,7 +196,10 @@ def test_init_writes_the_default_config(tmp_path: Path) -> None:
     init_config(path)
     assert path.read_bytes() == default_config_bytes()
     assert [j.name for j in validate_file(path, tmp_path).jobs] == [
-        "disk_usage", "uptime_report", "batch_runner_cleanup"]
+        "disk_usage",
+        "uptime_report",
+        "batch_runner_cleanup",
+    ]
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()
 
 
@@ -222,10 +234,27 @@ def test_concurrent_adds_all_land(tmp_path: Path) -> None:
     config = write_config(tmp_path, [])
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
     env.pop("BATCH_RUNNER_CONFIG", None)
-    adds = [subprocess.Popen([sys.executable, "-m", "batch_runner", "add", f"p{i}", "true",
-                              "--type", "interval", "--time", "1h"],
-                             env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-            for i in range(8)]
+    adds = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "batch_runner",
+                "add",
+                f"p{i}",
+                "true",
+                "--type",
+                "interval",
+                "--time",
+                "1h",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
     for add in adds:
         assert add.wait(timeout=60) == 0, add.stderr.read() if add.stderr else ""
     names = sorted(job["name"] for job in loaded(config)["jobs"])

@@ -26,8 +26,7 @@ def write(root: Path, jobs: list[dict], **top: object) -> Path:
 
 
 def daily(name: str = "j", at: str = "02:00", **extra: object) -> dict:
-    return {"name": name, "command": "true", "schedule_type": "daily", "schedule_time": at,
-            **extra}
+    return {"name": name, "command": "true", "schedule_type": "daily", "schedule_time": at, **extra}
 
 
 def snapshot_of(root: Path) -> Path:
@@ -36,8 +35,15 @@ def snapshot_of(root: Path) -> Path:
 
 def python(code: str, cwd: Path) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env=env, cwd=cwd, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=cwd,
+        check=True,
+    )
     return done.stdout
 
 
@@ -56,8 +62,9 @@ def load_in_child(path: Path, root: Path) -> dict:
 
 
 def test_importing_the_loader_does_not_import_pydantic(tmp_path: Path) -> None:
-    out = python("import sys, batch_runner.config.loader; print('pydantic' in sys.modules)",
-                 tmp_path)
+    out = python(
+        "import sys, batch_runner.config.loader; print('pydantic' in sys.modules)", tmp_path
+    )
     assert out.strip() == "False"
 
 
@@ -193,10 +200,17 @@ def test_a_command_run_inside_a_project_folder_points_at_its_root(tmp_path: Path
     from conftest import REPO, job, write_config
 
     write_config(tmp_path, [job("a", "true")])
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("BATCH_RUNNER_ROOT", "BATCH_RUNNER_CONFIG")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("BATCH_RUNNER_ROOT", "BATCH_RUNNER_CONFIG")
+    }
     env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run([sys.executable, "-m", "batch_runner", "list"], env=env,
-                            cwd=tmp_path / "config", capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "batch_runner", "list"],
+        env=env,
+        cwd=tmp_path / "config",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 78
     assert f"give --root {tmp_path}" in result.stderr and "Traceback" not in result.stderr

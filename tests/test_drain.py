@@ -101,20 +101,39 @@ def test_a_retry_next_in_line_is_not_taken_with_the_end_and_keeps_its_last_attem
 
     ctx, (first,) = queued(project, 1)
     now = time.time()
-    ctx.store.insert_run({
-        "run_id": "retry-1", "job_name": "adhoc", "kind": "adhoc",
-        "spec": adhoc_spec(["true"], 60.0), "trigger": "queue", "status": "pending",
-        "attempt": 1, "max_attempts": 2, "due_at": now, "created_at": now + 1,
-        "started_at": now - 5, "ended_at": now - 4, "exit_code": 2, "error": "exit 2: boom",
-        "log_file": "/somewhere/retry-1.log", "pgid": 4242, "attempt_status": "error",
-    })
+    ctx.store.insert_run(
+        {
+            "run_id": "retry-1",
+            "job_name": "adhoc",
+            "kind": "adhoc",
+            "spec": adhoc_spec(["true"], 60.0),
+            "trigger": "queue",
+            "status": "pending",
+            "attempt": 1,
+            "max_attempts": 2,
+            "due_at": now,
+            "created_at": now + 1,
+            "started_at": now - 5,
+            "ended_at": now - 4,
+            "exit_code": 2,
+            "error": "exit 2: boom",
+            "log_file": "/somewhere/retry-1.log",
+            "pgid": 4242,
+            "attempt_status": "error",
+        }
+    )
     with pytest.raises(BrokenPipeError):
         drain_due(ctx, None, observer=failing_on("end"))
     assert status_of(ctx, first) == ("success", 1)
     retry = ctx.store.get_run("retry-1")
     assert retry is not None
-    assert (retry["status"], retry["attempt"], retry["error"], retry["exit_code"],
-            retry["log_file"]) == ("pending", 1, "exit 2: boom", 2, "/somewhere/retry-1.log")
+    assert (
+        retry["status"],
+        retry["attempt"],
+        retry["error"],
+        retry["exit_code"],
+        retry["log_file"],
+    ) == ("pending", 1, "exit 2: boom", 2, "/somewhere/retry-1.log")
     drain_due(ctx, None)
     assert status_of(ctx, "retry-1") == ("success", 2)
 

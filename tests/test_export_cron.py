@@ -32,15 +32,25 @@ NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 SYSTEM_TZ = ZoneInfo("Etc/UTC")
 
 
-def spec(name: str, schedule_type: str = "interval", schedule_time: str = "3600",
-         **extra: Any) -> JobSpec:
-    return JobSpec(name=name, schedule_type=schedule_type,  # type: ignore[arg-type]
-                   schedule_time=schedule_time, command="true", **extra)
+def spec(
+    name: str, schedule_type: str = "interval", schedule_time: str = "3600", **extra: Any
+) -> JobSpec:
+    return JobSpec(
+        name=name,
+        schedule_type=schedule_type,  # type: ignore[arg-type]
+        schedule_time=schedule_time,
+        command="true",
+        **extra,
+    )
 
 
 def config_of(*jobs: JobSpec, root: str = "/srv/batch", log_dir: str | None = None) -> ConfigSpec:
-    return ConfigSpec(path=f"{root}/config/batch_config.json", root=root,
-                      settings=Settings(log_dir=log_dir or f"{root}/logs"), jobs=jobs)
+    return ConfigSpec(
+        path=f"{root}/config/batch_config.json",
+        root=root,
+        settings=Settings(log_dir=log_dir or f"{root}/logs"),
+        jobs=jobs,
+    )
 
 
 def fields_of(schedule_type: str, schedule_time: str) -> str:
@@ -57,41 +67,48 @@ def as_cron_runs_it(line: str) -> str:
 # --- schedules -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("schedule_time", "expected"), [
-    ("60", "* * * * *"),
-    ("120", "*/2 * * * *"),
-    ("5m", "*/5 * * * *"),
-    ("900", "*/15 * * * *"),
-    ("20m", "*/20 * * * *"),
-    ("1800", "*/30 * * * *"),
-    ("3600", "0 * * * *"),
-    ("1h", "0 * * * *"),
-    ("2h", "0 */2 * * *"),
-    ("10800", "0 */3 * * *"),
-    ("21600", "0 */6 * * *"),
-    ("8h", "0 */8 * * *"),
-    ("43200", "0 */12 * * *"),
-    ("86400", "0 0 * * *"),
-    ("1d", "0 0 * * *"),
-])
+@pytest.mark.parametrize(
+    ("schedule_time", "expected"),
+    [
+        ("60", "* * * * *"),
+        ("120", "*/2 * * * *"),
+        ("5m", "*/5 * * * *"),
+        ("900", "*/15 * * * *"),
+        ("20m", "*/20 * * * *"),
+        ("1800", "*/30 * * * *"),
+        ("3600", "0 * * * *"),
+        ("1h", "0 * * * *"),
+        ("2h", "0 */2 * * *"),
+        ("10800", "0 */3 * * *"),
+        ("21600", "0 */6 * * *"),
+        ("8h", "0 */8 * * *"),
+        ("43200", "0 */12 * * *"),
+        ("86400", "0 0 * * *"),
+        ("1d", "0 0 * * *"),
+    ],
+)
 def test_intervals_map_as_the_spec_says(schedule_time: str, expected: str) -> None:
     assert fields_of("interval", schedule_time) == expected
 
 
-@pytest.mark.parametrize(("schedule_type", "schedule_time", "expected"), [
-    ("daily", "02:00", "0 2 * * *"),
-    ("daily", "00:00", "0 0 * * *"),
-    ("daily", "23:59:00", "59 23 * * *"),
-    ("daily", "7:05", "5 7 * * *"),
-    ("weekly", "sunday", "0 0 * * 0"),
-    ("weekly", "sunday 03:30", "30 3 * * 0"),
-    ("weekly", "mon,wed,fri 09:00", "0 9 * * 1,3,5"),
-    ("weekly", "Saturday, SUN 18:45", "45 18 * * 0,6"),
-    ("weekly", "fri,mon 06:00", "0 6 * * 1,5"),
-    ("weekly", "mon,tue,wed,thu,fri,sat,sun 01:00", "0 1 * * *"),
-])
-def test_daily_and_weekly_map_to_one_line(schedule_type: str, schedule_time: str,
-                                          expected: str) -> None:
+@pytest.mark.parametrize(
+    ("schedule_type", "schedule_time", "expected"),
+    [
+        ("daily", "02:00", "0 2 * * *"),
+        ("daily", "00:00", "0 0 * * *"),
+        ("daily", "23:59:00", "59 23 * * *"),
+        ("daily", "7:05", "5 7 * * *"),
+        ("weekly", "sunday", "0 0 * * 0"),
+        ("weekly", "sunday 03:30", "30 3 * * 0"),
+        ("weekly", "mon,wed,fri 09:00", "0 9 * * 1,3,5"),
+        ("weekly", "Saturday, SUN 18:45", "45 18 * * 0,6"),
+        ("weekly", "fri,mon 06:00", "0 6 * * 1,5"),
+        ("weekly", "mon,tue,wed,thu,fri,sat,sun 01:00", "0 1 * * *"),
+    ],
+)
+def test_daily_and_weekly_map_to_one_line(
+    schedule_type: str, schedule_time: str, expected: str
+) -> None:
     assert fields_of(schedule_type, schedule_time) == expected
 
 
@@ -123,20 +140,22 @@ def test_every_whole_minute_interval_up_to_a_day_is_exact_or_refused() -> None:
         assert set(gaps) == {minutes}, minutes
         mapped.append(minutes)
     # SPEC 12: minutes that divide 60, hours that divide 24; everything else is refused.
-    assert mapped == [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60,
-                      120, 180, 240, 360, 480, 720, 1440]
+    assert mapped == [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440]
 
 
-@pytest.mark.parametrize(("schedule_time", "named"), [
-    ("90m", ["every hour ('0 * * * *')", "every 2 hours ('0 */2 * * *')"]),
-    ("5400", ["every hour", "every 2 hours"]),
-    ("30", ["every minute ('* * * * *')"]),
-    ("30s", ["every minute"]),
-    ("7h", ["every 6 hours ('0 */6 * * *')", "every 8 hours ('0 */8 * * *')"]),
-    ("45m", ["every 30 minutes ('*/30 * * * *')", "every hour ('0 * * * *')"]),
-    ("2d", ["every day ('0 0 * * *')"]),
-    ("90.5", ["every minute", "every 2 minutes"]),
-])
+@pytest.mark.parametrize(
+    ("schedule_time", "named"),
+    [
+        ("90m", ["every hour ('0 * * * *')", "every 2 hours ('0 */2 * * *')"]),
+        ("5400", ["every hour", "every 2 hours"]),
+        ("30", ["every minute ('* * * * *')"]),
+        ("30s", ["every minute"]),
+        ("7h", ["every 6 hours ('0 */6 * * *')", "every 8 hours ('0 */8 * * *')"]),
+        ("45m", ["every 30 minutes ('*/30 * * * *')", "every hour ('0 * * * *')"]),
+        ("2d", ["every day ('0 0 * * *')"]),
+        ("90.5", ["every minute", "every 2 minutes"]),
+    ],
+)
 def test_refusals_say_why_and_name_what_would_work(schedule_time: str, named: list[str]) -> None:
     with pytest.raises(CronError) as caught:
         fields_of("interval", schedule_time)
@@ -147,13 +166,24 @@ def test_refusals_say_why_and_name_what_would_work(schedule_time: str, named: li
         assert option in message
 
 
-@pytest.mark.parametrize(("schedule_type", "schedule_time", "named"), [
-    ("daily", "02:00:30", ["every day at 02:00 ('0 2 * * *')", "every day at 02:01 ('1 2 * * *')"]),
-    ("weekly", "sun 23:59:30", ["every Sunday at 23:59 ('59 23 * * 0')",
-                                "every Monday at 00:00 ('0 0 * * 1')"]),
-])
-def test_seconds_in_a_time_are_refused(schedule_type: str, schedule_time: str,
-                                       named: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("schedule_type", "schedule_time", "named"),
+    [
+        (
+            "daily",
+            "02:00:30",
+            ["every day at 02:00 ('0 2 * * *')", "every day at 02:01 ('1 2 * * *')"],
+        ),
+        (
+            "weekly",
+            "sun 23:59:30",
+            ["every Sunday at 23:59 ('59 23 * * 0')", "every Monday at 00:00 ('0 0 * * 1')"],
+        ),
+    ],
+)
+def test_seconds_in_a_time_are_refused(
+    schedule_type: str, schedule_time: str, named: list[str]
+) -> None:
     with pytest.raises(CronError) as caught:
         fields_of(schedule_type, schedule_time)
     assert "smallest unit is one minute" in str(caught.value)
@@ -176,7 +206,8 @@ def test_the_line_is_exactly_the_spec_form() -> None:
 def test_the_line_uses_the_log_dir_of_the_settings() -> None:
     config = config_of(spec("a"), log_dir="/var/log/batch")
     assert cron_line(config.jobs[0], config, PYTHON).endswith(
-        "run-job a >> /var/log/batch/cron.log 2>&1")
+        "run-job a >> /var/log/batch/cron.log 2>&1"
+    )
 
 
 def test_awkward_paths_survive_the_shell_and_cron() -> None:
@@ -185,8 +216,19 @@ def test_awkward_paths_survive_the_shell_and_cron() -> None:
     python = "/opt/my venv/bin/python"
     words = shlex.split(as_cron_runs_it(cron_line(config.jobs[0], config, python)))
     assert words == [
-        "cd", root, "&&", python, "-m", "batch_runner", "-c", f"{root}/config/batch_config.json",
-        "run-job", "a.b-c_d", ">>", f"{root}/logs/cron.log", "2>&1",
+        "cd",
+        root,
+        "&&",
+        python,
+        "-m",
+        "batch_runner",
+        "-c",
+        f"{root}/config/batch_config.json",
+        "run-job",
+        "a.b-c_d",
+        ">>",
+        f"{root}/logs/cron.log",
+        "2>&1",
     ]
 
 
@@ -203,8 +245,11 @@ def test_a_refused_line_names_the_job() -> None:
 
 
 def test_all_names_every_job_it_cannot_convert() -> None:
-    config = config_of(spec("report", "interval", "90m"), spec("ok", "daily", "02:00"),
-                       spec("odd", "interval", "7m"))
+    config = config_of(
+        spec("report", "interval", "90m"),
+        spec("ok", "daily", "02:00"),
+        spec("odd", "interval", "7m"),
+    )
     with pytest.raises(CronError) as caught:
         crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
     assert "job 'report'" in str(caught.value) and "job 'odd'" in str(caught.value)
@@ -285,7 +330,11 @@ def test_all_has_one_line_per_enabled_job_and_leaves_disabled_ones_out() -> None
     _, text = _crontab()
     job_lines = [line for line in text.splitlines() if " run-job " in line and line[0] != "#"]
     assert [line.split(" run-job ")[1].split()[0] for line in job_lines] == [
-        "nightly", "tick", "berlin", "tokyo"]
+        "nightly",
+        "tick",
+        "berlin",
+        "tokyo",
+    ]
     assert "run-job paused" not in text
     assert "# Disabled, left out: paused" in text
 
@@ -300,8 +349,12 @@ def test_all_puts_zoned_jobs_last_so_cron_tz_moves_no_other_line() -> None:
             current_zone = line.split("=", 1)[1]
         elif " run-job " in line and not line.startswith("#"):
             zone_of_job[line.split(" run-job ")[1].split()[0]] = current_zone
-    assert zone_of_job == {"nightly": None, "tick": None, "berlin": "Europe/Berlin",
-                           "tokyo": "Asia/Tokyo"}
+    assert zone_of_job == {
+        "nightly": None,
+        "tick": None,
+        "berlin": "Europe/Berlin",
+        "tokyo": "Asia/Tokyo",
+    }
     zone_lines = [i for i, line in enumerate(lines) if line.startswith("CRON_TZ=")]
     *job_zones, reset = zone_lines
     for index in job_zones:
@@ -344,19 +397,21 @@ def test_cron_needs_exactly_one_of_name_and_all(
     assert "NAME or --all" in capsys.readouterr().err
 
 
-def test_cron_of_an_unknown_job_exits_3(project: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cron_of_an_unknown_job_exits_3(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _one_job(project)
     assert cli("cron", "helo") == 3
     assert "did you mean 'hello'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("schedule_time", "nearest"), [
-    ("90m", "every hour ('0 * * * *') and every 2 hours"),
-    ("30", "every minute ('* * * * *')"),
-    ("7h", "every 6 hours ('0 */6 * * *') and every 8 hours"),
-    ("45m", "every 30 minutes ('*/30 * * * *') and every hour"),
-])
+@pytest.mark.parametrize(
+    ("schedule_time", "nearest"),
+    [
+        ("90m", "every hour ('0 * * * *') and every 2 hours"),
+        ("30", "every minute ('* * * * *')"),
+        ("7h", "every 6 hours ('0 */6 * * *') and every 8 hours"),
+        ("45m", "every 30 minutes ('*/30 * * * *') and every hour"),
+    ],
+)
 def test_cron_refuses_with_exit_2_and_one_sentence(
     project: Path, schedule_time: str, nearest: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -384,8 +439,14 @@ def test_cron_daily_seconds_exit_2(project: Path, capsys: pytest.CaptureFixture[
 def test_cron_all_prints_enabled_jobs_through_the_cli(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_config(project, [job("a", "true"), job("b", "true", enabled=False),
-                           job("c", "true", schedule_type="daily", schedule_time="04:15")])
+    write_config(
+        project,
+        [
+            job("a", "true"),
+            job("b", "true", enabled=False),
+            job("c", "true", schedule_type="daily", schedule_time="04:15"),
+        ],
+    )
     assert cli("cron", "--all") == 0
     out = capsys.readouterr().out
     assert f"# BEGIN batch_runner {project / 'config' / 'batch_config.json'}" in out
@@ -417,8 +478,12 @@ def test_cron_of_a_disabled_job_prints_it_and_warns(
 
 def _bare_env() -> dict[str, str]:
     # Exactly what cron gives a job (crontab(5)): no virtualenv, no PYTHONPATH, nothing else.
-    return {"PATH": "/usr/bin:/bin", "HOME": os.path.expanduser("~"), "SHELL": "/bin/sh",
-            "LOGNAME": os.environ.get("LOGNAME", "root")}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.path.expanduser("~"),
+        "SHELL": "/bin/sh",
+        "LOGNAME": os.environ.get("LOGNAME", "root"),
+    }
 
 
 def test_the_printed_line_runs_the_job_from_slash_with_crons_environment(
@@ -429,15 +494,30 @@ def test_the_printed_line_runs_the_job_from_slash_with_crons_environment(
         pytest.skip(f"batch_runner is not installed for this Python: {problem}")
     log_dir = project / "var" / "log"  # not <root>/logs, so the line must name it
     marker = project / "ran-in"
-    write_config(project, [job("hello", f"echo hello from cron; pwd > {marker}",
-                               schedule_type="daily", schedule_time="02:00")],
-                 settings={"log_dir": str(log_dir)})
+    write_config(
+        project,
+        [
+            job(
+                "hello",
+                f"echo hello from cron; pwd > {marker}",
+                schedule_type="daily",
+                schedule_time="02:00",
+            )
+        ],
+        settings={"log_dir": str(log_dir)},
+    )
     assert cli("cron", "hello") == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("0 2 * * * ")
 
-    result = subprocess.run(["/bin/sh", "-c", as_cron_runs_it(line)], cwd="/", env=_bare_env(),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["/bin/sh", "-c", as_cron_runs_it(line)],
+        cwd="/",
+        env=_bare_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert result.stdout == result.stderr == ""  # cron would mail anything printed here

@@ -25,19 +25,30 @@ from batch_runner.spec import ConfigSpec, JobSpec, Settings
 
 PYTHON = "/opt/batch/venv/bin/python"
 ANALYZE = shutil.which("systemd-analyze")
-needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed "
-                                   "(apt-get install systemd)")
+needs_analyze = pytest.mark.skipif(
+    ANALYZE is None, reason="systemd-analyze is not installed (apt-get install systemd)"
+)
 
 
-def spec(name: str, schedule_type: str = "interval", schedule_time: str = "3600",
-         **extra: Any) -> JobSpec:
-    return JobSpec(name=name, schedule_type=schedule_type,  # type: ignore[arg-type]
-                   schedule_time=schedule_time, command="true", **extra)
+def spec(
+    name: str, schedule_type: str = "interval", schedule_time: str = "3600", **extra: Any
+) -> JobSpec:
+    return JobSpec(
+        name=name,
+        schedule_type=schedule_type,  # type: ignore[arg-type]
+        schedule_time=schedule_time,
+        command="true",
+        **extra,
+    )
 
 
 def config_of(*jobs: JobSpec, root: str = "/srv/batch", **settings: Any) -> ConfigSpec:
-    return ConfigSpec(path=f"{root}/config/batch_config.json", root=root,
-                      settings=Settings(log_dir=f"{root}/logs", **settings), jobs=jobs)
+    return ConfigSpec(
+        path=f"{root}/config/batch_config.json",
+        root=root,
+        settings=Settings(log_dir=f"{root}/logs", **settings),
+        jobs=jobs,
+    )
 
 
 def sections(unit: str) -> dict[str, dict[str, list[str]]]:
@@ -69,16 +80,29 @@ def test_the_service_unit_has_every_directive() -> None:
     assert unit["Unit"]["After"] == ["network-online.target"]
     assert unit["Unit"]["Wants"] == ["network-online.target"]
     service = unit["Service"]
-    expected = {"Type": "notify", "NotifyAccess": "main", "WatchdogSec": "60",
-                "WorkingDirectory": "/srv/batch", "Restart": "on-failure", "KillMode": "mixed",
-                "Environment": "PYTHONUNBUFFERED=1"}
+    expected = {
+        "Type": "notify",
+        "NotifyAccess": "main",
+        "WatchdogSec": "60",
+        "WorkingDirectory": "/srv/batch",
+        "Restart": "on-failure",
+        "KillMode": "mixed",
+        "Environment": "PYTHONUNBUFFERED=1",
+    }
     for key, value in expected.items():
         assert service[key] == [value], key
     assert int(service["RestartSec"][0]) > 0
     assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert exec_argv(service["ExecStart"][0]) == [
-        PYTHON, "-m", "batch_runner", "-c", "/srv/batch/config/batch_config.json",
-        "--root", "/srv/batch", "scheduler"]
+        PYTHON,
+        "-m",
+        "batch_runner",
+        "-c",
+        "/srv/batch/config/batch_config.json",
+        "--root",
+        "/srv/batch",
+        "scheduler",
+    ]
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
 
 
@@ -114,25 +138,29 @@ def test_a_line_break_in_a_path_is_refused() -> None:
 # --- OnCalendar= ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("schedule_type", "schedule_time", "timezone", "expected"), [
-    ("daily", "02:00", None, "*-*-* 02:00:00"),
-    ("daily", "23:59:30", None, "*-*-* 23:59:30"),
-    ("daily", "02:00", "Europe/Berlin", "*-*-* 02:00:00 Europe/Berlin"),
-    ("weekly", "sunday", None, "Sun *-*-* 00:00:00"),
-    ("weekly", "mon,wed,fri 09:00", None, "Mon,Wed,Fri *-*-* 09:00:00"),
-    ("weekly", "sun,sat 18:45", "America/New_York", "Sat,Sun *-*-* 18:45:00 America/New_York"),
-    ("weekly", "mon,tue,wed,thu,fri,sat,sun 01:00", None, "*-*-* 01:00:00"),
-    ("interval", "1", None, "*-*-* *:*:0/1 UTC"),
-    ("interval", "30", None, "*-*-* *:*:0/30 UTC"),
-    ("interval", "60", None, "*-*-* *:*:00 UTC"),
-    ("interval", "15m", None, "*-*-* *:0/15:00 UTC"),
-    ("interval", "1h", "Asia/Tokyo", "*-*-* *:00:00 UTC"),
-    ("interval", "2h", None, "*-*-* 0/2:00:00 UTC"),
-    ("interval", "12h", None, "*-*-* 0/12:00:00 UTC"),
-    ("interval", "1d", None, "*-*-* 00:00:00 UTC"),
-])
-def test_on_calendar(schedule_type: str, schedule_time: str, timezone: str | None,
-                     expected: str) -> None:
+@pytest.mark.parametrize(
+    ("schedule_type", "schedule_time", "timezone", "expected"),
+    [
+        ("daily", "02:00", None, "*-*-* 02:00:00"),
+        ("daily", "23:59:30", None, "*-*-* 23:59:30"),
+        ("daily", "02:00", "Europe/Berlin", "*-*-* 02:00:00 Europe/Berlin"),
+        ("weekly", "sunday", None, "Sun *-*-* 00:00:00"),
+        ("weekly", "mon,wed,fri 09:00", None, "Mon,Wed,Fri *-*-* 09:00:00"),
+        ("weekly", "sun,sat 18:45", "America/New_York", "Sat,Sun *-*-* 18:45:00 America/New_York"),
+        ("weekly", "mon,tue,wed,thu,fri,sat,sun 01:00", None, "*-*-* 01:00:00"),
+        ("interval", "1", None, "*-*-* *:*:0/1 UTC"),
+        ("interval", "30", None, "*-*-* *:*:0/30 UTC"),
+        ("interval", "60", None, "*-*-* *:*:00 UTC"),
+        ("interval", "15m", None, "*-*-* *:0/15:00 UTC"),
+        ("interval", "1h", "Asia/Tokyo", "*-*-* *:00:00 UTC"),
+        ("interval", "2h", None, "*-*-* 0/2:00:00 UTC"),
+        ("interval", "12h", None, "*-*-* 0/12:00:00 UTC"),
+        ("interval", "1d", None, "*-*-* 00:00:00 UTC"),
+    ],
+)
+def test_on_calendar(
+    schedule_type: str, schedule_time: str, timezone: str | None, expected: str
+) -> None:
     assert on_calendar(parse_schedule(schedule_type, schedule_time), timezone) == expected
 
 
@@ -144,9 +172,18 @@ def test_intervals_without_a_steady_calendar_step_have_none(schedule_time: str) 
 def _elapses(expression: str, base: datetime, count: int) -> list[datetime]:
     assert ANALYZE is not None
     result = subprocess.run(
-        [ANALYZE, "calendar", f"--iterations={count}",
-         f"--base-time={base.strftime('%Y-%m-%d %H:%M:%S')} UTC", expression],
-        capture_output=True, text=True, timeout=30, env={"TZ": "UTC", "PATH": "/usr/bin:/bin"})
+        [
+            ANALYZE,
+            "calendar",
+            f"--iterations={count}",
+            f"--base-time={base.strftime('%Y-%m-%d %H:%M:%S')} UTC",
+            expression,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"TZ": "UTC", "PATH": "/usr/bin:/bin"},
+    )
     if "--base-time" in result.stderr:
         pytest.skip("this systemd-analyze has no --base-time (systemd < 250)")
     assert result.returncode == 0, result.stderr
@@ -211,19 +248,23 @@ def test_the_timer_pair_runs_the_job_through_run_job() -> None:
 
 
 def test_catch_up_and_jitter() -> None:
-    config = config_of(spec("a", "weekly", "mon 09:00", catch_up=True, jitter=90),
-                       spec("b", "daily", "09:00"))
+    config = config_of(
+        spec("a", "weekly", "mon 09:00", catch_up=True, jitter=90), spec("b", "daily", "09:00")
+    )
     timer_a = sections(timer_units(config.jobs[0], config, PYTHON)[1])["Timer"]
     timer_b = sections(timer_units(config.jobs[1], config, PYTHON)[1])["Timer"]
     assert timer_a["Persistent"] == ["true"] and timer_a["RandomizedDelaySec"] == ["90s"]
     assert timer_b["Persistent"] == ["false"] and "RandomizedDelaySec" not in timer_b
 
 
-@pytest.mark.parametrize(("schedule_time", "catch_up", "boot", "active"), [
-    ("90m", False, "5400s", "5400s"),
-    ("7h", True, "0", "25200s"),
-    ("1.5", False, "1.5s", "1.5s"),
-])
+@pytest.mark.parametrize(
+    ("schedule_time", "catch_up", "boot", "active"),
+    [
+        ("90m", False, "5400s", "5400s"),
+        ("7h", True, "0", "25200s"),
+        ("1.5", False, "1.5s", "1.5s"),
+    ],
+)
 def test_intervals_without_a_steady_calendar_step_use_monotonic_timers(
     schedule_time: str, catch_up: bool, boot: str, active: str
 ) -> None:
@@ -262,8 +303,12 @@ def test_systemd_analyze_verifies_every_unit(tmp_path: Path) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     assert ANALYZE is not None
-    result = subprocess.run([ANALYZE, "verify", *(str(tmp_path / name) for name in files)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [ANALYZE, "verify", *(str(tmp_path / name) for name in files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert str(tmp_path) not in result.stderr, result.stderr  # no complaint about our files
 
@@ -271,15 +316,21 @@ def test_systemd_analyze_verifies_every_unit(tmp_path: Path) -> None:
 # --- the command line ----------------------------------------------------------------------
 
 
-def test_systemd_prints_the_service_unit(project: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_systemd_prints_the_service_unit(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_config(project, [job("a", "true")], settings={"shutdown_grace": 100, "kill_grace": 20})
     assert cli("systemd") == 0
     unit = sections(capsys.readouterr().out)
     argv = exec_argv(unit["Service"]["ExecStart"][0])
-    assert argv == [sys.executable, "-m", "batch_runner",
-                    "-c", str(project / "config" / "batch_config.json"),
-                    "--root", str(project), "scheduler"]
+    assert argv == [
+        sys.executable,
+        "-m",
+        "batch_runner",
+        "-c",
+        str(project / "config" / "batch_config.json"),
+        "--root",
+        str(project),
+        "scheduler",
+    ]
     assert Path(argv[0]).is_absolute()
     assert int(unit["Service"]["TimeoutStopSec"][0]) > 120
 

@@ -25,14 +25,18 @@ class Clocks:
 
 @pytest.fixture
 def scheduler(project: Path) -> tuple[Scheduler, Clocks]:
-    path = write_config(project, [
-        job("minutely", "true", schedule_time="60"),
-        job("hourly", "true", schedule_time="1h"),
-        job("daily", "true", schedule_type="daily", schedule_time="03:00"),
-    ])
+    path = write_config(
+        project,
+        [
+            job("minutely", "true", schedule_time="60"),
+            job("hourly", "true", schedule_time="1h"),
+            job("daily", "true", schedule_type="daily", schedule_time="03:00"),
+        ],
+    )
     clocks = Clocks()
-    sched = Scheduler(path, project, clock=lambda: clocks.wall, rand=lambda: 0.0,
-                      monotonic=lambda: clocks.mono)
+    sched = Scheduler(
+        path, project, clock=lambda: clocks.wall, rand=lambda: 0.0, monotonic=lambda: clocks.mono
+    )
     sched._plan_all(start_up=True)
     return sched, clocks
 
@@ -54,7 +58,8 @@ def test_a_jump_forward_by_a_day_fires_each_job_once(scheduler: tuple[Scheduler,
 
 
 def test_a_jump_back_by_a_day_replans_so_nothing_waits_it_out(
-        scheduler: tuple[Scheduler, Clocks]) -> None:
+    scheduler: tuple[Scheduler, Clocks],
+) -> None:
     sched, clocks = scheduler
     clocks.advance(1, wall_jump=-DAY)
     sched.check_clock()

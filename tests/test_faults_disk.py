@@ -22,8 +22,12 @@ def small_disk(project: Path) -> Iterator[Path]:
         pytest.skip("mounting a small tmpfs as the log dir needs root")
     logs = project / "logs"
     logs.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
-                              str(logs)], capture_output=True, text=True, timeout=10)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(logs)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
     try:
@@ -70,8 +74,10 @@ def test_a_disk_filled_during_the_run_loses_no_run(small_disk: Path) -> None:
     # The job itself fills the disk: the run log and the result cannot be written.
     root = small_disk
     filler = root / "logs" / "filler"
-    write_config(root, [job("quick", "echo quick"),
-                        job("fill", f"head -c 4M /dev/zero > {filler}; seq 100000")])
+    write_config(
+        root,
+        [job("quick", "echo quick"), job("fill", f"head -c 4M /dev/zero > {filler}; seq 100000")],
+    )
     assert run_cli(root, "run-job", "quick").returncode == 0
     error = _one_sentence_error(run_cli(root, "run-job", "fill"))
     assert "No space left" in error
@@ -114,13 +120,16 @@ def test_a_result_that_cannot_be_written_still_ends_the_run_as_it_ended(project:
     assert list(runs(project).values()) == ["success"] * 3
 
 
-
 def test_a_result_that_cannot_be_written_before_a_retry_leaves_no_run_behind(
     project: Path,
 ) -> None:
-    write_config(project, [job("quick", "echo quick"),
-                           job("flaky", "echo no; exit 1", max_attempts=2, backoff="fixed",
-                               backoff_seconds=0.1)])
+    write_config(
+        project,
+        [
+            job("quick", "echo quick"),
+            job("flaky", "echo no; exit 1", max_attempts=2, backoff="fixed", backoff_seconds=0.1),
+        ],
+    )
     assert run_cli(project, "run-job", "quick").returncode == 0
     (results,) = (project / "logs" / "batch").glob("batch_*.jsonl")
     results.unlink()

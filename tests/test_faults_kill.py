@@ -44,14 +44,17 @@ def queue_many(root: Path, count: int, ledger: Path, job_sleep: float = 0.0) -> 
     for _ in range(count):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            assert main(["queue", "add", "--", "sh", "-c",
-                         f"echo $BATCH_RUN_ID >> {ledger}{pause}"]) == 0
+            assert (
+                main(["queue", "add", "--", "sh", "-c", f"echo $BATCH_RUN_ID >> {ledger}{pause}"])
+                == 0
+            )
         ids.append(out.getvalue().strip())
     return ids
 
 
-def kill_loop(root: Path, argv: list[str], kills: int, seed: int,
-              refill: Callable[[], None] | None = None) -> None:
+def kill_loop(
+    root: Path, argv: list[str], kills: int, seed: int, refill: Callable[[], None] | None = None
+) -> None:
     """Start ``argv`` and SIGKILL it after 0.05-0.8 s, ``kills`` times; ``refill`` before each."""
     rng = random.Random(seed)
     for _ in range(kills):
@@ -91,14 +94,18 @@ def kill_project(project: Path) -> Path:
     return project
 
 
-def test_worker_killed_at_random_moments_loses_nothing(
-        kill_project: Path, soak: bool) -> None:
+def test_worker_killed_at_random_moments_loses_nothing(kill_project: Path, soak: bool) -> None:
     root = kill_project
     ledger = root / "ledger"
     kills = 1000 if soak else 20
     accepted = queue_many(root, 50, ledger, job_sleep=0.01)
-    kill_loop(root, ["queue", "worker", "--forever"], kills, seed=8,
-              refill=lambda: accepted.extend(queue_many(root, 10, ledger, job_sleep=0.01)))
+    kill_loop(
+        root,
+        ["queue", "worker", "--forever"],
+        kills,
+        seed=8,
+        refill=lambda: accepted.extend(queue_many(root, 10, ledger, job_sleep=0.01)),
+    )
     drained = run_cli(root, "queue", "worker", timeout=300)
     assert drained.returncode in (0, 1), drained.stderr
     assert "Traceback" not in drained.stderr
@@ -108,13 +115,15 @@ def test_worker_killed_at_random_moments_loses_nothing(
     print(f"\nworker: {kills} kills, {len(accepted)} runs: {dict(counts)}")
 
 
-def test_scheduler_killed_at_random_moments_loses_nothing(
-        kill_project: Path, soak: bool) -> None:
+def test_scheduler_killed_at_random_moments_loses_nothing(kill_project: Path, soak: bool) -> None:
     root = kill_project
     ledger = root / "ledger"
     sched_ledger = root / "sched-ledger"
-    write_config(root, [job("every", f"echo $BATCH_RUN_ID >> {sched_ledger}",
-                            schedule_time="1")], settings={"kill_grace": 0.5})
+    write_config(
+        root,
+        [job("every", f"echo $BATCH_RUN_ID >> {sched_ledger}", schedule_time="1")],
+        settings={"kill_grace": 0.5},
+    )
     kills = 200 if soak else 4
     accepted = queue_many(root, 400 if soak else 60, ledger)
     rng = random.Random(13)
@@ -132,14 +141,16 @@ def test_scheduler_killed_at_random_moments_loses_nothing(
     assert queued["success"] + queued["interrupted"] == len(accepted), queued
     # The interval job's runs also start once each.
     scheduled = Counter(sched_ledger.read_text().split()) if sched_ledger.exists() else Counter()
-    assert all(scheduled[r] == 1 for r, s in status.items()
-               if s == "success" and r not in set(accepted))
+    assert all(
+        scheduled[r] == 1 for r, s in status.items() if s == "success" and r not in set(accepted)
+    )
     assert len(status) > len(accepted), "the interval job never ran"
     print(f"\nscheduler: {kills} kills, {len(status)} runs: {dict(counts)}")
 
 
 def test_producers_workers_and_a_scheduler_at_once_run_everything_exactly_once(
-        kill_project: Path) -> None:
+    kill_project: Path,
+) -> None:
     root = kill_project
     ledger = root / "ledger"
     daemons = [start(root, "queue", "worker", "--forever") for _ in range(2)]
@@ -152,10 +163,14 @@ def test_producers_workers_and_a_scheduler_at_once_run_everything_exactly_once(
         "        assert main(['queue', 'add', '--', 'sh', '-c',\n"
         f"                     'echo $BATCH_RUN_ID >> {ledger}']) == 0\n"
     )
-    env = {**os.environ, "BATCH_RUNNER_ROOT": str(root),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    producers = [subprocess.Popen([sys.executable, "-c", producer], env=env, cwd=root)
-                 for _ in range(8)]
+    env = {
+        **os.environ,
+        "BATCH_RUNNER_ROOT": str(root),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    producers = [
+        subprocess.Popen([sys.executable, "-c", producer], env=env, cwd=root) for _ in range(8)
+    ]
     try:
         for p in producers:
             assert p.wait(timeout=120) == 0

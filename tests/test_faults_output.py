@@ -33,8 +33,14 @@ WRAPPER = (
 
 def run_job_measured(root: Path, name: str, timeout: float = 240) -> tuple[int, int, str]:
     """``run-job NAME`` in a subprocess: (exit code, peak RSS in KiB, stderr)."""
-    result = subprocess.run([sys.executable, "-c", WRAPPER, "run-job", name], env=env_for(root),
-                            cwd=root, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", WRAPPER, "run-job", name],
+        env=env_for(root),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     lines = result.stderr.splitlines()
     rss = int(next(line.split()[1] for line in lines if line.startswith("maxrss")))
     return result.returncode, rss, result.stderr
@@ -58,11 +64,15 @@ def check(root: Path, name: str) -> dict:
 @pytest.fixture
 def abuse(project: Path, soak: bool) -> Path:
     flood_mb = 1024 if soak else 300
-    write_config(project, [
-        job("flood", f"head -c {flood_mb}M /dev/zero | tr '\\0' 'x' | fold -w 100"),
-        job("one_line", "head -c 50M /dev/zero | tr '\\0' 'y'"),
-        job("garbage", "head -c 20M /dev/urandom"),
-    ], settings={"run_log_max_bytes": 2 * 1024 * 1024, "output_max_bytes": 65536})
+    write_config(
+        project,
+        [
+            job("flood", f"head -c {flood_mb}M /dev/zero | tr '\\0' 'x' | fold -w 100"),
+            job("one_line", "head -c 50M /dev/zero | tr '\\0' 'y'"),
+            job("garbage", "head -c 20M /dev/urandom"),
+        ],
+        settings={"run_log_max_bytes": 2 * 1024 * 1024, "output_max_bytes": 65536},
+    )
     return project
 
 

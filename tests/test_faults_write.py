@@ -38,19 +38,24 @@ from batch_runner.config.loader import validate_file
 
 def _status_of(root: Path, name: str) -> list[str]:
     with sqlite3.connect(database(root), timeout=30) as db:
-        rows = db.execute("SELECT status FROM runs WHERE job_name = ? ORDER BY seq",
-                          (name,)).fetchall()
+        rows = db.execute(
+            "SELECT status FROM runs WHERE job_name = ? ORDER BY seq", (name,)
+        ).fetchall()
     return [r[0] for r in rows]
 
 
 @pytest.fixture
 def write_project(project: Path) -> Path:
     marker = project / "started"
-    write_config(project, [
-        job("long", f"touch {marker}; sleep 30"),
-        job("suicide", "echo last words; kill -9 $PPID; sleep 5"),
-        job("quick", "echo quick"),
-    ], settings={"kill_grace": 0.5})
+    write_config(
+        project,
+        [
+            job("long", f"touch {marker}; sleep 30"),
+            job("suicide", "echo last words; kill -9 $PPID; sleep 5"),
+            job("quick", "echo quick"),
+        ],
+        settings={"kill_grace": 0.5},
+    )
     return project
 
 
@@ -78,21 +83,34 @@ def test_runner_killed_in_the_jobs_last_instant(write_project: Path) -> None:
     assert _status_of(root, "suicide") == ["interrupted"]
     assert integrity(root) == "ok"
     assert [r["status"] for r in jsonl_records(root) if r["job_name"] == "suicide"] == [
-        "interrupted"]
+        "interrupted"
+    ]
 
 
-def test_a_config_edit_killed_at_random_moments_is_never_partial(
-        project: Path, soak: bool) -> None:
+def test_a_config_edit_killed_at_random_moments_is_never_partial(project: Path, soak: bool) -> None:
     path = write_config(project, [job("j0", "true")])
     rng = random.Random(5)
     seen_new = 0
     for i in range(1, (200 if soak else 6) + 1):
         before = json.loads(path.read_text())
         editor = subprocess.Popen(
-            [sys.executable, "-m", "batch_runner", "add", f"j{i}", "echo hi",
-             "--type", "interval", "--time", "60"],
-            env=env_for(project), cwd=project, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "batch_runner",
+                "add",
+                f"j{i}",
+                "echo hi",
+                "--type",
+                "interval",
+                "--time",
+                "60",
+            ],
+            env=env_for(project),
+            cwd=project,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.2, 1.2))  # `add` takes ~1 s here
         editor.send_signal(signal.SIGKILL)
         editor.wait(timeout=10)
@@ -111,8 +129,13 @@ def test_the_runner_is_the_jobs_parent(write_project: Path) -> None:
     out = root / "ppid"
     write_config(root, [job("who", f"echo $PPID > {out}")])
     env = env_for(root)
-    runner = subprocess.Popen([sys.executable, "-m", "batch_runner", "run-job", "who"], env=env,
-                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", "run-job", "who"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert runner.wait(timeout=30) == 0
     assert int(out.read_text()) == runner.pid
     assert os.getpid() != runner.pid

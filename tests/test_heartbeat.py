@@ -35,34 +35,56 @@ def test_a_successful_run_pings_start_then_success(project: Path, http: HttpServ
 def test_each_attempt_pings_start_and_the_run_pings_fail_once(
     project: Path, http: HttpServer
 ) -> None:
-    write_config(project, [job("bad", "false", max_attempts=2, backoff="fixed", backoff_seconds=0,
-                               ping_url=f"{http.url}/ping/abc/")])
+    write_config(
+        project,
+        [
+            job(
+                "bad",
+                "false",
+                max_attempts=2,
+                backoff="fixed",
+                backoff_seconds=0,
+                ping_url=f"{http.url}/ping/abc/",
+            )
+        ],
+    )
     assert run_cli(project, "run-job", "bad").returncode == 1
     assert http.paths() == ["/ping/abc/start", "/ping/abc/start", "/ping/abc/fail"]
 
 
 def test_a_timeout_pings_fail(project: Path, http: HttpServer) -> None:
-    write_config(project, [job("slow", "sleep 5", timeout=0.2, ping_url=f"{http.url}/p")],
-                 settings={"kill_grace": 0.1})
+    write_config(
+        project,
+        [job("slow", "sleep 5", timeout=0.2, ping_url=f"{http.url}/p")],
+        settings={"kill_grace": 0.1},
+    )
     assert run_cli(project, "run-job", "slow").returncode == 124
     assert http.paths() == ["/p/start", "/p/fail"]
 
 
 def test_the_settings_ping_url_is_the_default(project: Path, http: HttpServer) -> None:
-    write_config(project, [job("a", "true"), job("b", "true", ping_url=f"{http.url}/own")],
-                 settings={"ping_url": f"{http.url}/shared"})
+    write_config(
+        project,
+        [job("a", "true"), job("b", "true", ping_url=f"{http.url}/own")],
+        settings={"ping_url": f"{http.url}/shared"},
+    )
     assert run_cli(project, "run-job", "a").returncode == 0
     assert run_cli(project, "run-job", "b").returncode == 0
     assert http.paths() == ["/shared/start", "/shared", "/own/start", "/own"]
 
 
 def test_an_interrupted_run_sends_no_final_ping(project: Path, http: HttpServer) -> None:
-    write_config(project, [job("long", "sleep 30", ping_url=f"{http.url}/p")],
-                 settings={"kill_grace": 0.2})
+    write_config(
+        project, [job("long", "sleep 30", ping_url=f"{http.url}/p")], settings={"kill_grace": 0.2}
+    )
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(project), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "batch_runner", "run-job", "long"],
-                            cwd=project, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", "run-job", "long"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: http.paths() == ["/p/start"])
         proc.send_signal(signal.SIGTERM)
@@ -112,20 +134,32 @@ def test_the_ping_timeout_is_ten_seconds() -> None:
     assert heartbeat.PING_TIMEOUT == 10.0
 
 
-@pytest.mark.parametrize(("url", "signal", "expected"), [
-    ("https://hc-ping.com/u-u-i-d", "start", "https://hc-ping.com/u-u-i-d/start"),
-    ("https://hc-ping.com/u-u-i-d/", "fail", "https://hc-ping.com/u-u-i-d/fail"),
-    ("https://hc-ping.com/u-u-i-d", "success", "https://hc-ping.com/u-u-i-d"),
-    ("https://hc.example/ping/key/slug?create=1", "start",
-     "https://hc.example/ping/key/slug/start?create=1"),
-])
+@pytest.mark.parametrize(
+    ("url", "signal", "expected"),
+    [
+        ("https://hc-ping.com/u-u-i-d", "start", "https://hc-ping.com/u-u-i-d/start"),
+        ("https://hc-ping.com/u-u-i-d/", "fail", "https://hc-ping.com/u-u-i-d/fail"),
+        ("https://hc-ping.com/u-u-i-d", "success", "https://hc-ping.com/u-u-i-d"),
+        (
+            "https://hc.example/ping/key/slug?create=1",
+            "start",
+            "https://hc.example/ping/key/slug/start?create=1",
+        ),
+    ],
+)
 def test_signal_url(url: str, signal: Any, expected: str) -> None:
     assert heartbeat.signal_url(url, signal) == expected
 
 
-@pytest.mark.parametrize(("status", "signal"), [
-    ("success", "success"), ("error", "fail"), ("timeout", "fail"),
-    ("stopped", None), ("interrupted", None),  # neither succeeded nor failed: no final ping
-])
+@pytest.mark.parametrize(
+    ("status", "signal"),
+    [
+        ("success", "success"),
+        ("error", "fail"),
+        ("timeout", "fail"),
+        ("stopped", None),
+        ("interrupted", None),  # neither succeeded nor failed: no final ping
+    ],
+)
 def test_final_signal(status: str, signal: str | None) -> None:
     assert final_signal(status) == signal

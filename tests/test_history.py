@@ -11,11 +11,25 @@ from conftest import job, run_cli, write_config
 
 def _record(name: str, start: datetime, seconds: float, status: str = "success") -> dict:
     end = start + timedelta(seconds=seconds)
-    return {"job_name": name, "start_time": start.isoformat(), "end_time": end.isoformat(),
-            "status": status, "output": "", "error": None, "run_id": f"r-{name}",
-            "attempt": 1, "max_attempts": 1, "exit_code": 0, "duration_seconds": seconds,
-            "trigger": "manual", "scheduled_for": None, "output_truncated": False,
-            "log_file": None, "host": "h", "pid": 1}
+    return {
+        "job_name": name,
+        "start_time": start.isoformat(),
+        "end_time": end.isoformat(),
+        "status": status,
+        "output": "",
+        "error": None,
+        "run_id": f"r-{name}",
+        "attempt": 1,
+        "max_attempts": 1,
+        "exit_code": 0,
+        "duration_seconds": seconds,
+        "trigger": "manual",
+        "scheduled_for": None,
+        "output_truncated": False,
+        "log_file": None,
+        "host": "h",
+        "pid": 1,
+    }
 
 
 def _write_results(root: Path, records: list[dict]) -> None:
@@ -37,12 +51,15 @@ def _history(root: Path, *argv: str) -> list[dict]:
 def test_history_is_newest_start_first_whatever_order_runs_ended_in(project: Path) -> None:
     write_config(project, [job(n, "true") for n in ("long", "short", "mid", "late")])
     base = datetime.now().astimezone().replace(hour=1, minute=0, second=0, microsecond=0)
-    _write_results(project, [
-        _record("long", base, 3600),                                   # ends last
-        _record("short", base + timedelta(minutes=10), 1),
-        _record("mid", base + timedelta(minutes=20), 600),
-        _record("late", base + timedelta(minutes=30), 1),
-    ])
+    _write_results(
+        project,
+        [
+            _record("long", base, 3600),  # ends last
+            _record("short", base + timedelta(minutes=10), 1),
+            _record("mid", base + timedelta(minutes=20), 600),
+            _record("late", base + timedelta(minutes=30), 1),
+        ],
+    )
     assert [r["job_name"] for r in _history(project)] == ["late", "mid", "short", "long"]
     assert [r["job_name"] for r in _history(project, "--limit", "2")] == ["late", "mid"]
     since = (base + timedelta(minutes=15)).isoformat()
@@ -51,17 +68,32 @@ def test_history_is_newest_start_first_whatever_order_runs_ended_in(project: Pat
 
 def test_history_json_has_every_run_key(project: Path) -> None:
     write_config(project, [job("a", "true")])
-    queued = run_cli(project, "queue", "add", "--priority", "2", "--",
-                     "batch_runner progress --percent 40 halfway")
+    queued = run_cli(
+        project,
+        "queue",
+        "add",
+        "--priority",
+        "2",
+        "--",
+        "batch_runner progress --percent 40 halfway",
+    )
     assert queued.returncode == 0, queued.stderr
     assert run_cli(project, "queue", "worker").returncode == 0
     (run,) = _history(project)
-    for key in ("run_id", "job_name", "status", "priority", "progress_percent",
-                "progress_message", "start_time", "end_time", "exit_code"):
+    for key in (
+        "run_id",
+        "job_name",
+        "status",
+        "priority",
+        "progress_percent",
+        "progress_message",
+        "start_time",
+        "end_time",
+        "exit_code",
+    ):
         assert key in run
     assert run["status"] == "success", run
-    assert (run["priority"], run["progress_percent"], run["progress_message"]) == (
-        2, 40, "halfway")
+    assert (run["priority"], run["progress_percent"], run["progress_message"]) == (2, 40, "halfway")
     # Once the queue has forgotten the run, they are no longer known.
     assert run_cli(project, "queue", "clean", "--keep-days", "0").returncode == 0
     (run,) = _history(project)
@@ -124,6 +156,7 @@ def test_a_canceled_run_has_no_start_and_is_listed_when_it_was_canceled(project:
 def test_a_since_beyond_the_calendar_in_local_time_is_a_usage_error(project: Path) -> None:
     write_config(project, [job("a", "true")])
     # Year 9999 in New York is year 10000 in UTC: past what datetime holds.
-    result = run_cli(project, "history", "--since", "9999-12-31T23:59:59",
-                     env={"TZ": "America/New_York"})
+    result = run_cli(
+        project, "history", "--since", "9999-12-31T23:59:59", env={"TZ": "America/New_York"}
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

@@ -37,26 +37,54 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def attempt(
-    tmp_path: Path, url: str, *, timeout: float = 5, environ: dict[str, str] | None = None,
-    cancel: Any = None, run_log_max_bytes: int = 10 * 1024 * 1024, **http: Any,
+    tmp_path: Path,
+    url: str,
+    *,
+    timeout: float = 5,
+    environ: dict[str, str] | None = None,
+    cancel: Any = None,
+    run_log_max_bytes: int = 10 * 1024 * 1024,
+    **http: Any,
 ) -> AttemptOutcome:
     """One attempt of ``{"url": url, **http}``; settings.http keys go in ``http`` too."""
     keys = ("max_response_bytes", "mask_headers", "allow_hosts")
     settings = {k: (tuple(v) if isinstance(v, list) else v) for k, v in http.items() if k in keys}
-    request_http = {"method": "GET", "url": url, "headers": {}, "params": {}, "body": None,
-                    **{k: v for k, v in http.items() if k not in keys}}
-    config = ConfigSpec(str(tmp_path / "config.json"), str(tmp_path),
-                        Settings(log_dir=str(tmp_path / "logs"), http=HttpSettings(**settings)),
-                        ())
-    run = {"run_id": "r1", "job_name": "j", "attempt": 1,
-           "spec": {"type": "http", "http": request_http, "timeout": timeout}}
-    request = AttemptRequest(
-        run_id="r1", job_name="j", attempt=1, argv=[], cwd=str(tmp_path), env={},
-        timeout=timeout, kill_grace=1, log_path=tmp_path / "logs" / "runs" / "r1.log",
-        run_log_max_bytes=run_log_max_bytes, output_max_bytes=65536,
+    request_http = {
+        "method": "GET",
+        "url": url,
+        "headers": {},
+        "params": {},
+        "body": None,
+        **{k: v for k, v in http.items() if k not in keys},
+    }
+    config = ConfigSpec(
+        str(tmp_path / "config.json"),
+        str(tmp_path),
+        Settings(log_dir=str(tmp_path / "logs"), http=HttpSettings(**settings)),
+        (),
     )
-    return run_attempt(RunnerContext(config=config), run, request, cancel=cancel,
-                       environ=environ or {})
+    run = {
+        "run_id": "r1",
+        "job_name": "j",
+        "attempt": 1,
+        "spec": {"type": "http", "http": request_http, "timeout": timeout},
+    }
+    request = AttemptRequest(
+        run_id="r1",
+        job_name="j",
+        attempt=1,
+        argv=[],
+        cwd=str(tmp_path),
+        env={},
+        timeout=timeout,
+        kill_grace=1,
+        log_path=tmp_path / "logs" / "runs" / "r1.log",
+        run_log_max_bytes=run_log_max_bytes,
+        output_max_bytes=65536,
+    )
+    return run_attempt(
+        RunnerContext(config=config), run, request, cancel=cancel, environ=environ or {}
+    )
 
 
 def run_log(tmp_path: Path) -> str:
@@ -86,9 +114,7 @@ def test_200_text_is_decoded_with_its_charset(tmp_path: Path, server: Server) ->
     assert outcome.extra["response_body"] == "héllo wörld\n"
 
 
-def test_500_is_an_error_with_the_status_line_and_the_body(
-    tmp_path: Path, server: Server
-) -> None:
+def test_500_is_an_error_with_the_status_line_and_the_body(tmp_path: Path, server: Server) -> None:
     outcome = attempt(tmp_path, server.url("/fail"))
     assert outcome.status == "error"
     assert outcome.error.splitlines()[0] == "HTTP 500 Internal Server Error"
@@ -150,8 +176,12 @@ def test_untrusted_certificate_is_a_tls_error(tmp_path: Path, tls_server: Server
 
 def test_a_stop_request_ends_the_attempt_at_once(tmp_path: Path, server: Server) -> None:
     began = time.monotonic()
-    outcome = attempt(tmp_path, server.url("/slow?s=5"), timeout=30,
-                      cancel=lambda: "stopped" if time.monotonic() - began > 0.3 else None)
+    outcome = attempt(
+        tmp_path,
+        server.url("/slow?s=5"),
+        timeout=30,
+        cancel=lambda: "stopped" if time.monotonic() - began > 0.3 else None,
+    )
     assert time.monotonic() - began < 2
     assert (outcome.status, outcome.error) == ("stopped", "stopped by request")
 
@@ -160,9 +190,14 @@ def test_a_stop_request_ends_the_attempt_at_once(tmp_path: Path, server: Server)
 
 
 def test_method_params_headers_and_json_body_are_sent(tmp_path: Path, server: Server) -> None:
-    outcome = attempt(tmp_path, server.url("/echo?fixed=1"), method="POST",
-                      params={"q": "a b", "n": "2"}, headers={"X-Trace": "t-1"},
-                      body={"name": "nightly", "n": 3})
+    outcome = attempt(
+        tmp_path,
+        server.url("/echo?fixed=1"),
+        method="POST",
+        params={"q": "a b", "n": "2"},
+        headers={"X-Trace": "t-1"},
+        body={"name": "nightly", "n": 3},
+    )
     assert outcome.status == "success"
     [seen] = server.seen
     assert seen.method == "POST"
@@ -173,18 +208,28 @@ def test_method_params_headers_and_json_body_are_sent(tmp_path: Path, server: Se
 
 
 def test_a_string_body_is_sent_as_it_is(tmp_path: Path, server: Server) -> None:
-    attempt(tmp_path, server.url("/echo"), method="PUT", body="a=1&b=2",
-            headers={"content-type": "application/x-www-form-urlencoded"})
+    attempt(
+        tmp_path,
+        server.url("/echo"),
+        method="PUT",
+        body="a=1&b=2",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     [seen] = server.seen
     assert seen.body == b"a=1&b=2"
     assert seen.headers["Content-Type"] == "application/x-www-form-urlencoded"
 
 
 def test_variables_are_resolved_when_the_attempt_starts(tmp_path: Path, server: Server) -> None:
-    outcome = attempt(tmp_path, server.url("/echo"), method="POST",
-                      environ={"API_TOKEN": "tok-123456", "WHO": "ops"},
-                      headers={"Authorization": "Bearer ${API_TOKEN}"},
-                      params={"who": "${WHO}"}, body={"note": "by ${WHO}, $${LITERAL}"})
+    outcome = attempt(
+        tmp_path,
+        server.url("/echo"),
+        method="POST",
+        environ={"API_TOKEN": "tok-123456", "WHO": "ops"},
+        headers={"Authorization": "Bearer ${API_TOKEN}"},
+        params={"who": "${WHO}"},
+        body={"note": "by ${WHO}, $${LITERAL}"},
+    )
     assert outcome.status == "success"
     [seen] = server.seen
     assert seen.headers["Authorization"] == "Bearer tok-123456"
@@ -227,8 +272,9 @@ def test_endless_body_is_cut_at_the_cap_and_memory_stays_bounded(
 
 
 def test_the_run_log_is_bounded(tmp_path: Path, server: Server) -> None:
-    outcome = attempt(tmp_path, server.url("/endless"), max_response_bytes=200_000,
-                      run_log_max_bytes=10_000)
+    outcome = attempt(
+        tmp_path, server.url("/endless"), max_response_bytes=200_000, run_log_max_bytes=10_000
+    )
     assert outcome.output_truncated is True
     log = run_log(tmp_path)
     assert len(log) < 11_000 and "bytes cut here" in log
@@ -242,15 +288,13 @@ def test_a_host_not_allowed_is_refused_before_any_connection(
 ) -> None:
     outcome = attempt(tmp_path, server.url("/json"), allow_hosts=["api.example.com"])
     assert outcome.status == "error"
-    assert outcome.error == ("host not allowed: 127.0.0.1 is not in "
-                             "settings.http.allow_hosts")
+    assert outcome.error == ("host not allowed: 127.0.0.1 is not in settings.http.allow_hosts")
     assert server.seen == []
 
 
 def test_redirect_to_an_allowed_host_is_followed(tmp_path: Path, server: Server) -> None:
     target = server.url("/json")
-    outcome = attempt(tmp_path, server.url(f"/redirect?to={target}"),
-                      allow_hosts=["127.0.0.1"])
+    outcome = attempt(tmp_path, server.url(f"/redirect?to={target}"), allow_hosts=["127.0.0.1"])
     assert outcome.status == "success"
     assert outcome.extra["response_body"] == {"ok": True, "items": [1, 2]}
     assert f"after 1 redirect to {target}" in outcome.output
@@ -258,11 +302,11 @@ def test_redirect_to_an_allowed_host_is_followed(tmp_path: Path, server: Server)
 
 def test_redirect_to_a_host_not_allowed_is_refused(tmp_path: Path, server: Server) -> None:
     target = server.url("/json", host="localhost")
-    outcome = attempt(tmp_path, server.url(f"/redirect?to={target}"),
-                      allow_hosts=["127.0.0.1"])
+    outcome = attempt(tmp_path, server.url(f"/redirect?to={target}"), allow_hosts=["127.0.0.1"])
     assert outcome.status == "error"
-    assert outcome.error == ("redirect refused: host not allowed: localhost is not in "
-                             "settings.http.allow_hosts")
+    assert outcome.error == (
+        "redirect refused: host not allowed: localhost is not in settings.http.allow_hosts"
+    )
     assert server.hits == {"/redirect": 1}
 
 
@@ -270,8 +314,11 @@ def test_credentials_do_not_follow_a_redirect_to_another_origin(
     tmp_path: Path, server: Server
 ) -> None:
     target = server.url("/echo", host="localhost")
-    outcome = attempt(tmp_path, server.url(f"/redirect?to={target}"),
-                      headers={"Authorization": "Bearer secret-token", "X-Trace": "t"})
+    outcome = attempt(
+        tmp_path,
+        server.url(f"/redirect?to={target}"),
+        headers={"Authorization": "Bearer secret-token", "X-Trace": "t"},
+    )
     assert outcome.status == "success"
     first, second = server.seen
     assert first.headers["Authorization"] == "Bearer secret-token"
@@ -287,21 +334,30 @@ def test_redirect_loops_end(tmp_path: Path, server: Server) -> None:
 # --- masking --------------------------------------------------------------------------------
 
 
-def test_secrets_are_masked_in_the_record_and_the_run_log(
-    tmp_path: Path, server: Server
-) -> None:
+def test_secrets_are_masked_in_the_record_and_the_run_log(tmp_path: Path, server: Server) -> None:
     outcome = attempt(
-        tmp_path, server.url("/echo").replace("://", "://alice:url-pass-999@"), method="POST",
+        tmp_path,
+        server.url("/echo").replace("://", "://alice:url-pass-999@"),
+        method="POST",
         environ={"API_TOKEN": "env-token-777"},
-        headers={"authorization": "Bearer ${API_TOKEN}", "X-API-KEY": "key-literal-555",
-                 "Cookie": "sid=cookie-value-333", "X-Visible": "plain"},
+        headers={
+            "authorization": "Bearer ${API_TOKEN}",
+            "X-API-KEY": "key-literal-555",
+            "Cookie": "sid=cookie-value-333",
+            "X-Visible": "plain",
+        },
     )
     assert outcome.status == "success"
     seen = server.seen[0].headers
     assert seen["Authorization"] == "Bearer env-token-777"  # the server got the real thing
     kept = json.dumps(outcome.extra) + outcome.output + (outcome.error or "") + run_log(tmp_path)
-    for secret in ("env-token-777", "key-literal-555", "cookie-value-333", "url-pass-999",
-                   "server-secret-cookie"):
+    for secret in (
+        "env-token-777",
+        "key-literal-555",
+        "cookie-value-333",
+        "url-pass-999",
+        "server-secret-cookie",
+    ):
         assert secret not in kept
     echoed = outcome.extra["response_body"]["headers"]
     assert echoed["Authorization"] == "***" and echoed["X-Visible"] == "plain"
@@ -327,9 +383,27 @@ def tls_server(tmp_path: Path) -> Iterator[Server]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a self-signed certificate")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     srv = start(tls=context)

@@ -30,8 +30,14 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def http_job(name: str, url: str, **extra: Any) -> dict:
-    return {"name": name, "type": "http", "url": url, "schedule_type": "interval",
-            "schedule_time": "3600", **extra}
+    return {
+        "name": name,
+        "type": "http",
+        "url": url,
+        "schedule_type": "interval",
+        "schedule_time": "3600",
+        **extra,
+    }
 
 
 def assert_no_secret(text: str) -> None:
@@ -41,12 +47,24 @@ def assert_no_secret(text: str) -> None:
 
 def test_config_http_job_through_run_job(project: Path, server: Server) -> None:
     url = server.url("/echo").replace("://", "://bob:url-pass-77e0@")
-    write_config(project, [http_job(
-        "notify_api", url, method="POST", params={"source": "batch"},
-        headers={"Authorization": "Bearer ${API_TOKEN}", "X-Api-Key": "key-literal-31c5",
-                 "Cookie": "session=${SESSION}"},
-        body={"event": "nightly", "ok": True}, timeout=10,
-    )])
+    write_config(
+        project,
+        [
+            http_job(
+                "notify_api",
+                url,
+                method="POST",
+                params={"source": "batch"},
+                headers={
+                    "Authorization": "Bearer ${API_TOKEN}",
+                    "X-Api-Key": "key-literal-31c5",
+                    "Cookie": "session=${SESSION}",
+                },
+                body={"event": "nightly", "ok": True},
+                timeout=10,
+            )
+        ],
+    )
     result = run_cli(project, "run-job", "notify_api", env=SECRETS)
     assert result.returncode == 0, result.stderr
     [seen] = server.seen
@@ -70,13 +88,21 @@ def test_config_http_job_through_run_job(project: Path, server: Server) -> None:
 
 
 def test_failed_call_is_retried(project: Path, server: Server) -> None:
-    write_config(project, [http_job("flaky", server.url("/flaky"), max_attempts=2,
-                                    backoff="fixed", backoff_seconds=0)])
+    write_config(
+        project,
+        [
+            http_job(
+                "flaky", server.url("/flaky"), max_attempts=2, backoff="fixed", backoff_seconds=0
+            )
+        ],
+    )
     result = run_cli(project, "run-job", "flaky")
     assert result.returncode == 0, result.stderr
     first, second = read_results(project)
-    assert (first["status"], first["error"]) == ("error", "HTTP 503 Service Unavailable\n"
-                                                 "try again later")
+    assert (first["status"], first["error"]) == (
+        "error",
+        "HTTP 503 Service Unavailable\ntry again later",
+    )
     assert (second["status"], second["trigger"], second["attempt"]) == ("success", "retry", 2)
     assert server.hits["/flaky"] == 2
 
@@ -91,9 +117,13 @@ def test_failed_call_exits_1_and_counts_as_a_failure(project: Path, server: Serv
 def test_stop_ends_a_slow_call(project: Path, server: Server) -> None:
     write_config(project, [http_job("slow", server.url("/slow?s=20"), timeout=60)])
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(project), "PYTHONPATH": str(REPO)}
-    running = subprocess.Popen([sys.executable, "-m", "batch_runner", "run-job", "slow"],
-                               cwd=project, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", "run-job", "slow"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while not server.hits and time.monotonic() < deadline:
@@ -112,10 +142,25 @@ def test_stop_ends_a_slow_call(project: Path, server: Server) -> None:
 def test_queue_add_http_runs_and_shows_masked(project: Path, server: Server) -> None:
     write_config(project, [])
     url = server.url("/echo").replace("://", "://bob:url-pass-77e0@")
-    added = run_cli(project, "queue", "add", "--timeout", "10", "--http", "post", url,
-                    "--header", "Authorization: Bearer ${API_TOKEN}",
-                    "--header", "X-Api-Key: key-literal-31c5", "--param", "n=1",
-                    "--json-body", "--body", '{"hello": "world"}')
+    added = run_cli(
+        project,
+        "queue",
+        "add",
+        "--timeout",
+        "10",
+        "--http",
+        "post",
+        url,
+        "--header",
+        "Authorization: Bearer ${API_TOKEN}",
+        "--header",
+        "X-Api-Key: key-literal-31c5",
+        "--param",
+        "n=1",
+        "--json-body",
+        "--body",
+        '{"hello": "world"}',
+    )
     assert added.returncode == 0, added.stderr
     run_id = added.stdout.strip()
     worker = run_cli(project, "queue", "worker", env=SECRETS)
@@ -145,26 +190,47 @@ SETTINGS = Settings(log_dir="/tmp", http=HttpSettings(allow_hosts=("*.example.co
 
 
 def test_build_spec_has_the_shape_of_a_config_job() -> None:
-    args = parse("--http", "patch", "https://api.example.com/x", "--header", "A: b: c",
-                 "--param", "q=x=y", "--body", "raw text")
+    args = parse(
+        "--http",
+        "patch",
+        "https://api.example.com/x",
+        "--header",
+        "A: b: c",
+        "--param",
+        "q=x=y",
+        "--body",
+        "raw text",
+    )
     spec = queue_http.build_spec(args, SETTINGS)
     assert spec["type"] == "http" and spec["command"] is None
-    assert spec["http"] == {"method": "PATCH", "url": "https://api.example.com/x",
-                            "headers": {"A": "b: c"}, "params": {"q": "x=y"}, "body": "raw text"}
+    assert spec["http"] == {
+        "method": "PATCH",
+        "url": "https://api.example.com/x",
+        "headers": {"A": "b: c"},
+        "params": {"q": "x=y"},
+        "body": "raw text",
+    }
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--http", "FETCH", "https://api.example.com/"], "not an HTTP method"),
-    (["--http", "GET", "ftp://api.example.com/"], "http:// or https://"),
-    (["--http", "GET", "https://other.org/"], "other.org is not in settings.http.allow_hosts"),
-    (["--http", "GET", "https://api.example.com/", "--header", "no colon"], "'NAME: VALUE'"),
-    (["--http", "GET", "https://api.example.com/", "--param", "novalue"], "NAME=VALUE"),
-    (["--http", "GET", "https://api.example.com/", "--header", "A: 1", "--header", "a: 2"],
-     "given twice"),
-    (["--http", "GET", "https://api.example.com/", "--json-body", "--body", "{oops"],
-     "not valid JSON"),
-    (["--http", "GET", "https://api.example.com/", "--json-body"], "needs --body"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--http", "FETCH", "https://api.example.com/"], "not an HTTP method"),
+        (["--http", "GET", "ftp://api.example.com/"], "http:// or https://"),
+        (["--http", "GET", "https://other.org/"], "other.org is not in settings.http.allow_hosts"),
+        (["--http", "GET", "https://api.example.com/", "--header", "no colon"], "'NAME: VALUE'"),
+        (["--http", "GET", "https://api.example.com/", "--param", "novalue"], "NAME=VALUE"),
+        (
+            ["--http", "GET", "https://api.example.com/", "--header", "A: 1", "--header", "a: 2"],
+            "given twice",
+        ),
+        (
+            ["--http", "GET", "https://api.example.com/", "--json-body", "--body", "{oops"],
+            "not valid JSON",
+        ),
+        (["--http", "GET", "https://api.example.com/", "--json-body"], "needs --body"),
+    ],
+)
 def test_build_spec_refuses_bad_options(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         queue_http.build_spec(parse(*argv), SETTINGS)

@@ -16,18 +16,31 @@ from batch_runner.spec import HttpSettings, Settings
 
 
 def http_job(name: str = "api", url: str = "http://127.0.0.1:9/x", **extra: Any) -> dict:
-    return {"name": name, "type": "http", "url": url, "schedule_type": "interval",
-            "schedule_time": "3600", **extra}
+    return {
+        "name": name,
+        "type": "http",
+        "url": url,
+        "schedule_type": "interval",
+        "schedule_time": "3600",
+        **extra,
+    }
 
 
 # --- ${VAR} at validation -------------------------------------------------------------------
 
 
 def test_validate_reports_every_missing_variable_with_its_path(project: Path) -> None:
-    write_config(project, [http_job(
-        url="https://${API_HOST}/v1", headers={"Authorization": "Bearer ${API_TOKEN}"},
-        params={"k": "${API_KEY}"}, body={"auth": {"token": "${API_TOKEN}"}, "n": 1},
-    )])
+    write_config(
+        project,
+        [
+            http_job(
+                url="https://${API_HOST}/v1",
+                headers={"Authorization": "Bearer ${API_TOKEN}"},
+                params={"k": "${API_KEY}"},
+                body={"auth": {"token": "${API_TOKEN}"}, "n": 1},
+            )
+        ],
+    )
     result = run_cli(project, "validate", env={"API_HOST": "127.0.0.1"})
     assert result.returncode == 78
     problems = [line for line in result.stderr.splitlines() if line.startswith("  ")]
@@ -39,8 +52,9 @@ def test_validate_reports_every_missing_variable_with_its_path(project: Path) ->
 
 
 def test_validate_passes_when_the_variables_are_set(project: Path) -> None:
-    write_config(project, [http_job(headers={"X-Api-Key": "${API_KEY}"},
-                                    body="literal $${NOT_A_REFERENCE}")])
+    write_config(
+        project, [http_job(headers={"X-Api-Key": "${API_KEY}"}, body="literal $${NOT_A_REFERENCE}")]
+    )
     result = run_cli(project, "validate", env={"API_KEY": "k"})
     assert result.returncode == 0, result.stderr
 
@@ -68,33 +82,51 @@ def test_a_variable_gone_since_validation_fails_the_attempt_naming_it(project: P
 def test_edits_do_not_need_the_variables_of_the_shell_they_run_in(project: Path) -> None:
     # The scheduler's unit sets API_KEY; the operator's shell does not. Editing still works,
     # with a warning, and nothing else in the file changes.
-    write_config(project, [http_job(headers={"X-Api-Key": "${API_KEY}"}),
-                           {"name": "other", "command": "true", "schedule_type": "interval",
-                            "schedule_time": "60"}])
+    write_config(
+        project,
+        [
+            http_job(headers={"X-Api-Key": "${API_KEY}"}),
+            {
+                "name": "other",
+                "command": "true",
+                "schedule_type": "interval",
+                "schedule_time": "60",
+            },
+        ],
+    )
     result = run_cli(project, "disable", "other")
     assert result.returncode == 0, result.stderr
     assert "warning:" in result.stderr and "API_KEY" in result.stderr
     jobs = json.loads((project / "config" / "batch_config.json").read_text())["jobs"]
     assert [job.get("enabled", True) for job in jobs] == [True, False]
     assert jobs[0]["headers"] == {"X-Api-Key": "${API_KEY}"}
-    added = run_cli(project, "add", "third", "true", "--type", "interval", "--time", "60",
-                    env={"API_KEY": "k"})
+    added = run_cli(
+        project, "add", "third", "true", "--type", "interval", "--time", "60", env={"API_KEY": "k"}
+    )
     assert added.returncode == 0, added.stderr
     assert "warning" not in added.stderr
 
 
 def test_edits_still_refuse_a_literal_host_outside_allow_hosts(project: Path) -> None:
-    write_config(project, [http_job(url="https://ok.example.com/${PATH_PART}"),
-                           http_job("evil", url="https://evil.example.org/")],
-                 settings={"http": {"allow_hosts": ["*.example.com"]}})
+    write_config(
+        project,
+        [
+            http_job(url="https://ok.example.com/${PATH_PART}"),
+            http_job("evil", url="https://evil.example.org/"),
+        ],
+        settings={"http": {"allow_hosts": ["*.example.com"]}},
+    )
     result = run_cli(project, "disable", "api")
     assert result.returncode == 78
     assert "evil.example.org is not in settings.http.allow_hosts" in result.stderr
 
 
 def test_validate_reports_a_job_url_outside_allow_hosts(project: Path) -> None:
-    write_config(project, [http_job(url="https://evil.example.org/")],
-                 settings={"http": {"allow_hosts": ["*.example.com"]}})
+    write_config(
+        project,
+        [http_job(url="https://evil.example.org/")],
+        settings={"http": {"allow_hosts": ["*.example.com"]}},
+    )
     result = run_cli(project, "validate")
     assert result.returncode == 78
     assert "jobs[0].url" in result.stderr
@@ -114,17 +146,20 @@ def test_references_and_expansion() -> None:
     assert expanded == {"k${X}": ["v", 1, None]}
 
 
-@pytest.mark.parametrize(("host", "patterns", "allowed"), [
-    ("api.example.com", [], True),
-    ("api.example.com", ["api.example.com"], True),
-    ("API.Example.COM.", ["api.example.com"], True),
-    ("a.b.example.com", ["*.example.com"], True),
-    ("example.com", ["*.example.com"], False),
-    ("badexample.com", ["*.example.com"], False),
-    ("127.0.0.1", ["127.0.0.1"], True),
-    ("127.0.0.2", ["127.0.0.1"], False),
-    ("::1", ["[::1]"], True),
-])
+@pytest.mark.parametrize(
+    ("host", "patterns", "allowed"),
+    [
+        ("api.example.com", [], True),
+        ("api.example.com", ["api.example.com"], True),
+        ("API.Example.COM.", ["api.example.com"], True),
+        ("a.b.example.com", ["*.example.com"], True),
+        ("example.com", ["*.example.com"], False),
+        ("badexample.com", ["*.example.com"], False),
+        ("127.0.0.1", ["127.0.0.1"], True),
+        ("127.0.0.2", ["127.0.0.1"], False),
+        ("::1", ["[::1]"], True),
+    ],
+)
 def test_allow_hosts_patterns(host: str, patterns: list[str], allowed: bool) -> None:
     assert host_allowed(host, patterns) is allowed
 
@@ -136,31 +171,52 @@ def test_url_credentials_are_masked() -> None:
 
 
 def test_header_masking_is_case_insensitive_and_covers_twins() -> None:
-    masked = mask_headers({"authorization": "x", "X-API-KEY": "y", "Set-Cookie": "z",
-                           "Accept": "a"}, ("Authorization", "Cookie", "X-Api-Key"))
-    assert masked == {"authorization": "***", "X-API-KEY": "***", "Set-Cookie": "***",
-                      "Accept": "a"}
+    masked = mask_headers(
+        {"authorization": "x", "X-API-KEY": "y", "Set-Cookie": "z", "Accept": "a"},
+        ("Authorization", "Cookie", "X-Api-Key"),
+    )
+    assert masked == {
+        "authorization": "***",
+        "X-API-KEY": "***",
+        "Set-Cookie": "***",
+        "Accept": "a",
+    }
 
 
 def test_masked_spec_is_a_safe_copy() -> None:
-    spec = {"type": "http", "timeout": 5, "http": {
-        "method": "POST", "url": "https://u:pw@api.example.com/x",
-        "headers": {"Authorization": "Bearer abc", "X-Custom": "${TOKEN}", "Accept": "*/*"},
-        "params": {}, "body": None}}
+    spec = {
+        "type": "http",
+        "timeout": 5,
+        "http": {
+            "method": "POST",
+            "url": "https://u:pw@api.example.com/x",
+            "headers": {"Authorization": "Bearer abc", "X-Custom": "${TOKEN}", "Accept": "*/*"},
+            "params": {},
+            "body": None,
+        },
+    }
     settings = Settings(log_dir="/tmp", http=HttpSettings(mask_headers=("Authorization",)))
     shown = masked_spec(spec, settings)
-    assert shown["http"]["headers"] == {"Authorization": "***", "X-Custom": "${TOKEN}",
-                                        "Accept": "*/*"}
+    assert shown["http"]["headers"] == {
+        "Authorization": "***",
+        "X-Custom": "${TOKEN}",
+        "Accept": "*/*",
+    }
     assert shown["http"]["url"] == "https://***@api.example.com/x"
     assert spec["http"]["headers"]["Authorization"] == "Bearer abc"  # the original is untouched
     assert describe(spec) == "POST https://***@api.example.com/x"
     assert masked_spec({"type": "command", "command": "ls"}, settings) == {
-        "type": "command", "command": "ls"}
+        "type": "command",
+        "command": "ls",
+    }
 
 
 def test_scrubber_removes_sent_secrets_from_what_came_back() -> None:
     scrub = Scrubber(["Bearer tok-abcdef", "sid=s3cr3t-cookie; theme=dark", "ab"])
     assert scrub.text("got Bearer tok-abcdef and tok-abcdef") == "got *** and ***"
     assert scrub.json({"c": ["s3cr3t-cookie"], "short": "ab", "t": "dark"}) == {
-        "c": ["***"], "short": "ab", "t": "dark"}
+        "c": ["***"],
+        "short": "ab",
+        "t": "dark",
+    }
     assert json.dumps(scrub.json({"tok-abcdef": 1})) == '{"***": 1}'

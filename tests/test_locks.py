@@ -20,10 +20,17 @@ def test_the_holder_is_named_and_the_lock_is_free_again_after_release(tmp_path: 
     assert lock.acquire(wait=False)
     try:
         # Another process asks (a lock held by this very process would be granted to it).
-        probe = ("import sys; from batch_runner.locks import holder_pid; "
-                 f"print(holder_pid({str(path)!r}))")
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
+        probe = (
+            "import sys; from batch_runner.locks import holder_pid; "
+            f"print(holder_pid({str(path)!r}))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            check=True,
+        ).stdout
         assert out.strip() == str(os.getpid())
         assert not FileLock(path).acquire(wait=False)  # another open file: refused
     finally:

@@ -28,28 +28,38 @@ def posted(server: HttpServer) -> list[dict[str, Any]]:
     return [json.loads(seen.body) for seen in server.requests if seen.method == "POST"]
 
 
-@pytest.mark.parametrize(("status", "state", "after", "kind"), [
-    ("error", {"error_count": 2, "notified": 0}, 3, None),
-    ("error", {"error_count": 3, "notified": 0}, 3, "failure"),
-    ("timeout", {"error_count": 3, "notified": 0}, 3, "failure"),
-    ("error", {"error_count": 4, "notified": 0}, 3, "failure"),  # threshold lowered meanwhile
-    ("error", {"error_count": 4, "notified": 1}, 3, None),
-    ("success", {"error_count": 0, "notified": 1}, 3, "recovery"),
-    ("success", {"error_count": 0, "notified": 0}, 3, None),
-    ("success", {"error_count": 0}, 1, None),  # a job seen for the first time
-    ("error", {"error_count": 1}, 1, "failure"),
-    ("stopped", {"error_count": 5, "notified": 0}, 3, None),
-    ("interrupted", {"error_count": 5, "notified": 1}, 3, None),
-])
+@pytest.mark.parametrize(
+    ("status", "state", "after", "kind"),
+    [
+        ("error", {"error_count": 2, "notified": 0}, 3, None),
+        ("error", {"error_count": 3, "notified": 0}, 3, "failure"),
+        ("timeout", {"error_count": 3, "notified": 0}, 3, "failure"),
+        ("error", {"error_count": 4, "notified": 0}, 3, "failure"),  # threshold lowered meanwhile
+        ("error", {"error_count": 4, "notified": 1}, 3, None),
+        ("success", {"error_count": 0, "notified": 1}, 3, "recovery"),
+        ("success", {"error_count": 0, "notified": 0}, 3, None),
+        ("success", {"error_count": 0}, 1, None),  # a job seen for the first time
+        ("error", {"error_count": 1}, 1, "failure"),
+        ("stopped", {"error_count": 5, "notified": 0}, 3, None),
+        ("interrupted", {"error_count": 5, "notified": 1}, 3, None),
+    ],
+)
 def test_notice_due(status: str, state: dict, after: int, kind: str | None) -> None:
     assert notice_due(status, state, after) == kind
 
 
 def test_one_failure_notice_then_one_recovery_notice(project: Path, http: HttpServer) -> None:
     flag, sink = project / "ok", project / "notices.jsonl"
-    write_config(project, [job("nightly", f"test -e {flag}", notify_after=2)], settings={
-        "notifiers": [{"type": "webhook", "url": f"{http.url}/hook"},
-                      {"type": "command", "command": f"cat >> {sink}; echo >> {sink}"}]})
+    write_config(
+        project,
+        [job("nightly", f"test -e {flag}", notify_after=2)],
+        settings={
+            "notifiers": [
+                {"type": "webhook", "url": f"{http.url}/hook"},
+                {"type": "command", "command": f"cat >> {sink}; echo >> {sink}"},
+            ]
+        },
+    )
     runs = []
     for expected_notices in (0, 1, 1):
         runs.append(run_cli(project, "run-job", "nightly"))
@@ -76,16 +86,37 @@ def test_one_failure_notice_then_one_recovery_notice(project: Path, http: HttpSe
 def _check_matches_record(notice: dict, record: dict, *, error_count: int) -> None:
     assert notice["job_name"] == record["job_name"]
     assert notice["error_count"] == error_count
-    for key in ("status", "error", "run_id", "start_time", "end_time", "host", "log_file",
-                "exit_code", "attempt", "max_attempts"):
+    for key in (
+        "status",
+        "error",
+        "run_id",
+        "start_time",
+        "end_time",
+        "host",
+        "log_file",
+        "exit_code",
+        "attempt",
+        "max_attempts",
+    ):
         assert notice[key] == record[key], key
     assert notice["notify_after"] == 2
 
 
 def test_the_notice_is_about_the_whole_run(project: Path, http: HttpServer) -> None:
-    write_config(project, [job("retried", "false", notify_after=1, max_attempts=2,
-                               backoff="fixed", backoff_seconds=0)],
-                 settings={"notifiers": [{"type": "webhook", "url": f"{http.url}/hook"}]})
+    write_config(
+        project,
+        [
+            job(
+                "retried",
+                "false",
+                notify_after=1,
+                max_attempts=2,
+                backoff="fixed",
+                backoff_seconds=0,
+            )
+        ],
+        settings={"notifiers": [{"type": "webhook", "url": f"{http.url}/hook"}]},
+    )
     assert run_cli(project, "run-job", "retried").returncode == 1
     [notice] = posted(http)  # one notice per failed run, not per failed attempt
     assert notice["attempt"] == 2 and notice["max_attempts"] == 2
@@ -94,12 +125,25 @@ def test_the_notice_is_about_the_whole_run(project: Path, http: HttpServer) -> N
 
 def test_failing_notifiers_never_change_the_outcome(project: Path, http: HttpServer) -> None:
     flag = project / "ok"
-    write_config(project, [job("j", f"test -e {flag}", notify_after=1)], settings={
-        "notifiers": [{"type": "webhook", "url": f"{http.url}/500"},
-                      {"type": "webhook", "url": f"{http.url}/hang", "timeout": 0.5},
-                      {"type": "command", "command": "exit 7"},
-                      {"type": "email", "smtp_host": "127.0.0.1", "smtp_port": _closed_port(),
-                       "from": "a@example.org", "to": ["b@example.org"], "timeout": 1}]})
+    write_config(
+        project,
+        [job("j", f"test -e {flag}", notify_after=1)],
+        settings={
+            "notifiers": [
+                {"type": "webhook", "url": f"{http.url}/500"},
+                {"type": "webhook", "url": f"{http.url}/hang", "timeout": 0.5},
+                {"type": "command", "command": "exit 7"},
+                {
+                    "type": "email",
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": _closed_port(),
+                    "from": "a@example.org",
+                    "to": ["b@example.org"],
+                    "timeout": 1,
+                },
+            ]
+        },
+    )
     started = time.monotonic()
     failed = run_cli(project, "run-job", "j")
     assert time.monotonic() - started < 10
@@ -127,12 +171,29 @@ def test_secrets_never_reach_results_logs_or_notices(
     project: Path, http: HttpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token, api_key, password = "tok-9f8e7d6c", "key-1a2b3c4d", "pw-5e6f7a8b"
-    write_config(project, [job("j", "false", notify_after=1)], settings={"notifiers": [
-        {"type": "webhook", "url": f"{http.url}/500",
-         "headers": {"Authorization": "Bearer ${HOOK_TOKEN}", "X-Api-Key": api_key}},
-        {"type": "email", "smtp_host": "127.0.0.1", "smtp_port": _closed_port(),
-         "from": "a@example.org", "to": ["b@example.org"], "username_env": "SMTP_USER",
-         "password_env": "SMTP_PASSWORD", "timeout": 1}]})
+    write_config(
+        project,
+        [job("j", "false", notify_after=1)],
+        settings={
+            "notifiers": [
+                {
+                    "type": "webhook",
+                    "url": f"{http.url}/500",
+                    "headers": {"Authorization": "Bearer ${HOOK_TOKEN}", "X-Api-Key": api_key},
+                },
+                {
+                    "type": "email",
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": _closed_port(),
+                    "from": "a@example.org",
+                    "to": ["b@example.org"],
+                    "username_env": "SMTP_USER",
+                    "password_env": "SMTP_PASSWORD",
+                    "timeout": 1,
+                },
+            ]
+        },
+    )
     env = {"HOOK_TOKEN": token, "SMTP_USER": "me", "SMTP_PASSWORD": password}
     result = run_cli(project, "--log-level", "debug", "run-job", "j", env=env)
     assert result.returncode == 1
@@ -143,8 +204,11 @@ def test_secrets_never_reach_results_logs_or_notices(
     everything = (result.stdout + result.stderr + tested.stdout + tested.stderr).encode()
     # Every file batch_runner wrote: results, run logs, the state database and its WAL; not
     # the config snapshot, a cached copy of the config file that holds the literal value.
-    everything += b"".join(p.read_bytes() for p in (project / "logs").rglob("*")
-                           if p.is_file() and p.name != "config_snapshot.json")
+    everything += b"".join(
+        p.read_bytes()
+        for p in (project / "logs").rglob("*")
+        if p.is_file() and p.name != "config_snapshot.json"
+    )
     everything += seen.body
     for secret in (token, api_key, password):  # ...and nowhere else
         assert secret.encode() not in everything
@@ -154,21 +218,41 @@ def test_notices_are_not_imported_on_the_hot_path(project: Path) -> None:
     write_config(project, [job("plain", "true")])
     # The first run validates the file (pydantic pulls in email) and caches the snapshot.
     assert run_cli(project, "run-job", "plain").returncode == 0
-    script = ("import sys; from batch_runner.cli.main import main; code = main(['run-job', "
-              "'plain']); print(sorted(m for m in sys.modules if m.startswith("
-              "('batch_runner.notify', 'smtplib', 'email.'))), code)")
-    result = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True,
-                            text=True, timeout=30, env={"PYTHONPATH": str(REPO),
-                                                        "BATCH_RUNNER_ROOT": str(project)})
+    script = (
+        "import sys; from batch_runner.cli.main import main; code = main(['run-job', "
+        "'plain']); print(sorted(m for m in sys.modules if m.startswith("
+        "('batch_runner.notify', 'smtplib', 'email.'))), code)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PYTHONPATH": str(REPO), "BATCH_RUNNER_ROOT": str(project)},
+    )
     assert result.stdout.splitlines()[-1] == "[] 0", result.stderr
 
 
 def test_notice_shapes() -> None:
-    outcome = AttemptOutcome(status="timeout", exit_code=None, error="timed out after 5 s\nx" * 999,
-                             output="", output_truncated=False, started_at=100.0,
-                             ended_at=105.0, pid=1)
-    run = {"job_name": "backup", "run_id": "r1", "attempt": 1, "max_attempts": 1,
-           "log_file": "/l/r1.log", "spec": {"notify_after": 3}}
+    outcome = AttemptOutcome(
+        status="timeout",
+        exit_code=None,
+        error="timed out after 5 s\nx" * 999,
+        output="",
+        output_truncated=False,
+        started_at=100.0,
+        ended_at=105.0,
+        pid=1,
+    )
+    run = {
+        "job_name": "backup",
+        "run_id": "r1",
+        "attempt": 1,
+        "max_attempts": 1,
+        "log_file": "/l/r1.log",
+        "spec": {"notify_after": 3},
+    }
     notice = build_notice("failure", run, outcome, {"error_count": 3}, "db1")
     assert len(notice["error"]) <= 2001
     assert notice["text"].startswith("batch_runner on db1: job backup failed (3 runs in a row)")

@@ -27,14 +27,22 @@ def test_no_notifiers(project: Path) -> None:
 
 def test_every_notifier_ok(project: Path, http: HttpServer) -> None:
     sink = project / "notice.json"
-    write_config(project, [], settings={"notifiers": [
-        {"type": "webhook", "url": f"{http.url}/hook"},
-        {"type": "command", "command": ["sh", "-c", "cat > notice.json"]},  # in the root
-    ]})
+    write_config(
+        project,
+        [],
+        settings={
+            "notifiers": [
+                {"type": "webhook", "url": f"{http.url}/hook"},
+                {"type": "command", "command": ["sh", "-c", "cat > notice.json"]},  # in the root
+            ]
+        },
+    )
     result = run_cli(project, "notify-test")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        f"webhook {http.url}/…: ok", "command sh -c cat > notice.json: ok"]
+        f"webhook {http.url}/…: ok",
+        "command sh -c cat > notice.json: ok",
+    ]
     notice = json.loads(sink.read_text())
     assert notice["kind"] == "test"
     assert notice["config"] == str(project / "config" / "batch_config.json")
@@ -42,12 +50,23 @@ def test_every_notifier_ok(project: Path, http: HttpServer) -> None:
 
 
 def test_one_failing_notifier_exits_1(project: Path, http: HttpServer) -> None:
-    write_config(project, [], settings={"notifiers": [
-        {"type": "webhook", "url": f"{http.url}/hook"},
-        {"type": "webhook", "url": f"{http.url}/500"},
-        {"type": "email", "smtp_host": "127.0.0.1", "from": "a@example.org",
-         "to": ["b@example.org"], "username_env": "NO_SUCH_USER_VAR"},
-    ]})
+    write_config(
+        project,
+        [],
+        settings={
+            "notifiers": [
+                {"type": "webhook", "url": f"{http.url}/hook"},
+                {"type": "webhook", "url": f"{http.url}/500"},
+                {
+                    "type": "email",
+                    "smtp_host": "127.0.0.1",
+                    "from": "a@example.org",
+                    "to": ["b@example.org"],
+                    "username_env": "NO_SUCH_USER_VAR",
+                },
+            ]
+        },
+    )
     result = run_cli(project, "notify-test")
     assert result.returncode == 1
     assert result.stdout.splitlines() == [

@@ -23,8 +23,10 @@ def send(tmp_path: Path, command: Any, **extra: Any) -> Delivery:
 
 
 def test_the_notice_arrives_on_stdin(tmp_path: Path) -> None:
-    script = ("import json, os, sys; json.dump({'notice': json.load(sys.stdin), 'cwd': os.getcwd(),"
-              " 'kind': os.environ['BATCH_NOTICE_KIND']}, open('got.json', 'w'))")
+    script = (
+        "import json, os, sys; json.dump({'notice': json.load(sys.stdin), 'cwd': os.getcwd(),"
+        " 'kind': os.environ['BATCH_NOTICE_KIND']}, open('got.json', 'w'))"
+    )
     delivery = send(tmp_path, [sys.executable, "-c", script])
     assert delivery.ok, delivery.reason
     got = json.loads((tmp_path / "got.json").read_text())

@@ -42,15 +42,24 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def email_notifier(port: int, **extra: Any) -> dict[str, Any]:
-    return {"type": "email", "smtp_host": "127.0.0.1", "smtp_port": port,
-            "from": "batch@example.org", "to": ["ops@example.org", "dev@example.org"],
-            "starttls": False, "username_env": None, "password_env": None, "timeout": 5,
-            **extra}
+    return {
+        "type": "email",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "from": "batch@example.org",
+        "to": ["ops@example.org", "dev@example.org"],
+        "starttls": False,
+        "username_env": None,
+        "password_env": None,
+        "timeout": 5,
+        **extra,
+    }
 
 
 def send(notifier: dict[str, Any]) -> Delivery:
-    [delivery] = deliver_all([notifier], build_test_notice("host1", "/c.json", time.time()),
-                             cwd="/")
+    [delivery] = deliver_all(
+        [notifier], build_test_notice("host1", "/c.json", time.time()), cwd="/"
+    )
     return delivery
 
 
@@ -71,8 +80,14 @@ def test_plain_smtp_delivers_the_notice() -> None:
 
 def test_starttls_and_login_from_the_environment(tls: ssl.SSLContext) -> None:
     with SmtpServer(tls=tls, credentials=("alice", PASSWORD)) as server:
-        delivery = send(email_notifier(server.port, starttls=True, username_env="TEST_SMTP_USER",
-                                       password_env="TEST_SMTP_PASSWORD"))
+        delivery = send(
+            email_notifier(
+                server.port,
+                starttls=True,
+                username_env="TEST_SMTP_USER",
+                password_env="TEST_SMTP_PASSWORD",
+            )
+        )
     assert delivery.ok, delivery.reason
     [mail] = server.mails
     assert mail.tls and mail.user == "alice"
@@ -87,8 +102,14 @@ def test_an_untrusted_certificate_is_refused(
     monkeypatch.setenv("SSL_CERT_FILE", str(empty))
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
     with SmtpServer(tls=tls, credentials=("alice", PASSWORD)) as server:
-        delivery = send(email_notifier(server.port, starttls=True, username_env="TEST_SMTP_USER",
-                                       password_env="TEST_SMTP_PASSWORD"))
+        delivery = send(
+            email_notifier(
+                server.port,
+                starttls=True,
+                username_env="TEST_SMTP_USER",
+                password_env="TEST_SMTP_PASSWORD",
+            )
+        )
     assert not delivery.ok
     assert "certificate" in delivery.reason
     assert server.logins == [] and server.mails == []  # the password never left
@@ -107,8 +128,14 @@ def test_a_wrong_password_fails_without_showing_it(
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong-" + PASSWORD)
     capture_runner_log(caplog, monkeypatch)
     with SmtpServer(tls=tls, credentials=("alice", PASSWORD)) as server:
-        delivery = send(email_notifier(server.port, starttls=True, username_env="TEST_SMTP_USER",
-                                       password_env="TEST_SMTP_PASSWORD"))
+        delivery = send(
+            email_notifier(
+                server.port,
+                starttls=True,
+                username_env="TEST_SMTP_USER",
+                password_env="TEST_SMTP_PASSWORD",
+            )
+        )
     assert not delivery.ok
     assert delivery.reason.startswith("SMTP 535")
     assert server.mails == []
@@ -119,8 +146,11 @@ def test_a_wrong_password_fails_without_showing_it(
 def test_a_missing_variable_is_a_failure_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_SMTP_PASSWORD")
     with SmtpServer(credentials=("alice", PASSWORD)) as server:
-        delivery = send(email_notifier(server.port, username_env="TEST_SMTP_USER",
-                                       password_env="TEST_SMTP_PASSWORD"))
+        delivery = send(
+            email_notifier(
+                server.port, username_env="TEST_SMTP_USER", password_env="TEST_SMTP_PASSWORD"
+            )
+        )
     assert not delivery.ok
     assert delivery.reason == "environment variable TEST_SMTP_PASSWORD (password_env) is not set"
     assert server.mails == []
@@ -161,9 +191,20 @@ def test_notify_test_through_email_with_starttls(
     project: Path, tls: ssl.SSLContext, certificate: tuple[Path, Path]
 ) -> None:
     with SmtpServer(tls=tls, credentials=("alice", PASSWORD)) as server:
-        write_config(project, [], settings={"notifiers": [
-            email_notifier(server.port, starttls=True, username_env="TEST_SMTP_USER",
-                           password_env="TEST_SMTP_PASSWORD")]})
+        write_config(
+            project,
+            [],
+            settings={
+                "notifiers": [
+                    email_notifier(
+                        server.port,
+                        starttls=True,
+                        username_env="TEST_SMTP_USER",
+                        password_env="TEST_SMTP_PASSWORD",
+                    )
+                ]
+            },
+        )
         result = run_cli(project, "notify-test", env={"SSL_CERT_FILE": str(certificate[0])})
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"email 127.0.0.1:{server.port}: ok\n"

@@ -33,8 +33,12 @@ def test_posts_the_notice_as_json_with_text_and_headers(
     http: HttpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOOK_TOKEN", "abc123")
-    [delivery] = send(webhook(f"{http.url}/hooks/T0/B0/${{HOOK_TOKEN}}", headers={
-        "Authorization": "Bearer ${HOOK_TOKEN}", "X-Source": "batch"}))
+    [delivery] = send(
+        webhook(
+            f"{http.url}/hooks/T0/B0/${{HOOK_TOKEN}}",
+            headers={"Authorization": "Bearer ${HOOK_TOKEN}", "X-Source": "batch"},
+        )
+    )
     assert delivery.ok, delivery.reason
     assert delivery.label == f"webhook {http.url}/…"  # the token in the path is not shown
     [seen] = http.requests
@@ -87,16 +91,26 @@ def test_nothing_listening_is_a_failure() -> None:
 def test_a_missing_variable_fails_before_anything_is_sent(http: HttpServer) -> None:
     [delivery] = send(webhook(f"{http.url}/hook", headers={"X-Token": "${NO_SUCH_VAR_42}"}))
     assert not delivery.ok
-    assert delivery.reason == ("environment variable NO_SUCH_VAR_42 (used in the webhook header "
-                               "X-Token) is not set")
+    assert delivery.reason == (
+        "environment variable NO_SUCH_VAR_42 (used in the webhook header X-Token) is not set"
+    )
     assert http.requests == []
 
 
-@pytest.mark.parametrize(("name", "secret"), [
-    ("Authorization", True), ("Proxy-Authorization", True), ("Cookie", True),
-    ("X-Api-Key", True), ("X-Auth-Token", True), ("X-Hook-Secret", True),
-    ("Content-Type", False), ("X-Source", False), ("Accept", False),
-])
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("Authorization", True),
+        ("Proxy-Authorization", True),
+        ("Cookie", True),
+        ("X-Api-Key", True),
+        ("X-Auth-Token", True),
+        ("X-Hook-Secret", True),
+        ("Content-Type", False),
+        ("X-Source", False),
+        ("Accept", False),
+    ],
+)
 def test_secret_headers(name: str, secret: bool) -> None:
     assert is_secret_header(name) is secret
 
@@ -106,19 +120,24 @@ def test_redact() -> None:
     assert redact("a b", ["a"]) == "a b"  # too short to mask without garbling the text
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("https://hooks.slack.com/services/T0/B0/XYZ", "https://hooks.slack.com/…"),
-    ("https://user:pw@example.org:8443/", "https://example.org:8443"),
-    ("https://example.org?token=1", "https://example.org/…"),
-    ("http://[::1]:80/x", "http://[::1]:80/…"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.slack.com/services/T0/B0/XYZ", "https://hooks.slack.com/…"),
+        ("https://user:pw@example.org:8443/", "https://example.org:8443"),
+        ("https://example.org?token=1", "https://example.org/…"),
+        ("http://[::1]:80/x", "http://[::1]:80/…"),
+    ],
+)
 def test_describe_url_hides_paths_and_credentials(url: str, shown: str) -> None:
     assert describe_url(url) == shown
 
 
 def test_labels() -> None:
-    assert labels([
-        {"type": "command", "command": ["notify-send", "batch"]},
-        {"type": "email", "smtp_host": "mail.example.org", "smtp_port": 587},
-        {"type": "command", "command": "x" * 80},
-    ]) == ["command notify-send batch", "email mail.example.org:587", "command " + "x" * 59 + "…"]
+    assert labels(
+        [
+            {"type": "command", "command": ["notify-send", "batch"]},
+            {"type": "email", "smtp_host": "mail.example.org", "smtp_port": 587},
+            {"type": "command", "command": "x" * 80},
+        ]
+    ) == ["command notify-send batch", "email mail.example.org:587", "command " + "x" * 59 + "…"]

@@ -9,11 +9,19 @@ import pytest
 from batch_runner.paths import resolve_under_root
 
 
-@pytest.mark.parametrize(("root", "value"), [
-    ("/srv/app", "logs"), ("/srv/app", "./logs/"), ("/srv/app", "logs//runs/."),
-    ("/srv/app", "/var/log//batch/"), ("/srv/app", "../shared/logs"), ("/srv/app/", "."),
-    ("/", "."), ("relative/root", "x"),
-])
+@pytest.mark.parametrize(
+    ("root", "value"),
+    [
+        ("/srv/app", "logs"),
+        ("/srv/app", "./logs/"),
+        ("/srv/app", "logs//runs/."),
+        ("/srv/app", "/var/log//batch/"),
+        ("/srv/app", "../shared/logs"),
+        ("/srv/app/", "."),
+        ("/", "."),
+        ("relative/root", "x"),
+    ],
+)
 def test_paths_under_the_root_read_as_pathlib_writes_them(root: str, value: str) -> None:
     assert resolve_under_root(root, value) == str(Path(root) / value)
 

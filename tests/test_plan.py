@@ -21,13 +21,20 @@ def at(text: str, tz: ZoneInfo = BERLIN) -> float:
 
 
 def interval(seconds: int, **extra) -> JobSpec:
-    return JobSpec(name="tick", schedule_type="interval", schedule_time=str(seconds),
-                   command="true", **extra)
+    return JobSpec(
+        name="tick", schedule_type="interval", schedule_time=str(seconds), command="true", **extra
+    )
 
 
 def daily(hhmm: str, **extra) -> JobSpec:
-    return JobSpec(name="nightly", schedule_type="daily", schedule_time=hhmm, command="true",
-                   timezone="Europe/Berlin", **extra)
+    return JobSpec(
+        name="nightly",
+        schedule_type="daily",
+        schedule_time=hhmm,
+        command="true",
+        timezone="Europe/Berlin",
+        **extra,
+    )
 
 
 def test_interval_first_run_is_one_period_after_start() -> None:
@@ -127,7 +134,10 @@ def test_upcoming_runs_in_order_with_a_frozen_clock() -> None:
         times = plan.upcoming_runs(daily("02:30"), now, 3, None)
     # 2026-10-25 is the fall-back day in Berlin: 02:30 happens twice and runs once, at CEST.
     assert [datetime.fromtimestamp(t, BERLIN).isoformat() for t in times] == [
-        "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00", "2026-10-27T02:30:00+01:00"]
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-26T02:30:00+01:00",
+        "2026-10-27T02:30:00+01:00",
+    ]
 
 
 def test_upcoming_interval_continues_the_live_plan() -> None:

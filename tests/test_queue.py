@@ -38,8 +38,9 @@ def show(root: Path, run_id: str) -> dict:
 
 @pytest.fixture
 def queue_project(project: Path) -> Path:
-    write_config(project, [job("long", "sleep 30"), job("quick", "echo quick")],
-                 settings={"kill_grace": 0.5})
+    write_config(
+        project, [job("long", "sleep 30"), job("quick", "echo quick")], settings={"kill_grace": 0.5}
+    )
     return project
 
 
@@ -60,8 +61,17 @@ def test_runs_start_in_priority_then_due_then_arrival_order(queue_project: Path)
     order = queue_project / "order"
     ids = {}
     for label, priority in (("low1", 0), ("high", 5), ("low2", 0), ("mid", 2)):
-        ids[label] = add(queue_project, "--priority", str(priority), "--label", label, "--",
-                         "sh", "-c", f"echo {label} >> {order}")
+        ids[label] = add(
+            queue_project,
+            "--priority",
+            str(priority),
+            "--label",
+            label,
+            "--",
+            "sh",
+            "-c",
+            f"echo {label} >> {order}",
+        )
     assert run_cli(queue_project, "queue", "worker").returncode == 0
     assert order.read_text().split() == ["high", "mid", "low1", "low2"]
     records = read_results(queue_project)
@@ -91,8 +101,10 @@ def test_exactly_once_with_many_producers_and_two_workers(queue_project: Path) -
         "                   stdout=subprocess.DEVNULL)\n"
     )
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(queue_project), "PYTHONPATH": str(REPO)}
-    producers = [subprocess.Popen([sys.executable, "-c", producer_code], env=env,
-                                  cwd=queue_project) for _ in range(4)]
+    producers = [
+        subprocess.Popen([sys.executable, "-c", producer_code], env=env, cwd=queue_project)
+        for _ in range(4)
+    ]
     try:
         for producer in producers:
             assert producer.wait(timeout=120) == 0
@@ -132,8 +144,15 @@ def test_remove_cancels_pending_and_refuses_running(queue_project: Path) -> None
 
 def test_stop_ends_the_attempt_and_its_group_without_retry(queue_project: Path) -> None:
     pids = queue_project / "pids"
-    run_id = add(queue_project, "--max-attempts", "3", "--",
-                 "bash", "-c", f"sleep 1000 & echo $! > {pids}; sleep 1000")
+    run_id = add(
+        queue_project,
+        "--max-attempts",
+        "3",
+        "--",
+        "bash",
+        "-c",
+        f"sleep 1000 & echo $! > {pids}; sleep 1000",
+    )
     worker = start(queue_project, "queue", "worker")
     wait_for(lambda: pids.exists() and pids.read_text().strip())
     asked = time.monotonic()
@@ -144,8 +163,13 @@ def test_stop_ends_the_attempt_and_its_group_without_retry(queue_project: Path) 
     view = show(queue_project, run_id)
     assert view["attempt"] == 1  # no retry after a stop
     grandchild = int(pids.read_text())
-    wait_for(lambda: not Path(f"/proc/{grandchild}").exists() or
-             Path(f"/proc/{grandchild}/stat").read_text().split(") ")[1][0] == "Z", 5)
+    wait_for(
+        lambda: (
+            not Path(f"/proc/{grandchild}").exists()
+            or Path(f"/proc/{grandchild}/stat").read_text().split(") ")[1][0] == "Z"
+        ),
+        5,
+    )
     [record] = read_results(queue_project)
     assert record["status"] == "stopped"
 
@@ -162,15 +186,19 @@ def test_stop_by_job_name_and_unknown_targets(queue_project: Path) -> None:
 
 def test_progress_from_inside_a_run_shows_in_status_and_show(queue_project: Path) -> None:
     gate = queue_project / "gate"
-    script = (f"{sys.executable} -c \"import batch_runner; batch_runner.progress(10)\"; "
-              f"batch_runner progress --percent 40 'halfway there'; "
-              f"while [ ! -e {gate} ]; do sleep 0.05; done")
+    script = (
+        f'{sys.executable} -c "import batch_runner; batch_runner.progress(10)"; '
+        f"batch_runner progress --percent 40 'halfway there'; "
+        f"while [ ! -e {gate} ]; do sleep 0.05; done"
+    )
     run_id = add(queue_project, "--", script)
     worker = start(queue_project, "queue", "worker")
     try:
+
         def reported() -> bool:
             view = show(queue_project, run_id)
             return view["progress_percent"] == 40 and view["progress_message"] == "halfway there"
+
         wait_for(reported)
         status = json.loads(run_cli(queue_project, "status", "--json").stdout)
         assert status["running"][0]["progress_percent"] == 40
@@ -183,11 +211,19 @@ def test_progress_from_inside_a_run_shows_in_status_and_show(queue_project: Path
     log_dir = str(queue_project / "logs")
     no_dir = run_cli(queue_project, "progress", "x", env={"BATCH_RUN_ID": run_id})
     assert no_dir.returncode == 2 and "$BATCH_RUNNER_LOG_DIR is not set" in no_dir.stderr
-    unknown = run_cli(queue_project, "progress", "x",
-                      env={"BATCH_RUN_ID": "nosuch", "BATCH_RUNNER_LOG_DIR": log_dir})
+    unknown = run_cli(
+        queue_project,
+        "progress",
+        "x",
+        env={"BATCH_RUN_ID": "nosuch", "BATCH_RUNNER_LOG_DIR": log_dir},
+    )
     assert unknown.returncode == 3 and "no run nosuch" in unknown.stderr
-    finished = run_cli(queue_project, "progress", "x",
-                       env={"BATCH_RUN_ID": run_id, "BATCH_RUNNER_LOG_DIR": log_dir})
+    finished = run_cli(
+        queue_project,
+        "progress",
+        "x",
+        env={"BATCH_RUN_ID": run_id, "BATCH_RUNNER_LOG_DIR": log_dir},
+    )
     assert finished.returncode == 1 and "is not running (success)" in finished.stderr
 
 
@@ -232,8 +268,9 @@ def test_a_killed_worker_loses_nothing(queue_project: Path) -> None:
 def _orphan(root: Path) -> tuple[str, int]:
     """A run left ``running`` by a worker killed mid-run, and the pid of its job."""
     pid_file = root / "job.pid"
-    run_id = add(root, "--", "sh", "-c", f"echo $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; "
-                                         "sleep 30")
+    run_id = add(
+        root, "--", "sh", "-c", f"echo $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; sleep 30"
+    )
     worker = start(root, "queue", "worker")
     wait_for(pid_file.exists)
     worker.kill()
@@ -265,8 +302,13 @@ def test_stop_of_a_run_whose_worker_died_reaps_it(queue_project: Path) -> None:
 def test_run_job_queue_and_the_scheduler_drains_the_queue(queue_project: Path) -> None:
     write_config(queue_project, [job("quick", "echo quick")])
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(queue_project), "PYTHONPATH": str(REPO)}
-    daemon = subprocess.Popen([sys.executable, "-m", "batch_runner", "scheduler"], env=env,
-                              cwd=queue_project, stderr=subprocess.PIPE, text=True)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", "scheduler"],
+        env=env,
+        cwd=queue_project,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in daemon.stderr:
             if "scheduler started" in line:
@@ -294,8 +336,9 @@ def test_queue_clean_forgets_old_finished_runs(queue_project: Path) -> None:
 
 
 def test_stopping_a_run_waiting_for_its_retry_ends_it_as_its_last_attempt(project: Path) -> None:
-    write_config(project, [job("flaky", "exit 3", max_attempts=3, backoff="fixed",
-                               backoff_seconds=60)])
+    write_config(
+        project, [job("flaky", "exit 3", max_attempts=3, backoff="fixed", backoff_seconds=60)]
+    )
     run_id = run_cli(project, "run-job", "flaky", "--queue").stdout.strip()
     assert run_cli(project, "queue", "run").returncode == 1  # attempt 1 fails; retry in 60 s
     assert show(project, run_id)["status"] == "pending"
@@ -312,8 +355,9 @@ def test_run_job_queue_of_a_job_already_waiting_says_so(queue_project: Path) -> 
     assert first.returncode == 0, first.stderr
     second = run_cli(queue_project, "run-job", "quick", "--queue")
     assert second.returncode == 75 and second.stdout == ""
-    assert second.stderr.strip() == ("quick: skipped, it is already waiting or running "
-                                     "(recorded as skipped)")
+    assert second.stderr.strip() == (
+        "quick: skipped, it is already waiting or running (recorded as skipped)"
+    )
     assert [r["status"] for r in read_results(queue_project)] == ["skipped"]
 
 

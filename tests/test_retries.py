@@ -20,8 +20,10 @@ from batch_runner.bookkeeping import BACKOFF_CAP_SECONDS, retry_delay
 
 def counting(counter: Path, succeed_from: int) -> list[str]:
     """A command that fails until its ``succeed_from``-th run (the count is kept in a file)."""
-    script = (f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {counter}; "
-              f"echo attempt $n; test $n -ge {succeed_from}")
+    script = (
+        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {counter}; "
+        f"echo attempt $n; test $n -ge {succeed_from}"
+    )
     return ["sh", "-c", script]
 
 
@@ -37,25 +39,31 @@ def error_count(root: Path) -> int:
 # --- retry_delay ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("spec", "attempt", "delay"), [
-    ({"backoff": "fixed", "backoff_seconds": 30}, 1, 30),
-    ({"backoff": "fixed", "backoff_seconds": 30}, 7, 30),
-    ({"backoff": "exponential", "backoff_seconds": 30}, 1, 30),
-    ({"backoff": "exponential", "backoff_seconds": 30}, 2, 60),
-    ({"backoff": "exponential", "backoff_seconds": 30}, 4, 240),
-    ({}, 3, 120),  # the defaults: exponential from 30 s
-    ({"backoff": "exponential", "backoff_seconds": 0}, 5, 0),
-])
+@pytest.mark.parametrize(
+    ("spec", "attempt", "delay"),
+    [
+        ({"backoff": "fixed", "backoff_seconds": 30}, 1, 30),
+        ({"backoff": "fixed", "backoff_seconds": 30}, 7, 30),
+        ({"backoff": "exponential", "backoff_seconds": 30}, 1, 30),
+        ({"backoff": "exponential", "backoff_seconds": 30}, 2, 60),
+        ({"backoff": "exponential", "backoff_seconds": 30}, 4, 240),
+        ({}, 3, 120),  # the defaults: exponential from 30 s
+        ({"backoff": "exponential", "backoff_seconds": 0}, 5, 0),
+    ],
+)
 def test_retry_delay(spec: dict, attempt: int, delay: float) -> None:
     assert retry_delay(spec, attempt) == delay
 
 
-@pytest.mark.parametrize(("spec", "attempt"), [
-    ({"backoff": "exponential", "backoff_seconds": 30}, 8),  # 3840 s
-    ({"backoff": "exponential", "backoff_seconds": 1}, 999),  # no overflow at max_attempts
-    ({"backoff": "exponential", "backoff_seconds": 315_360_000}, 999),
-    ({"backoff": "fixed", "backoff_seconds": 7200}, 1),
-])
+@pytest.mark.parametrize(
+    ("spec", "attempt"),
+    [
+        ({"backoff": "exponential", "backoff_seconds": 30}, 8),  # 3840 s
+        ({"backoff": "exponential", "backoff_seconds": 1}, 999),  # no overflow at max_attempts
+        ({"backoff": "exponential", "backoff_seconds": 315_360_000}, 999),
+        ({"backoff": "fixed", "backoff_seconds": 7200}, 1),
+    ],
+)
 def test_retry_delay_is_capped_at_one_hour(spec: dict, attempt: int) -> None:
     assert BACKOFF_CAP_SECONDS == 3600
     assert retry_delay(spec, attempt) == 3600
@@ -66,8 +74,10 @@ def test_retry_delay_is_capped_at_one_hour(spec: dict, attempt: int) -> None:
 
 def test_failing_twice_then_succeeding_is_one_successful_run(project: Path) -> None:
     counter = project / "count"
-    write_config(project, [job("flaky", counting(counter, 3), max_attempts=3,
-                               backoff="fixed", backoff_seconds=0.2)])
+    write_config(
+        project,
+        [job("flaky", counting(counter, 3), max_attempts=3, backoff="fixed", backoff_seconds=0.2)],
+    )
     result = run_cli(project, "run-job", "flaky")
     assert result.returncode == 0, result.stderr
     assert "attempt 3/3" in result.stdout
@@ -86,8 +96,18 @@ def test_failing_twice_then_succeeding_is_one_successful_run(project: Path) -> N
 
 def test_exponential_backoff_doubles_the_wait(project: Path) -> None:
     counter = project / "count"
-    write_config(project, [job("flaky", counting(counter, 3), max_attempts=3,
-                               backoff="exponential", backoff_seconds=0.2)])
+    write_config(
+        project,
+        [
+            job(
+                "flaky",
+                counting(counter, 3),
+                max_attempts=3,
+                backoff="exponential",
+                backoff_seconds=0.2,
+            )
+        ],
+    )
     assert run_cli(project, "run-job", "flaky").returncode == 0
     first, second, third = read_results(project)
     assert when(second, "start_time") - when(first, "end_time") >= 0.2 - 0.01
@@ -95,8 +115,18 @@ def test_exponential_backoff_doubles_the_wait(project: Path) -> None:
 
 
 def test_all_attempts_failing_is_one_failed_run(project: Path) -> None:
-    write_config(project, [job("broken", ["sh", "-c", "echo nope >&2; exit 3"],
-                               max_attempts=3, backoff="fixed", backoff_seconds=0.1)])
+    write_config(
+        project,
+        [
+            job(
+                "broken",
+                ["sh", "-c", "echo nope >&2; exit 3"],
+                max_attempts=3,
+                backoff="fixed",
+                backoff_seconds=0.1,
+            )
+        ],
+    )
     result = run_cli(project, "run-job", "broken")
     assert result.returncode == 1
     records = read_results(project)
@@ -111,9 +141,11 @@ def test_all_attempts_failing_is_one_failed_run(project: Path) -> None:
 
 
 def test_all_attempts_timing_out_exits_124(project: Path) -> None:
-    write_config(project, [job("slow", "sleep 5", timeout=0.3, max_attempts=2,
-                               backoff="fixed", backoff_seconds=0.1)],
-                 settings={"kill_grace": 0.2})
+    write_config(
+        project,
+        [job("slow", "sleep 5", timeout=0.3, max_attempts=2, backoff="fixed", backoff_seconds=0.1)],
+        settings={"kill_grace": 0.2},
+    )
     result = run_cli(project, "run-job", "slow")
     assert result.returncode == 124, result.stderr
     records = read_results(project)
@@ -124,8 +156,10 @@ def test_all_attempts_timing_out_exits_124(project: Path) -> None:
 
 def test_a_success_after_failed_runs_resets_the_count(project: Path) -> None:
     flag = project / "flag"
-    write_config(project, [job("flaky", f"test -e {flag}", max_attempts=2,
-                               backoff="fixed", backoff_seconds=0)])
+    write_config(
+        project,
+        [job("flaky", f"test -e {flag}", max_attempts=2, backoff="fixed", backoff_seconds=0)],
+    )
     for expected in (1, 2, 3):
         assert run_cli(project, "run-job", "flaky").returncode == 1
         assert error_count(project) == expected
@@ -139,13 +173,22 @@ def test_a_success_after_failed_runs_resets_the_count(project: Path) -> None:
 def test_a_waiting_retry_does_not_hold_the_executor(project: Path) -> None:
     """While A waits out its backoff, B (started meanwhile) runs; then A's retry."""
     counter = project / "count"
-    write_config(project, [
-        job("a", counting(counter, 2), max_attempts=2, backoff="fixed", backoff_seconds=1.5),
-        job("b", "echo b"),
-    ])
+    write_config(
+        project,
+        [
+            job("a", counting(counter, 2), max_attempts=2, backoff="fixed", backoff_seconds=1.5),
+            job("b", "echo b"),
+        ],
+    )
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(project), "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen([sys.executable, "-m", "batch_runner", "run-job", "a"], cwd=project,
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", "run-job", "a"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: len(read_results(project)) == 1)
         second = run_cli(project, "run-job", "b")
@@ -165,13 +208,29 @@ def test_a_waiting_retry_does_not_hold_the_executor(project: Path) -> None:
 
 def test_the_scheduler_runs_the_retries_of_a_scheduled_run(project: Path) -> None:
     counter = project / "count"
-    write_config(project, [job("flaky", counting(counter, 2), schedule_time="1s", max_attempts=2,
-                               backoff="fixed", backoff_seconds=0.2)])
+    write_config(
+        project,
+        [
+            job(
+                "flaky",
+                counting(counter, 2),
+                schedule_time="1s",
+                max_attempts=2,
+                backoff="fixed",
+                backoff_seconds=0.2,
+            )
+        ],
+    )
     env = {**os.environ, "BATCH_RUNNER_ROOT": str(project), "PYTHONPATH": str(REPO)}
     log = project / "scheduler.stderr"
     with open(log, "w") as stderr:
-        daemon = subprocess.Popen([sys.executable, "-m", "batch_runner", "scheduler"],
-                                  cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "batch_runner", "scheduler"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         _wait_for(lambda: any(r["trigger"] == "retry" for r in read_results(project)))
     finally:
@@ -181,7 +240,9 @@ def test_the_scheduler_runs_the_retries_of_a_scheduled_run(project: Path) -> Non
     # Only the records of that run: a busy machine may add a skipped occurrence in between.
     first, second = [r for r in read_results(project) if r["run_id"] == retry["run_id"]]
     assert [(r["attempt"], r["status"], r["trigger"]) for r in (first, second)] == [
-        (1, "error", "schedule"), (2, "success", "retry")], log.read_text()
+        (1, "error", "schedule"),
+        (2, "success", "retry"),
+    ], log.read_text()
     assert first["run_id"] == second["run_id"]
     assert when(second, "start_time") - when(first, "end_time") >= 0.2 - 0.01
 

@@ -24,8 +24,11 @@ def test_success_writes_one_complete_record(project: Path) -> None:
     assert record["output"] == "hello world\n"
     assert record["trigger"] == "manual"
     assert record["attempt"] == 1 and record["max_attempts"] == 1
-    assert "+" in record["start_time"] or "-" in record["start_time"][19:] or record[
-        "start_time"].endswith("Z")
+    assert (
+        "+" in record["start_time"]
+        or "-" in record["start_time"][19:]
+        or record["start_time"].endswith("Z")
+    )
     assert Path(record["log_file"]).read_text() == "hello world\n"
 
 
@@ -56,8 +59,7 @@ def test_success_resets_error_count(project: Path) -> None:
 def test_timeout_exits_124_and_kills_the_whole_tree(project: Path) -> None:
     pids = project / "pids"
     command = f"bash -c 'sleep 1000 & echo $! > {pids}; sleep 1000'"
-    write_config(project, [job("slow", command, timeout=0.5)],
-                 settings={"kill_grace": 0.2})
+    write_config(project, [job("slow", command, timeout=0.5)], settings={"kill_grace": 0.2})
     result = run_cli(project, "run-job", "slow")
     assert result.returncode == 124, result.stderr
     [record] = read_results(project)
@@ -173,8 +175,10 @@ def test_sigterm_interrupts_the_run_and_kills_its_group(project: Path) -> None:
 
 def test_sigkill_of_the_runner_is_recovered_as_interrupted(project: Path) -> None:
     pids = project / "pids"
-    write_config(project, [job("slow", f"bash -c 'sleep 1000 & echo $! > {pids}; sleep 1000'"),
-                           job("next", "true")])
+    write_config(
+        project,
+        [job("slow", f"bash -c 'sleep 1000 & echo $! > {pids}; sleep 1000'"), job("next", "true")],
+    )
     proc = _start(project, "run-job", "slow")
     _wait_for(lambda: pids.exists() and pids.read_text().strip() != "")
     proc.kill()
@@ -202,16 +206,30 @@ def test_a_run_its_dead_runner_never_reported_is_still_found_and_ended(project: 
     write_config(project, [job("next", "true")])
     store = Store(project / "logs" / "state" / "batch_runner.sqlite3")
     now = time.time()
-    store.insert_run({"run_id": "lost-run", "job_name": "adhoc", "kind": "adhoc",
-                      "spec": {"command": ["true"]}, "trigger": "queue", "status": "running",
-                      "due_at": now, "created_at": now, "started_at": now, "attempt": 1,
-                      "owner_pid": 999999999, "host": os.uname().nodename})
+    store.insert_run(
+        {
+            "run_id": "lost-run",
+            "job_name": "adhoc",
+            "kind": "adhoc",
+            "spec": {"command": ["true"]},
+            "trigger": "queue",
+            "status": "running",
+            "due_at": now,
+            "created_at": now,
+            "started_at": now,
+            "attempt": 1,
+            "owner_pid": 999999999,
+            "host": os.uname().nodename,
+        }
+    )
     store.close()
     pid_file = project / "scrubbed.pid"
     scrubbed = f"env -u BATCH_RUN_ID sh -c 'echo $$ > {pid_file}; exec sleep 1000'"
-    leader = subprocess.Popen(["sh", "-c", f"{scrubbed} & exec sleep 1000"],
-                              env={**os.environ, "BATCH_RUN_ID": "lost-run"},
-                              start_new_session=True)
+    leader = subprocess.Popen(
+        ["sh", "-c", f"{scrubbed} & exec sleep 1000"],
+        env={**os.environ, "BATCH_RUN_ID": "lost-run"},
+        start_new_session=True,
+    )
     _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "")
     member = int(pid_file.read_text())
     assert run_cli(project, "run-job", "next").returncode == 0

@@ -21,11 +21,19 @@ class Daemon:
 
     def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
         self.log = root / "scheduler.stderr"
-        full_env = {**os.environ, "BATCH_RUNNER_ROOT": str(root), "PYTHONPATH": str(REPO),
-                    **(env or {})}
+        full_env = {
+            **os.environ,
+            "BATCH_RUNNER_ROOT": str(root),
+            "PYTHONPATH": str(REPO),
+            **(env or {}),
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "batch_runner", "scheduler"], cwd=root, env=full_env,
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))  # noqa: SIM115
+            [sys.executable, "-m", "batch_runner", "scheduler"],
+            cwd=root,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "w"),
+        )  # noqa: SIM115
         wait_for(lambda: "scheduler started" in self.text() or self.proc.poll() is not None)
 
     def text(self) -> str:
@@ -88,8 +96,10 @@ def test_edit_is_picked_up_by_itself_and_a_bad_edit_keeps_the_old_config(
 ) -> None:
     config = write_config(project, [job("a", "true", schedule_time="3600")])
     daemon = start(project, daemons)
-    _replace(config, {"jobs": [job("a", "true", schedule_time="3600"),
-                               job("b", "echo b", schedule_time="1")]})
+    _replace(
+        config,
+        {"jobs": [job("a", "true", schedule_time="3600"), job("b", "echo b", schedule_time="1")]},
+    )
     wait_for(lambda: "success" in statuses(project, "b"), timeout=10)
     assert "config reloaded" in daemon.text()
     _replace(config, {"jobs": [{"name": "b", "schedule_type": "dayly"}]})
@@ -103,8 +113,10 @@ def test_edit_is_picked_up_by_itself_and_a_bad_edit_keeps_the_old_config(
 def test_sighup_reloads_at_once(project: Path, daemons) -> None:
     config = write_config(project, [job("a", "true", schedule_time="3600")])
     daemon = start(project, daemons)
-    _replace(config, {"jobs": [job("a", "true", schedule_time="3600"),
-                               job("c", "true", schedule_time="3600")]})
+    _replace(
+        config,
+        {"jobs": [job("a", "true", schedule_time="3600"), job("c", "true", schedule_time="3600")]},
+    )
     daemon.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "config reloaded" in daemon.text(), timeout=5)
     assert daemon.stop() == 0
@@ -118,9 +130,11 @@ def _replace(path: Path, document: dict) -> None:
 
 def test_sigterm_gives_grace_then_interrupts_the_whole_group(project: Path, daemons) -> None:
     pids = project / "pids"
-    write_config(project, [job("long", f"bash -c 'sleep 1000 & echo $! > {pids}; sleep 1000'",
-                               schedule_time="1")],
-                 settings={"shutdown_grace": 0.5, "kill_grace": 0.5})
+    write_config(
+        project,
+        [job("long", f"bash -c 'sleep 1000 & echo $! > {pids}; sleep 1000'", schedule_time="1")],
+        settings={"shutdown_grace": 0.5, "kill_grace": 0.5},
+    )
     daemon = start(project, daemons)
     wait_for(lambda: pids.exists() and pids.read_text().strip())
     assert daemon.stop() == 0
@@ -131,8 +145,11 @@ def test_sigterm_gives_grace_then_interrupts_the_whole_group(project: Path, daem
 
 def test_after_sigkill_the_next_start_records_the_lost_run(project: Path, daemons) -> None:
     pids = project / "pids"
-    write_config(project, [job("long", f"bash -c 'sleep 1000 & echo $! > {pids}; sleep 1000'",
-                               schedule_time="1")], settings={"kill_grace": 0.5})
+    write_config(
+        project,
+        [job("long", f"bash -c 'sleep 1000 & echo $! > {pids}; sleep 1000'", schedule_time="1")],
+        settings={"kill_grace": 0.5},
+    )
     first = start(project, daemons)
     wait_for(lambda: pids.exists() and pids.read_text().strip())
     first.stop(signal.SIGKILL)
@@ -157,8 +174,9 @@ def test_a_run_left_running_by_a_killed_run_job_is_reaped_at_start_with_nothing_
     project: Path, daemons
 ) -> None:
     marker = project / "started"
-    write_config(project, [job("long", f"sh -c 'touch {marker}; sleep 1000'")],
-                 settings={"kill_grace": 0.5})
+    write_config(
+        project, [job("long", f"sh -c 'touch {marker}; sleep 1000'")], settings={"kill_grace": 0.5}
+    )
     runner = start_cli(project, "run-job", "long")
     wait_for(marker.exists)
     runner.kill()
@@ -197,8 +215,7 @@ def test_systemd_notify_ready_watchdog_stopping(project: Path, daemons, tmp_path
     sock.bind(address)
     sock.settimeout(10)
     try:
-        daemon = start(project, daemons, env={"NOTIFY_SOCKET": address,
-                                              "WATCHDOG_USEC": "200000"})
+        daemon = start(project, daemons, env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"})
         messages = [sock.recv(4096).decode() for _ in range(3)]
         assert any("READY=1" in m for m in messages)
         assert any(m == "WATCHDOG=1" for m in messages)
@@ -224,13 +241,26 @@ def test_status_reports_the_live_scheduler(project: Path, daemons) -> None:
 
 
 def test_next_lists_occurrences_in_time_order(project: Path) -> None:
-    write_config(project, [
-        job("hourly", "true", schedule_time="1h"),
-        {"name": "nightly", "command": "true", "schedule_type": "daily",
-         "schedule_time": "02:00", "timezone": "UTC"},
-        {"name": "off", "command": "true", "schedule_type": "daily", "schedule_time": "03:00",
-         "enabled": False},
-    ])
+    write_config(
+        project,
+        [
+            job("hourly", "true", schedule_time="1h"),
+            {
+                "name": "nightly",
+                "command": "true",
+                "schedule_type": "daily",
+                "schedule_time": "02:00",
+                "timezone": "UTC",
+            },
+            {
+                "name": "off",
+                "command": "true",
+                "schedule_type": "daily",
+                "schedule_time": "03:00",
+                "enabled": False,
+            },
+        ],
+    )
     result = run_cli(project, "next", "--count", "5", "--json")
     assert result.returncode == 0, result.stderr
     upcoming = json.loads(result.stdout)
@@ -238,5 +268,6 @@ def test_next_lists_occurrences_in_time_order(project: Path) -> None:
     assert {u["name"] for u in upcoming} <= {"hourly", "nightly"}
     times = [u["time"] for u in upcoming]
     from datetime import datetime
+
     parsed = [datetime.fromisoformat(t) for t in times]
     assert parsed == sorted(parsed) and all(p.tzinfo for p in parsed)

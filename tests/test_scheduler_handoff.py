@@ -27,8 +27,9 @@ T0 = 1_790_000_000.0  # a fixed instant (2026-09-21)
 
 def scheduler_at(project: Path, clock: list[float]) -> Scheduler:
     path = write_config(project, [job("tick", "true", schedule_time="60")])
-    sched = Scheduler(path, project, clock=lambda: clock[0], rand=lambda: 0.0,
-                      monotonic=lambda: 0.0)
+    sched = Scheduler(
+        path, project, clock=lambda: clock[0], rand=lambda: 0.0, monotonic=lambda: 0.0
+    )
     sched._plan_all(start_up=True)
     return sched
 

@@ -121,9 +121,13 @@ def test_parse_valid(schedule_type: str, schedule_time: str | float, expected: S
         ("weekly", "", "names no day"),
         ("weekly", "sunday 25:00", '"25:00" in "sunday 25:00" is not a time of day'),
         ("weekly", "sunday 3", "is not a time of day"),
-        ("weekly", "mnday 25:00", '(did you mean "monday"?); use day names (full or three '
-         'letters) separated by commas, optionally followed by a time, such as "sunday", '
-         '"sunday 03:30" or "mon,wed,fri 09:00". Also: weekly schedule_time "25:00"'),
+        (
+            "weekly",
+            "mnday 25:00",
+            '(did you mean "monday"?); use day names (full or three '
+            'letters) separated by commas, optionally followed by a time, such as "sunday", '
+            '"sunday 03:30" or "mon,wed,fri 09:00". Also: weekly schedule_time "25:00"',
+        ),
         ("weekly", "mon,,wed", "has an empty day between commas"),
         ("weekly", 7, "weekly schedule_time 7 is not a string"),
         ("hourly", "1", 'schedule_type "hourly" is not one of interval, daily, weekly.'),

@@ -23,9 +23,18 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
         db.execute("ALTER TABLE runs DROP COLUMN attempt_status")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     store = Store(path)
-    store.insert_run({"run_id": "r1", "job_name": "a", "kind": "job", "spec": {},
-                      "trigger": "manual", "status": "pending", "due_at": 0.0,
-                      "created_at": 0.0})
+    store.insert_run(
+        {
+            "run_id": "r1",
+            "job_name": "a",
+            "kind": "job",
+            "spec": {},
+            "trigger": "manual",
+            "status": "pending",
+            "due_at": 0.0,
+            "created_at": 0.0,
+        }
+    )
     store.update_run("r1", attempt_status="error")
     assert store.get_run("r1")["attempt_status"] == "error"
     assert _version(path) == SCHEMA_VERSION
@@ -37,7 +46,8 @@ def test_a_newer_database_is_refused_with_a_sentence(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     Store(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                   (str(SCHEMA_VERSION + 1),))
+        db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
+        )
     with pytest.raises(StorageError, match="newer than this batch_runner understands"):
         Store(path)

@@ -92,8 +92,9 @@ def test_a_scheduler_without_its_pipe_says_so_and_still_runs(project: Path) -> N
             lines.append(line)
             if "scheduler started" in line:
                 break
-        assert any("cannot make the wake-up pipe" in line and "wakeup.fifo" in line
-                   for line in lines), lines
+        assert any(
+            "cannot make the wake-up pipe" in line and "wakeup.fifo" in line for line in lines
+        ), lines
         assert scheduler.poll() is None
     finally:
         scheduler.terminate()

@@ -16,8 +16,9 @@ class _Formatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
         if self.colour and record.levelname in _LEVEL_COLOURS:
-            line = line.replace(record.levelname, _LEVEL_COLOURS[record.levelname]
-                                + record.levelname + "\x1b[0m", 1)
+            line = line.replace(
+                record.levelname, _LEVEL_COLOURS[record.levelname] + record.levelname + "\x1b[0m", 1
+            )
         return line
 
 

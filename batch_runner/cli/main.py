@@ -28,8 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     undecodable = next((arg for arg in argv if not _is_utf8(arg)), None)
     if undecodable is not None:
         # Run ids, labels and names go to SQLite and JSON, which hold text only.
-        print(f"error: the argument {undecodable.encode('utf-8', 'surrogateescape')!r} is not "
-              "valid UTF-8", file=sys.stderr)
+        print(
+            f"error: the argument {undecodable.encode('utf-8', 'surrogateescape')!r} is not "
+            "valid UTF-8",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     args = parse_run_job_line(argv)
     if args is None:
@@ -86,8 +89,12 @@ def parse_run_job_line(argv: Sequence[str]) -> argparse.Namespace | None:
     from batch_runner.cli.commands.run import cmd_run_job
 
     return SimpleNamespace(  # type: ignore[return-value]
-        **values, command="run-job", name=rest[0], queue="--queue" in rest,
-        no_wait="--no-wait" in rest, handler=cmd_run_job,
+        **values,
+        command="run-job",
+        name=rest[0],
+        queue="--queue" in rest,
+        no_wait="--no-wait" in rest,
+        handler=cmd_run_job,
     )
 
 
@@ -123,8 +130,11 @@ def _run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Na
             raise
         reason = exc.strerror or str(exc)
         if exc.filename:
-            hint = ("; every folder above it must be a directory you may write"
-                    if exc.errno in (errno.ENOTDIR, errno.EACCES) else "")
+            hint = (
+                "; every folder above it must be a directory you may write"
+                if exc.errno in (errno.ENOTDIR, errno.EACCES)
+                else ""
+            )
             print(f"error: cannot use {exc.filename}: {reason}{hint}", file=sys.stderr)
         else:
             print(f"error: {reason}", file=sys.stderr)

@@ -40,21 +40,36 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     default = None if top else argparse.SUPPRESS
-    parser.add_argument("-c", "--config", default=default, metavar="FILE",
-                        help="config file (default: $BATCH_RUNNER_CONFIG or "
-                        "<root>/config/batch_config.json)")
-    parser.add_argument("--root", default=default, metavar="DIR",
-                        help="project root (default: $BATCH_RUNNER_ROOT or the current directory)")
-    parser.add_argument("-l", "--log-level", default=None if top else argparse.SUPPRESS,
-                        choices=LOG_LEVELS, type=str.lower,
-                        help="log detail on stderr (default: info for the scheduler, "
-                        "warning otherwise)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=default,
+        metavar="FILE",
+        help="config file (default: $BATCH_RUNNER_CONFIG or <root>/config/batch_config.json)",
+    )
+    parser.add_argument(
+        "--root",
+        default=default,
+        metavar="DIR",
+        help="project root (default: $BATCH_RUNNER_ROOT or the current directory)",
+    )
+    parser.add_argument(
+        "-l",
+        "--log-level",
+        default=None if top else argparse.SUPPRESS,
+        choices=LOG_LEVELS,
+        type=str.lower,
+        help="log detail on stderr (default: info for the scheduler, warning otherwise)",
+    )
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser for ``argv``: only the subcommands it needs are imported and registered."""
-    parser = _Parser(prog="batch_runner", description="Run a machine's batch jobs on time, "
-                     "one at a time, with a faithful record of every run.")
+    parser = _Parser(
+        prog="batch_runner",
+        description="Run a machine's batch jobs on time, "
+        "one at a time, with a faithful record of every run.",
+    )
     parser.add_argument("--version", action="version", version=f"batch_runner {__version__}")
     _common_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

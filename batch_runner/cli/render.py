@@ -10,6 +10,8 @@ from collections.abc import Sequence
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
@@ -47,8 +49,12 @@ def _rich_table(headers: Sequence[str], rows: list[list[str]], title: str) -> No
     for index, header in enumerate(headers):
         # Never "…": names, ids and times are copied by hand, so long values fold instead;
         # the first column (the name) is never broken, nor is a word of a header.
-        table.add_column(header, overflow="fold", no_wrap=index == 0,
-                         min_width=max(len(word) for word in header.split()))
+        table.add_column(
+            header,
+            overflow="fold",
+            no_wrap=index == 0,
+            min_width=max(len(word) for word in header.split()),
+        )
     for row in rows:
         table.add_row(*row)
     Console().print(table)

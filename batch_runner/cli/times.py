@@ -17,8 +17,9 @@ def parse_delay(text: str) -> float:
     try:
         return parse_schedule("interval", text).seconds  # type: ignore[union-attr]
     except ScheduleError:
-        raise UsageError(f"--delay {text!r} is not a duration; use seconds or 90s, 15m, 2h, 1d"
-                         ) from None
+        raise UsageError(
+            f"--delay {text!r} is not a duration; use seconds or 90s, 15m, 2h, 1d"
+        ) from None
 
 
 def parse_at(text: str, now: float) -> float:
@@ -27,8 +28,12 @@ def parse_at(text: str, now: float) -> float:
     try:
         if ":" in text and "-" not in text and "T" not in text:
             parts = [int(p) for p in text.split(":")]
-            wanted = current.replace(hour=parts[0], minute=parts[1],
-                                     second=parts[2] if len(parts) > 2 else 0, microsecond=0)
+            wanted = current.replace(
+                hour=parts[0],
+                minute=parts[1],
+                second=parts[2] if len(parts) > 2 else 0,
+                microsecond=0,
+            )
             if wanted.timestamp() <= now:
                 wanted += timedelta(days=1)
             return wanted.timestamp()

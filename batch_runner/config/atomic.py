@@ -11,8 +11,14 @@ if TYPE_CHECKING:
     from batch_runner.paths import StrPath
 
 
-def write_atomic(path: StrPath, data: bytes, *, like: os.stat_result | None = None,
-                 exclusive: bool = False, mode: int | None = None) -> None:
+def write_atomic(
+    path: StrPath,
+    data: bytes,
+    *,
+    like: os.stat_result | None = None,
+    exclusive: bool = False,
+    mode: int | None = None,
+) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync it, rename it over ``path``.
 
     ``like``: the stat of the file being replaced, whose mode (and owner, when allowed) the new
@@ -58,7 +64,7 @@ def fsync_dir(directory: StrPath) -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _copy_mode(fd: int, like: os.stat_result) -> None:

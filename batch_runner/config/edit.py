@@ -41,8 +41,10 @@ def init_config(config_path: Path | str) -> None:
         config_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(config_path, default_config_bytes(), exclusive=True)
     except FileExistsError:
-        raise UsageError(f"the config file {config_path} already exists; init never "
-                         "overwrites a config (remove the file first to start over)") from None
+        raise UsageError(
+            f"the config file {config_path} already exists; init never "
+            "overwrites a config (remove the file first to start over)"
+        ) from None
     except OSError as exc:
         raise OperationFailed(f"cannot write {config_path}: {exc.strerror or exc}") from None
 
@@ -53,12 +55,15 @@ def add_job(config_path: Path | str, root: Path | str, job: dict[str, Any]) -> N
         source = _current(config_path)
         jobs = source.document.setdefault("jobs", [])
         if not isinstance(jobs, list):
-            raise ConfigError(f'{config_path}: "jobs" is not a list; '
-                              "fix the file before adding jobs")
+            raise ConfigError(
+                f'{config_path}: "jobs" is not a list; fix the file before adding jobs'
+            )
         name = job.get("name")
         if any(isinstance(other, dict) and other.get("name") == name for other in jobs):
-            raise ConfigError(f"{config_path}: a job named {name!r} already exists; "
-                              "choose another name or remove that job first")
+            raise ConfigError(
+                f"{config_path}: a job named {name!r} already exists; "
+                "choose another name or remove that job first"
+            )
         jobs.append(dict(job))
         _write_validated(source, root, f"adding job {name!r}")
 
@@ -112,15 +117,19 @@ def _current(config_path: Path | str) -> Source:
     repeated = scan(source.text).duplicates
     if repeated:
         where = ", ".join(format_path(path) for path, _ in repeated)
-        raise ConfigError(f"{config_path}: keys appear twice ({where}); "
-                          "remove the duplicates before editing with batch_runner")
+        raise ConfigError(
+            f"{config_path}: keys appear twice ({where}); "
+            "remove the duplicates before editing with batch_runner"
+        )
     return source
 
 
 def _index_of(source: Source, name: str) -> int:
     jobs = source.document.get("jobs")
-    names = [job.get("name") if isinstance(job, dict) else None
-             for job in (jobs if isinstance(jobs, list) else [])]
+    names = [
+        job.get("name") if isinstance(job, dict) else None
+        for job in (jobs if isinstance(jobs, list) else [])
+    ]
     if name in names:
         return names.index(name)
     close = difflib.get_close_matches(name, [n for n in names if isinstance(n, str)], n=1)
@@ -136,19 +145,24 @@ def _write_validated(source: Source, root: Path | str, action: str) -> None:
         # No positions: line numbers of a file that was never written would only confuse.
         # No environment: a variable that the editing shell lacks (the scheduler's unit sets
         # it) is no reason to refuse an edit; it is pointed out below instead.
-        validate_document(str(path), source.document, os.path.abspath(root),
-                          check_variables=False)
+        validate_document(str(path), source.document, os.path.abspath(root), check_variables=False)
     except ConfigError as exc:
         count = len(exc.problems)
-        raise ConfigError(f"{path}: {action} refused; the config would have {count} "
-                          f"problem{'s' if count != 1 else ''}", problems=exc.problems) from None
+        raise ConfigError(
+            f"{path}: {action} refused; the config would have {count} "
+            f"problem{'s' if count != 1 else ''}",
+            problems=exc.problems,
+        ) from None
     text = json.dumps(source.document, indent=2, ensure_ascii=False) + "\n"
     _replace(source, text.encode())
     for problem in http_problems(source.document, os.environ):
         # Only the environment is missing something: the scheduler or run-job run where it
         # is not will refuse the config, so say so now.
-        print(f"warning: {problem.line(str(path), None)}; the scheduler and run-job refuse "
-              "the config where this holds", file=sys.stderr)
+        print(
+            f"warning: {problem.line(str(path), None)}; the scheduler and run-job refuse "
+            "the config where this holds",
+            file=sys.stderr,
+        )
 
 
 def _replace(source: Source, data: bytes) -> None:
@@ -156,8 +170,9 @@ def _replace(source: Source, data: bytes) -> None:
     target = Path(os.path.realpath(source.path))
     try:
         if target.read_bytes() != source.data:
-            raise OperationFailed(f"{source.path} changed while it was being edited; "
-                              "nothing was written, try again")
+            raise OperationFailed(
+                f"{source.path} changed while it was being edited; nothing was written, try again"
+            )
         write_atomic(target, data, like=target.stat())
     except OSError as exc:
         raise OperationFailed(f"cannot write {source.path}: {exc.strerror or exc}") from None

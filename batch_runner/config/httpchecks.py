@@ -19,7 +19,10 @@ _REFERENCING_KEYS = ("url", "headers", "params", "body")
 
 
 def http_problems(
-    document: Mapping[str, Any], environ: Mapping[str, str], *, check_variables: bool = True,
+    document: Mapping[str, Any],
+    environ: Mapping[str, str],
+    *,
+    check_variables: bool = True,
 ) -> list[Problem]:
     """Every unset variable an HTTP job refers to, and every job URL to a host not allowed.
 
@@ -36,8 +39,11 @@ def http_problems(
 
 
 def _job_problems(
-    at: tuple[str | int, ...], job: Mapping[str, Any], environ: Mapping[str, str],
-    allow: tuple[str, ...], check_variables: bool,
+    at: tuple[str | int, ...],
+    job: Mapping[str, Any],
+    environ: Mapping[str, str],
+    allow: tuple[str, ...],
+    check_variables: bool,
 ) -> list[Problem]:
     problems = []
     for path, text in _strings(job) if check_variables else ():
@@ -59,8 +65,10 @@ def _job_problems(
 
 
 def _unset(name: str) -> str:
-    return (f'"${{{name}}}" refers to the environment variable {name}, which is not set where '
-            "batch_runner runs")
+    return (
+        f'"${{{name}}}" refers to the environment variable {name}, which is not set where '
+        "batch_runner runs"
+    )
 
 
 def _strings(job: Mapping[str, Any]) -> Iterator[tuple[tuple[Any, ...], str]]:

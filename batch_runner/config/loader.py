@@ -65,12 +65,15 @@ def read_source(config_path: StrPath) -> Source:
     check_config_trust(config_path)
     text = _decode(config_path, data)
     if not text.strip():
-        raise ConfigError(f"{config_path}: the config file is empty; "
-                          f"expected a JSON object such as {_EXAMPLE}")
+        raise ConfigError(
+            f"{config_path}: the config file is empty; expected a JSON object such as {_EXAMPLE}"
+        )
     document = _parse(config_path, text)
     if not isinstance(document, dict):
-        raise ConfigError(f"{config_path}: the top level is {_kind_of(document)}; "
-                          f"expected a JSON object such as {_EXAMPLE}")
+        raise ConfigError(
+            f"{config_path}: the top level is {_kind_of(document)}; "
+            f"expected a JSON object such as {_EXAMPLE}"
+        )
     return Source(config_path, data, text, document)
 
 
@@ -79,8 +82,9 @@ def _read_bytes(path: str) -> bytes:
         with open(path, "rb") as file:
             return file.read()
     except (FileNotFoundError, NotADirectoryError):
-        raise ConfigError(f"the config file {path} does not exist; "
-                          f"{_where_the_project_is(path)}") from None
+        raise ConfigError(
+            f"the config file {path} does not exist; {_where_the_project_is(path)}"
+        ) from None
     except IsADirectoryError:
         raise ConfigError(f"the config file {path} is a directory, not a file") from None
     except OSError as exc:
@@ -98,8 +102,10 @@ def _where_the_project_is(path: str) -> str:
             break
         folder = parent
         if os.path.isfile(os.path.join(folder, relative)):
-            return (f"the project above is {folder}: run from there, or give --root {folder} "
-                    "(`batch_runner init` would start a second one here)")
+            return (
+                f"the project above is {folder}: run from there, or give --root {folder} "
+                "(`batch_runner init` would start a second one here)"
+            )
     return "run `batch_runner init` to create it"
 
 
@@ -109,8 +115,10 @@ def _decode(path: str, data: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ConfigError(f"{path}: line {line}, column {column}: the config file is not "
-                          "UTF-8 text; save it as UTF-8") from None
+        raise ConfigError(
+            f"{path}: line {line}, column {column}: the config file is not "
+            "UTF-8 text; save it as UTF-8"
+        ) from None
     # A byte order mark is tolerated: some Windows editors add one to every file they save.
     return text.removeprefix("\ufeff")
 
@@ -127,8 +135,10 @@ def _parse(path: str, text: str) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: line {exc.lineno}, column {exc.colno}: the config file is "
-                          f"not valid JSON: {exc.msg}") from None
+        raise ConfigError(
+            f"{path}: line {exc.lineno}, column {exc.colno}: the config file is "
+            f"not valid JSON: {exc.msg}"
+        ) from None
     except _NotJson as exc:  # json.loads accepts NaN and Infinity; JSON does not
         raise ConfigError(f"{path}: {exc} is not valid JSON; numbers must be finite") from None
     except RecursionError:

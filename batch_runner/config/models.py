@@ -111,8 +111,10 @@ def _check_url(value: str) -> str:
 
 def _check_method(value: str) -> str:
     if value.upper() not in HTTP_METHODS:
-        fail(f"{show(value)} is not one of {', '.join(HTTP_METHODS)}"
-             f"{did_you_mean(value.upper(), HTTP_METHODS)}")
+        fail(
+            f"{show(value)} is not one of {', '.join(HTTP_METHODS)}"
+            f"{did_you_mean(value.upper(), HTTP_METHODS)}"
+        )
     return value.upper()
 
 
@@ -133,14 +135,18 @@ def _check_last_run(value: str | None) -> str | None:
     try:
         return datetime.fromisoformat(value).astimezone().isoformat()
     except (ValueError, OverflowError):  # overflow: a year 1 or 9999 moved into local time
-        fail(f'found {show(value)}; expected an ISO 8601 date and time such as '
-             '"2025-07-29T02:00:00" (with an offset, or local time), or null')
+        fail(
+            f"found {show(value)}; expected an ISO 8601 date and time such as "
+            '"2025-07-29T02:00:00" (with an offset, or local time), or null'
+        )
 
 
 def _check_last_status(value: str | None) -> str | None:
     if value is not None and value not in FINISHED_STATUSES:
-        fail(f"found {show(value)}; expected one of {', '.join(FINISHED_STATUSES)}, or null"
-             f"{did_you_mean(value, FINISHED_STATUSES)}")
+        fail(
+            f"found {show(value)}; expected one of {', '.join(FINISHED_STATUSES)}, or null"
+            f"{did_you_mean(value, FINISHED_STATUSES)}"
+        )
     return value
 
 
@@ -164,8 +170,12 @@ Text = Annotated[str, Field(min_length=1)]
 Url = Annotated[str, AfterValidator(_check_url)]
 TimeZone = Annotated[str | None, AfterValidator(_check_timezone)]
 CommandLine = _checked(
-    {"anyOf": [{"type": "string", "minLength": 1},
-               {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+    {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        ]
+    },
     _check_command,
 )
 Shell = _checked({"anyOf": [{"type": "boolean"}, {"const": "auto"}]}, _check_shell)

@@ -15,8 +15,19 @@ from batch_runner.config.models import CommandJob, ConfigModel, HttpJob, Setting
 from batch_runner.paths import resolve_under_root
 
 _SHARED_JOB_KEYS = (
-    "name", "schedule_type", "enabled", "description", "tags", "max_attempts", "backoff",
-    "priority", "catch_up", "last_run", "last_status", "error_count", "type",
+    "name",
+    "schedule_type",
+    "enabled",
+    "description",
+    "tags",
+    "max_attempts",
+    "backoff",
+    "priority",
+    "catch_up",
+    "last_run",
+    "last_status",
+    "error_count",
+    "type",
 )
 
 
@@ -44,10 +55,19 @@ def _job(job: CommandJob | HttpJob, settings: dict[str, Any], root: str) -> dict
     values["backoff_seconds"] = float(job.backoff_seconds)
     values["jitter"] = float(job.jitter)
     if isinstance(job, HttpJob):
-        values.update(command=None, shell="auto", cwd=None, env={}, http={
-            "method": job.method, "url": job.url, "headers": dict(job.headers),
-            "params": dict(job.params), "body": job.body,
-        })
+        values.update(
+            command=None,
+            shell="auto",
+            cwd=None,
+            env={},
+            http={
+                "method": job.method,
+                "url": job.url,
+                "headers": dict(job.headers),
+                "params": dict(job.params),
+                "body": job.body,
+            },
+        )
     else:
         cwd = str(resolve_under_root(root, job.cwd)) if job.cwd is not None else None
         command = list(job.command) if isinstance(job.command, list) else job.command

@@ -82,8 +82,11 @@ def _translate(error: Mapping[str, Any], document: Any) -> Problem:
         return Problem(path, f"found {show(value)}; expected {template.format(_number(ctx[name]))}")
     if kind == "too_short":
         count = ctx["min_length"]
-        return Problem(path, f"found {show(value)}; expected a list of at least {count} "
-                       f"item{'s' if count != 1 else ''}")
+        return Problem(
+            path,
+            f"found {show(value)}; expected a list of at least {count} "
+            f"item{'s' if count != 1 else ''}",
+        )
     if kind in _EXPECTED:
         return Problem(path, f"found {show(value)}; expected {_EXPECTED[kind]}")
     message = str(error["msg"])
@@ -118,8 +121,10 @@ def _bad_type_tag(path: JsonPath, value: Any, allowed: list[str]) -> Problem:
     if not isinstance(value, dict):
         return Problem(path, f"found {show(value)}; expected an object")
     if "type" not in value:
-        return Problem((*path, "type"), f'required key "type" is missing; expected one of '
-                       f"{', '.join(map(show, allowed))}")
+        return Problem(
+            (*path, "type"),
+            f'required key "type" is missing; expected one of {", ".join(map(show, allowed))}',
+        )
     return Problem((*path, "type"), _not_one_of(value["type"], allowed))
 
 
@@ -165,8 +170,12 @@ def _at(document: Any, path: JsonPath) -> Any:
 
 def duplicate_keys(positions: JsonPositions) -> list[Problem]:
     return [
-        Problem(path, f'the key "{path[-1]}" appears more than once in this object; '
-                "JSON keeps only the last one, so remove the others", at_key=True)
+        Problem(
+            path,
+            f'the key "{path[-1]}" appears more than once in this object; '
+            "JSON keeps only the last one, so remove the others",
+            at_key=True,
+        )
         for path, _ in positions.duplicates
     ]
 
@@ -180,8 +189,13 @@ def duplicate_names(document: Mapping[str, Any]) -> list[Problem]:
         if not isinstance(name, str):
             continue
         if name in first:
-            problems.append(Problem(("jobs", index, "name"), f"the job name {show(name)} is "
-                                    f"already used by jobs[{first[name]}]; names must be unique"))
+            problems.append(
+                Problem(
+                    ("jobs", index, "name"),
+                    f"the job name {show(name)} is "
+                    f"already used by jobs[{first[name]}]; names must be unique",
+                )
+            )
         first.setdefault(name, index)
     return problems
 
@@ -192,6 +206,7 @@ def misspelt_top_level(document: Mapping[str, Any]) -> list[Problem]:
     for key in document:
         close = difflib.get_close_matches(key, _TOP_LEVEL, n=1, cutoff=0.75)
         if key not in _TOP_LEVEL and close and close[0] not in document:
-            problems.append(Problem((key,), f'unknown key "{key}" (did you mean "{close[0]}"?)',
-                                    at_key=True))
+            problems.append(
+                Problem((key,), f'unknown key "{key}" (did you mean "{close[0]}"?)', at_key=True)
+            )
     return problems

@@ -17,7 +17,11 @@ from batch_runner.errors import ConfigError
 
 
 def validate_document(
-    file: str, document: dict[str, Any], root: str, text: str | None = None, *,
+    file: str,
+    document: dict[str, Any],
+    root: str,
+    text: str | None = None,
+    *,
     check_variables: bool = True,
 ) -> dict[str, Any]:
     """The normalized dict of ``document``, or ConfigError listing every problem.

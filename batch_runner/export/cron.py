@@ -235,10 +235,14 @@ def _zone_reset(system_tz: tzinfo) -> list[str]:
     """CRON_TZ holds down to the end of the crontab: give the lines after this block back."""
     name = getattr(system_tz, "key", None)
     if name:
-        return ["# Back to the system's time zone for any line after this block.",
-                f"CRON_TZ={name}"]
-    return ["# CRON_TZ stays set after this line (the system's zone has no name to set it",
-            "# back to): keep this block at the end of the crontab."]
+        return [
+            "# Back to the system's time zone for any line after this block.",
+            f"CRON_TZ={name}",
+        ]
+    return [
+        "# CRON_TZ stays set after this line (the system's zone has no name to set it",
+        "# back to): keep this block at the end of the crontab.",
+    ]
 
 
 def _header(config: ConfigSpec, python: str, now: datetime) -> list[str]:

@@ -37,23 +37,38 @@ Cancel = Callable[[], str | None]
 
 
 def run_attempt(
-    ctx: RunnerContext, run: dict[str, Any], request: AttemptRequest, *,
-    cancel: Cancel | None = None, environ: Mapping[str, str] | None = None,
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    request: AttemptRequest,
+    *,
+    cancel: Cancel | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> AttemptOutcome:
     """Make the request of ``run["spec"]["http"]`` once; never raises."""
     started = time.time()
     try:
-        return _attempt(ctx, run, request, cancel, os.environ if environ is None else environ,
-                        started)
+        return _attempt(
+            ctx, run, request, cancel, os.environ if environ is None else environ, started
+        )
     except Exception as exc:  # a bug here must cost one attempt, not the runner
         log.exception("run %s: the HTTP attempt failed unexpectedly", run.get("run_id"))
-        return _outcome("error", f"internal error in the HTTP attempt: {type(exc).__name__}",
-                        "", False, started, {})
+        return _outcome(
+            "error",
+            f"internal error in the HTTP attempt: {type(exc).__name__}",
+            "",
+            False,
+            started,
+            {},
+        )
 
 
 def _attempt(
-    ctx: RunnerContext, run: dict[str, Any], request: AttemptRequest, cancel: Cancel | None,
-    environ: Mapping[str, str], started: float,
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    request: AttemptRequest,
+    cancel: Cancel | None,
+    environ: Mapping[str, str],
+    started: float,
 ) -> AttemptOutcome:
     settings = ctx.config.settings.http
     mask = settings_mask(settings)
@@ -62,20 +77,32 @@ def _attempt(
         prepared = prepare(http, environ, tuple(settings.allow_hosts), mask)
     except RequestProblem as problem:
         written = describe(run["spec"])
-        report.write_run_log(request.log_path, request.run_log_max_bytes, None, written, None,
-                             str(problem))
-        return _outcome("error", str(problem), f"{written} -> {problem}", False, started,
-                        report.empty_fields())
-    exchange = Exchange(prepared, allow_hosts=tuple(settings.allow_hosts), mask=mask,
-                        max_body=settings.max_response_bytes, timeout=request.timeout)
+        report.write_run_log(
+            request.log_path, request.run_log_max_bytes, None, written, None, str(problem)
+        )
+        return _outcome(
+            "error", str(problem), f"{written} -> {problem}", False, started, report.empty_fields()
+        )
+    exchange = Exchange(
+        prepared,
+        allow_hosts=tuple(settings.allow_hosts),
+        mask=mask,
+        max_body=settings.max_response_bytes,
+        timeout=request.timeout,
+    )
     stop = _StopCheck(ctx, run["run_id"], cancel)
     verdict, response, failure = _supervise(exchange, stop)
     return _judged(request, prepared, mask, started, verdict, response, failure)
 
 
 def _judged(
-    request: AttemptRequest, prepared: PreparedRequest, mask: tuple[str, ...], started: float,
-    verdict: str | None, response: Response | None, failure: str | None,
+    request: AttemptRequest,
+    prepared: PreparedRequest,
+    mask: tuple[str, ...],
+    started: float,
+    verdict: str | None,
+    response: Response | None,
+    failure: str | None,
 ) -> AttemptOutcome:
     if verdict == "timeout":
         failure = f"timed out after {format_seconds(request.timeout)} s"
@@ -84,16 +111,18 @@ def _judged(
     view = None
     if verdict is None and response is not None:
         view = report.ResponseView(response, mask, Scrubber(prepared.secrets))
-    cut = report.write_run_log(request.log_path, request.run_log_max_bytes, prepared,
-                               prepared.method, view, failure)
-    summary = report.summary(prepared, view, failure)[-max(request.output_max_bytes, 0):]
+    cut = report.write_run_log(
+        request.log_path, request.run_log_max_bytes, prepared, prepared.method, view, failure
+    )
+    summary = report.summary(prepared, view, failure)[-max(request.output_max_bytes, 0) :]
     if view is None:
         status = verdict if verdict in CANCEL_VERDICTS else "error"
         return _outcome(status, failure, summary, cut, started, report.empty_fields())
     error = report.error_text(view)
     truncated = cut or view.response.truncated
-    return _outcome("error" if error else "success", error, summary, truncated, started,
-                    view.fields())
+    return _outcome(
+        "error" if error else "success", error, summary, truncated, started, view.fields()
+    )
 
 
 def _supervise(
@@ -157,9 +186,21 @@ class _StopCheck:
 
 
 def _outcome(
-    status: Any, error: str | None, output: str, truncated: bool, started: float,
+    status: Any,
+    error: str | None,
+    output: str,
+    truncated: bool,
+    started: float,
     extra: dict[str, Any],
 ) -> AttemptOutcome:
-    return AttemptOutcome(status=status, exit_code=None, error=error, output=output,
-                          output_truncated=truncated, started_at=started, ended_at=time.time(),
-                          pid=None, extra=extra)
+    return AttemptOutcome(
+        status=status,
+        exit_code=None,
+        error=error,
+        output=output,
+        output_truncated=truncated,
+        started_at=started,
+        ended_at=time.time(),
+        pid=None,
+        extra=extra,
+    )

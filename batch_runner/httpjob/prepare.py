@@ -45,14 +45,17 @@ class PreparedRequest:
 
 
 def prepare(
-    http: Mapping[str, Any], environ: Mapping[str, str], allow_hosts: tuple[str, ...],
+    http: Mapping[str, Any],
+    environ: Mapping[str, str],
+    allow_hosts: tuple[str, ...],
     mask: tuple[str, ...],
 ) -> PreparedRequest:
     """The request of ``http`` (a spec's ``"http"`` object); RequestProblem if it cannot go."""
     method = str(http.get("method") or "GET").upper()
     if method not in HTTP_METHODS:
-        raise RequestProblem(f"unsupported HTTP method {method}; use one of "
-                             f"{', '.join(HTTP_METHODS)}")
+        raise RequestProblem(
+            f"unsupported HTTP method {method}; use one of {', '.join(HTTP_METHODS)}"
+        )
     url, headers, body = _resolve(http, environ)
     url, host, port, credentials = _split_url(url, allow_hosts)
     added = _added_headers(headers, body, credentials)
@@ -62,10 +65,17 @@ def prepare(
     if "Authorization" in added:  # made from URL credentials: secret whatever the mask says
         shown_headers["Authorization"] = MASK
     return PreparedRequest(
-        method=method, url=url, headers=headers, data=_encode(body), host=host, port=port,
-        shown_url=safe_url(_with_params(str(http.get("url") or ""), http.get("params") or {},
-                                        keep="${}")),
-        shown_headers=shown_headers, shown_body=_shown_body(http.get("body")),
+        method=method,
+        url=url,
+        headers=headers,
+        data=_encode(body),
+        host=host,
+        port=port,
+        shown_url=safe_url(
+            _with_params(str(http.get("url") or ""), http.get("params") or {}, keep="${}")
+        ),
+        shown_headers=shown_headers,
+        shown_body=_shown_body(http.get("body")),
         secrets=_secrets(headers, added, credentials, mask),
     )
 
@@ -77,15 +87,18 @@ def _resolve(
     try:
         params = {k: envrefs.expand(str(v), environ) for k, v in (http.get("params") or {}).items()}
         url = _with_params(envrefs.expand(str(http.get("url") or ""), environ), params)
-        headers = {k: envrefs.expand(str(v), environ)
-                   for k, v in (http.get("headers") or {}).items()}
+        headers = {
+            k: envrefs.expand(str(v), environ) for k, v in (http.get("headers") or {}).items()
+        }
         return url, headers, envrefs.expand_json(http.get("body"), environ)
     except envrefs.MissingVariable as exc:
         raise RequestProblem(str(exc)) from None
 
 
 def _secrets(
-    headers: Mapping[str, str], added: Mapping[str, str], credentials: tuple[str, str] | None,
+    headers: Mapping[str, str],
+    added: Mapping[str, str],
+    credentials: tuple[str, str] | None,
     mask: tuple[str, ...],
 ) -> list[str]:
     """The values sent that must not come back in what is kept of the response."""
@@ -130,8 +143,9 @@ def host_of(url: str) -> str:
     except ValueError as exc:
         raise RequestProblem(f"invalid URL {safe_url(url)}: {exc}") from None
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise RequestProblem(f"invalid URL {safe_url(url)}: expected http:// or https:// "
-                             "and a host")
+        raise RequestProblem(
+            f"invalid URL {safe_url(url)}: expected http:// or https:// and a host"
+        )
     return parts.hostname
 
 

@@ -58,8 +58,11 @@ class ResponseView:
             return self.text
 
     def fields(self) -> dict[str, Any]:
-        return {"response_status": self.response.status, "response_headers": self.headers,
-                "response_body": self.body}
+        return {
+            "response_status": self.response.status,
+            "response_headers": self.headers,
+            "response_body": self.body,
+        }
 
 
 def empty_fields() -> dict[str, Any]:
@@ -101,8 +104,12 @@ def error_text(view: ResponseView) -> str | None:
 
 
 def write_run_log(
-    path: Path, max_bytes: int, request: PreparedRequest | None, written: str,
-    view: ResponseView | None, failure: str | None,
+    path: Path,
+    max_bytes: int,
+    request: PreparedRequest | None,
+    written: str,
+    view: ResponseView | None,
+    failure: str | None,
 ) -> bool:
     """The request and the response (or the failure) in the run log; True if it was cut."""
     run_log = RunLog(path, max_bytes)

@@ -61,8 +61,13 @@ class Exchange:
     """One request and its response; ``run()`` in a worker, ``abort()`` from anywhere."""
 
     def __init__(
-        self, request: PreparedRequest, *, allow_hosts: tuple[str, ...], mask: tuple[str, ...],
-        max_body: int, timeout: float,
+        self,
+        request: PreparedRequest,
+        *,
+        allow_hosts: tuple[str, ...],
+        mask: tuple[str, ...],
+        max_body: int,
+        timeout: float,
     ) -> None:
         self.request, self.allow_hosts, self.max_body = request, allow_hosts, max_body
         self.sensitive = mask_names(mask) | _CREDENTIAL_HEADERS
@@ -103,8 +108,9 @@ class Exchange:
         opener = urllib.request.build_opener(
             _Redirects(self), _Http(self.track), _Https(self.track, ssl.create_default_context())
         )
-        request = urllib.request.Request(req.url, data=req.data, headers=req.headers,
-                                         method=req.method)
+        request = urllib.request.Request(
+            req.url, data=req.data, headers=req.headers, method=req.method
+        )
         try:
             response = opener.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:  # a non-2xx status is a response all the same
@@ -112,9 +118,13 @@ class Exchange:
         with response:
             body, truncated = self._read_body(response)
             return Response(
-                status=response.status, reason=str(response.reason or ""),
-                headers=list(response.headers.items()), body=body, truncated=truncated,
-                url=self.url, redirects=self.redirects,
+                status=response.status,
+                reason=str(response.reason or ""),
+                headers=list(response.headers.items()),
+                body=body,
+                truncated=truncated,
+                url=self.url,
+                redirects=self.redirects,
             )
 
     def _read_body(self, response: Any) -> tuple[bytes, bool]:

@@ -22,13 +22,23 @@ def send(notifier: Mapping[str, Any], notice: dict[str, Any], *, cwd: str) -> No
     """Run the command in its own process group; raise NotifierError unless it exits 0."""
     argv = build_argv(notifier["command"], notifier.get("shell", "auto"))
     timeout = float(notifier.get("timeout", 60))
-    env = {**os.environ, "BATCH_NOTICE_KIND": notice["kind"],
-           "BATCH_JOB_NAME": notice.get("job_name") or ""}
+    env = {
+        **os.environ,
+        "BATCH_NOTICE_KIND": notice["kind"],
+        "BATCH_JOB_NAME": notice.get("job_name") or "",
+    }
     # Output goes to a file, not a pipe: memory stays bounded whatever the command prints.
     with tempfile.TemporaryFile() as output:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=output, stderr=output,
-                                    cwd=cwd, env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=output,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
         except OSError as exc:
             raise NotifierError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
         try:

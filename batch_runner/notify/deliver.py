@@ -43,12 +43,16 @@ def describe(notifier: Mapping[str, Any]) -> str:
 def labels(notifiers: Iterable[Mapping[str, Any]]) -> list[str]:
     """Each notifier's name; two that read the same get their place in the list (``#2``)."""
     names = [describe(notifier) for notifier in notifiers]
-    return [f"{name} #{index}" if names.count(name) > 1 else name
-            for index, name in enumerate(names, 1)]
+    return [
+        f"{name} #{index}" if names.count(name) > 1 else name for index, name in enumerate(names, 1)
+    ]
 
 
 def deliver_all(
-    notifiers: Iterable[Mapping[str, Any]], notice: dict[str, Any], *, cwd: str,
+    notifiers: Iterable[Mapping[str, Any]],
+    notice: dict[str, Any],
+    *,
+    cwd: str,
     log_results: bool = True,
 ) -> list[Delivery]:
     """Send ``notice`` through each notifier at once; wait for each up to its timeout."""
@@ -72,13 +76,15 @@ def _log_delivery(delivery: Delivery, notice: dict[str, Any]) -> None:
     if delivery.ok:
         log.info("%s notice sent through %s", notice["kind"], delivery.label)
     else:
-        log.error("notifier %s failed to send the %s notice: %s", delivery.label,
-                  notice["kind"], delivery.reason)
+        log.error(
+            "notifier %s failed to send the %s notice: %s",
+            delivery.label,
+            notice["kind"],
+            delivery.reason,
+        )
 
 
-def _sender(
-    notifier: Mapping[str, Any], notice: dict[str, Any], cwd: str
-) -> Callable[[], None]:
+def _sender(notifier: Mapping[str, Any], notice: dict[str, Any], cwd: str) -> Callable[[], None]:
     """The call that sends through ``notifier``; its module is imported only now."""
     kind = notifier.get("type")
 

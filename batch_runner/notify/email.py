@@ -20,9 +20,21 @@ from batch_runner.notify.secrets import redact
 
 SMTPS_PORT = 465
 # The notice fields listed under the text, in this order, when they have a value.
-_BODY_FIELDS = ("kind", "job_name", "status", "error_count", "notify_after", "run_id",
-                "attempt", "max_attempts", "exit_code", "start_time", "end_time", "host",
-                "log_file")
+_BODY_FIELDS = (
+    "kind",
+    "job_name",
+    "status",
+    "error_count",
+    "notify_after",
+    "run_id",
+    "attempt",
+    "max_attempts",
+    "exit_code",
+    "start_time",
+    "end_time",
+    "host",
+    "log_file",
+)
 
 
 def send(notifier: Mapping[str, Any], notice: dict[str, Any]) -> None:
@@ -85,8 +97,11 @@ def build_message(notifier: Mapping[str, Any], notice: dict[str, Any]) -> EmailM
 
 def _reason(exc: BaseException, notifier: Mapping[str, Any]) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) \
+        text = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
             else str(exc.smtp_error)
+        )
         return f"SMTP {exc.smtp_code} {' '.join(text.split())}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return "every recipient was refused: " + ", ".join(map(str, exc.recipients))

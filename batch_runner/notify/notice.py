@@ -48,10 +48,21 @@ def build_notice(
 def build_test_notice(host: str, config_path: str, now: float) -> dict[str, Any]:
     """What ``notify-test`` sends: the shape of a real notice, with no job behind it."""
     notice: dict[str, Any] = {
-        "kind": "test", "job_name": None, "error_count": 0, "notify_after": None,
-        "status": None, "error": None, "exit_code": None, "start_time": iso(now),
-        "end_time": iso(now), "run_id": None, "attempt": None, "max_attempts": None,
-        "host": host, "log_file": None, "config": config_path,
+        "kind": "test",
+        "job_name": None,
+        "error_count": 0,
+        "notify_after": None,
+        "status": None,
+        "error": None,
+        "exit_code": None,
+        "start_time": iso(now),
+        "end_time": iso(now),
+        "run_id": None,
+        "attempt": None,
+        "max_attempts": None,
+        "host": host,
+        "log_file": None,
+        "config": config_path,
     }
     notice["text"] = notice_text(notice)
     return notice
@@ -61,17 +72,23 @@ def notice_text(notice: dict[str, Any]) -> str:
     """One line a person understands at a glance (chat webhooks show only this)."""
     job, host = notice["job_name"], notice["host"]
     if notice["kind"] == "test":
-        return (f"batch_runner on {host}: test notice (notify-test, config "
-                f"{notice.get('config')}); this notifier works")
+        return (
+            f"batch_runner on {host}: test notice (notify-test, config "
+            f"{notice.get('config')}); this notifier works"
+        )
     log_file = f"; log: {notice['log_file']}" if notice.get("log_file") else ""
     if notice["kind"] == "recovery":
-        return (f"batch_runner on {host}: job {job} recovered: run {notice['run_id']} "
-                f"succeeded at {notice['end_time']}{log_file}")
+        return (
+            f"batch_runner on {host}: job {job} recovered: run {notice['run_id']} "
+            f"succeeded at {notice['end_time']}{log_file}"
+        )
     count = notice["error_count"]
     in_a_row = f" ({count} runs in a row)" if count > 1 else ""
     reason = (notice.get("error") or notice["status"]).splitlines()[0]
-    return (f"batch_runner on {host}: job {job} failed{in_a_row}; last run {notice['run_id']} "
-            f"ended {notice['status']} at {notice['end_time']}: {reason}{log_file}")
+    return (
+        f"batch_runner on {host}: job {job} failed{in_a_row}; last run {notice['run_id']} "
+        f"ended {notice['status']} at {notice['end_time']}: {reason}{log_file}"
+    )
 
 
 def notice_subject(notice: dict[str, Any]) -> str:

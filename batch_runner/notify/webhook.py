@@ -34,8 +34,9 @@ def send(notifier: Mapping[str, Any], notice: dict[str, Any]) -> None:
         secrets += used
         if is_secret_header(name):
             secrets.append(value)
-    request = urllib.request.Request(url, data=json.dumps(notice).encode(), headers=headers,
-                                     method="POST")
+    request = urllib.request.Request(
+        url, data=json.dumps(notice).encode(), headers=headers, method="POST"
+    )
     try:
         _post(request, float(notifier.get("timeout", 10)))
     except NotifierError as exc:

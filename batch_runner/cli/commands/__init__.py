@@ -13,22 +13,38 @@ if TYPE_CHECKING:
 
 COMMANDS = {
     "run-job": "run",
-    "list": "jobs", "add": "jobs", "remove": "jobs", "enable": "jobs", "disable": "jobs",
-    "validate": "configcmds", "init": "configcmds", "schema": "configcmds",
-    "history": "history", "logs": "history",
-    "scheduler": "daemon", "next": "daemon", "status": "daemon",
-    "cron": "export", "systemd": "export",
+    "list": "jobs",
+    "add": "jobs",
+    "remove": "jobs",
+    "enable": "jobs",
+    "disable": "jobs",
+    "validate": "configcmds",
+    "init": "configcmds",
+    "schema": "configcmds",
+    "history": "history",
+    "logs": "history",
+    "scheduler": "daemon",
+    "next": "daemon",
+    "status": "daemon",
+    "cron": "export",
+    "systemd": "export",
     "clean": "maintenance",
     "notify-test": "notifycmd",
     "queue": "queue",
-    "stop": "control", "progress": "control",
+    "stop": "control",
+    "progress": "control",
 }
 
 # The common options that take a value, each with the attribute it sets: the parser defines
 # them (cli.parser), the cron line's quick parse reads them (cli.main), and their value is
 # never the command word.
-COMMON_OPTIONS_WITH_VALUE = {"-c": "config", "--config": "config", "--root": "root",
-                             "-l": "log_level", "--log-level": "log_level"}
+COMMON_OPTIONS_WITH_VALUE = {
+    "-c": "config",
+    "--config": "config",
+    "--root": "root",
+    "-l": "log_level",
+    "--log-level": "log_level",
+}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -52,8 +68,12 @@ _NESTED = {"queue"}
 
 def _abbreviates_option_with_value(word: str) -> bool:
     # argparse takes any unambiguous prefix of a long option: --conf for --config.
-    return (word.startswith("--") and len(word) > 2 and "=" not in word
-            and any(option.startswith(word) for option in COMMON_OPTIONS_WITH_VALUE))
+    return (
+        word.startswith("--")
+        and len(word) > 2
+        and "=" not in word
+        and any(option.startswith(word) for option in COMMON_OPTIONS_WITH_VALUE)
+    )
 
 
 def registrars(argv: Sequence[str]) -> list[Callable[[Any, Any], None]]:

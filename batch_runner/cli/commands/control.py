@@ -32,12 +32,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if run["status"] == "canceled":
         print(f"canceled run {run['run_id']} of {run['job_name']} before it started")
     elif run.get("orphaned"):
-        print(f"run {run['run_id']} of {run['job_name']} had lost its runner: its processes "
-              f"were killed and it is recorded {run['status']}")
+        print(
+            f"run {run['run_id']} of {run['job_name']} had lost its runner: its processes "
+            f"were killed and it is recorded {run['status']}"
+        )
     else:
         grace = ctx.config.settings.kill_grace
-        print(f"stopping run {run['run_id']} of {run['job_name']} "
-              f"(within 2 s, then up to {grace:g} s for it to exit)")
+        print(
+            f"stopping run {run['run_id']} of {run['job_name']} "
+            f"(within 2 s, then up to {grace:g} s for it to exit)"
+        )
     return 0
 
 

@@ -54,8 +54,9 @@ def cmd_next(args: argparse.Namespace) -> int:
     if args.json:
         render.print_json([{"name": name, "time": iso(t)} for t, name in upcoming])
     else:
-        render.print_table(["time", "job"], [[iso(t)[:19].replace("T", " "), name]
-                                              for t, name in upcoming])
+        render.print_table(
+            ["time", "job"], [[iso(t)[:19].replace("T", " "), name] for t, name in upcoming]
+        )
     return 0
 
 
@@ -71,23 +72,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     ctx = app.context(args)
     pid = scheduler_pid(ctx)
     running = [run_view(r, ctx.config.settings) for r in ctx.store.runs_with_status("running")]
-    pending = [run_view(r, ctx.config.settings)
-               for r in ctx.store.runs_with_status("pending", limit=1000)]
-    status = {"scheduler": {"alive": pid is not None, "pid": pid},
-              "paused": ctx.store.is_paused(), "running": running, "pending": pending}
+    pending = [
+        run_view(r, ctx.config.settings) for r in ctx.store.runs_with_status("pending", limit=1000)
+    ]
+    status = {
+        "scheduler": {"alive": pid is not None, "pid": pid},
+        "paused": ctx.store.is_paused(),
+        "running": running,
+        "pending": pending,
+    }
     if args.json:
         render.print_json(status)
         return 0
-    print(f"scheduler: {'alive, pid ' + str(pid) if pid else 'not running'}"
-          + ("; the queue is PAUSED" if status["paused"] else ""))
+    print(
+        f"scheduler: {'alive, pid ' + str(pid) if pid else 'not running'}"
+        + ("; the queue is PAUSED" if status["paused"] else "")
+    )
     for run in running:
         progress = _progress_text(run)
-        print(f"running: {run['job_name']} (run {run['run_id']}, since "
-              f"{(run['start_time'] or '')[11:19]}){progress}")
+        print(
+            f"running: {run['job_name']} (run {run['run_id']}, since "
+            f"{(run['start_time'] or '')[11:19]}){progress}"
+        )
     if not running:
         print("running: nothing")
-    print(f"waiting: {len(pending)}" + ("" if not pending else ": " + ", ".join(
-        f"{r['job_name']} ({r['run_id']})" for r in pending[:10])))
+    print(
+        f"waiting: {len(pending)}"
+        + (
+            ""
+            if not pending
+            else ": " + ", ".join(f"{r['job_name']} ({r['run_id']})" for r in pending[:10])
+        )
+    )
     return 0
 
 

@@ -25,8 +25,9 @@ def register(sub: Any, common: Any) -> None:
     common(p)
 
     p = sub.add_parser("systemd", help="print a systemd service unit for the scheduler")
-    p.add_argument("--timer", metavar="NAME",
-                   help="print a .service and .timer pair that run this job instead")
+    p.add_argument(
+        "--timer", metavar="NAME", help="print a .service and .timer pair that run this job instead"
+    )
     p.set_defaults(handler=cmd_systemd)
     common(p)
 
@@ -91,8 +92,11 @@ def _unit_user() -> str | None:
 
 def _warn_if_disabled(job: JobSpec, config: ConfigSpec) -> None:
     if not job.enabled:
-        print(f"warning: job {job.name!r} is disabled in {config.path}, but run-job runs it "
-              "all the same.", file=sys.stderr)
+        print(
+            f"warning: job {job.name!r} is disabled in {config.path}, but run-job runs it "
+            "all the same.",
+            file=sys.stderr,
+        )
 
 
 def _warn_if_not_startable(python: str, root: str) -> None:

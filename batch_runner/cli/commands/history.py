@@ -45,12 +45,18 @@ def cmd_history(args: argparse.Namespace) -> int:
     config = app.load(args)
     layout = LogLayout(Path(config.settings.log_dir))
     records = iter_results_newest_first(layout, since)
-    wanted = (r for r in records
-              if (args.name is None or r.get("job_name") == args.name)
-              and (args.status is None or r.get("status") == args.status))
+    wanted = (
+        r
+        for r in records
+        if (args.name is None or r.get("job_name") == args.name)
+        and (args.status is None or r.get("status") == args.status)
+    )
     rows = list(islice(wanted, min(args.limit, sys.maxsize)))  # a huge limit means all
-    if not rows and args.name is not None and config.job(args.name) is None and not any(
-        r.get("job_name") == args.name for r in iter_results_newest_first(layout)
+    if (
+        not rows
+        and args.name is not None
+        and config.job(args.name) is None
+        and not any(r.get("job_name") == args.name for r in iter_results_newest_first(layout))
     ):
         # A job since removed from the config may well have history: only a name never seen
         # anywhere is unknown.
@@ -60,10 +66,18 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     render.print_table(
         ["start", "job", "status", "attempt", "duration", "run id", "error"],
-        [[str(r.get("start_time") or r.get("end_time") or "")[:19].replace("T", " "),
-          r.get("job_name"), r.get("status"),
-          f"{r.get('attempt')}/{r.get('max_attempts')}", _duration(r.get("duration_seconds")),
-          r.get("run_id"), (r.get("error") or "").split("\n")[0][:60] or None] for r in rows],
+        [
+            [
+                str(r.get("start_time") or r.get("end_time") or "")[:19].replace("T", " "),
+                r.get("job_name"),
+                r.get("status"),
+                f"{r.get('attempt')}/{r.get('max_attempts')}",
+                _duration(r.get("duration_seconds")),
+                r.get("run_id"),
+                (r.get("error") or "").split("\n")[0][:60] or None,
+            ]
+            for r in rows
+        ],
     )
     return 0
 
@@ -85,11 +99,14 @@ def _with_run_keys(layout: Any, rows: list[dict[str, Any]]) -> list[dict[str, An
         extra = extras.get(str(row.get("run_id"))) or {}
         # Progress belongs to the attempt the queue holds now, not to an earlier one.
         latest = extra.get("attempt") == row.get("attempt")
-        shaped.append({
-            **row, "priority": extra.get("priority"),
-            "progress_percent": extra.get("progress_percent") if latest else None,
-            "progress_message": extra.get("progress_message") if latest else None,
-        })
+        shaped.append(
+            {
+                **row,
+                "priority": extra.get("priority"),
+                "progress_percent": extra.get("progress_percent") if latest else None,
+                "progress_message": extra.get("progress_message") if latest else None,
+            }
+        )
     return shaped
 
 
@@ -156,6 +173,7 @@ def attempt_logs(run: dict[str, Any]) -> list[tuple[int, Path]]:
     latest = Path(run["log_file"])
     folder = latest.parent
     candidates = [(1, folder / f"{run['run_id']}.log")]
-    candidates += [(n, folder / f"{run['run_id']}.attempt{n}.log")
-                   for n in range(2, int(run["attempt"]) + 1)]
+    candidates += [
+        (n, folder / f"{run['run_id']}.attempt{n}.log") for n in range(2, int(run["attempt"]) + 1)
+    ]
     return [(n, p) for n, p in candidates if p.exists()]

@@ -24,17 +24,22 @@ def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("add", help="add a job to the config file")
     p.add_argument("name")
     p.add_argument("job_command", metavar="COMMAND", help="the command line to run")
-    p.add_argument("--type", dest="schedule_type", required=True,
-                   choices=("interval", "daily", "weekly"))
-    p.add_argument("--time", dest="schedule_time", required=True,
-                   help="e.g. 3600, 15m, 02:00, 'mon,fri 09:00'")
+    p.add_argument(
+        "--type", dest="schedule_type", required=True, choices=("interval", "daily", "weekly")
+    )
+    p.add_argument(
+        "--time", dest="schedule_time", required=True, help="e.g. 3600, 15m, 02:00, 'mon,fri 09:00'"
+    )
     p.add_argument("--timeout", type=float, help="seconds before the run is killed")
     p.add_argument("--disabled", action="store_true", help="add it switched off")
     p.set_defaults(handler=cmd_add)
     common(p)
 
-    for name, helptext in (("remove", "remove a job from the config file"),
-                           ("enable", "switch a job on"), ("disable", "switch a job off")):
+    for name, helptext in (
+        ("remove", "remove a job from the config file"),
+        ("enable", "switch a job on"),
+        ("disable", "switch a job off"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("name")
         p.set_defaults(handler=cmd_edit, edit=name)
@@ -47,16 +52,18 @@ def job_rows(
     rows = []
     for job in config.jobs:
         state = states.get(job.name) or {}
-        rows.append({
-            "name": job.name,
-            "enabled": job.enabled,
-            "schedule_type": job.schedule_type,
-            "schedule_time": job.schedule_time,
-            "last_run": state.get("last_run", job.last_run),
-            "last_status": state.get("last_status", job.last_status),
-            "error_count": state.get("error_count", job.error_count),
-            "next_run": next_run_of(job, state, now, scheduler_alive),
-        })
+        rows.append(
+            {
+                "name": job.name,
+                "enabled": job.enabled,
+                "schedule_type": job.schedule_type,
+                "schedule_time": job.schedule_time,
+                "last_run": state.get("last_run", job.last_run),
+                "last_status": state.get("last_status", job.last_status),
+                "error_count": state.get("error_count", job.error_count),
+                "next_run": next_run_of(job, state, now, scheduler_alive),
+            }
+        )
     return rows
 
 
@@ -91,9 +98,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     render.print_table(
         ["name", "enabled", "schedule", "next run", "last run", "last status", "errors"],
-        [[r["name"], r["enabled"], describe_job(job), _short(r["next_run"]),
-          _short(r["last_run"]), r["last_status"], r["error_count"]]
-         for r, job in zip(rows, ctx.config.jobs, strict=True)],
+        [
+            [
+                r["name"],
+                r["enabled"],
+                describe_job(job),
+                _short(r["next_run"]),
+                _short(r["last_run"]),
+                r["last_status"],
+                r["error_count"],
+            ]
+            for r, job in zip(rows, ctx.config.jobs, strict=True)
+        ],
         title=f"jobs in {ctx.config.path}",
     )
     return 0
@@ -110,8 +126,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     from batch_runner.config.edit import add_job
 
     job: dict[str, Any] = {
-        "name": args.name, "command": args.job_command,
-        "schedule_type": args.schedule_type, "schedule_time": args.schedule_time,
+        "name": args.name,
+        "command": args.job_command,
+        "schedule_type": args.schedule_type,
+        "schedule_time": args.schedule_time,
         "enabled": not args.disabled,
     }
     if args.timeout is not None:

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("clean", help="delete results, run logs and finished runs older than N days")
-    p.add_argument("--keep-days", type=int, metavar="N",
-                   help="days to keep (default: settings.retention_days)")
+    p.add_argument(
+        "--keep-days", type=int, metavar="N", help="days to keep (default: settings.retention_days)"
+    )
     p.set_defaults(handler=cmd_clean)
     common(p)
 
@@ -29,6 +30,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
     if keep < 0 or keep > 100_000:
         raise UsageError(f"--keep-days must be between 0 and 100000, not {keep}")
     report = clean(ctx, keep)
-    print(f"kept the last {keep} days: removed {report.result_files} result files, "
-          f"{report.run_log_days} days of run logs, {report.runs} finished runs")
+    print(
+        f"kept the last {keep} days: removed {report.result_files} result files, "
+        f"{report.run_log_days} days of run logs, {report.runs} finished runs"
+    )
     return 0

@@ -28,16 +28,22 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     ctx = app.context(args)
     notifiers = ctx.config.settings.notifiers
     if not notifiers:
-        print(f"no notifiers configured in {ctx.config.path} (settings.notifiers is empty); "
-              "notices go to the log only")
+        print(
+            f"no notifiers configured in {ctx.config.path} (settings.notifiers is empty); "
+            "notices go to the log only"
+        )
         return 0
     notice = build_test_notice(ctx.host, ctx.config.path, time.time())
     log_notice(notice)
     # The printed lines are the report; logging each failure too would say it twice.
     deliveries = deliver_all(notifiers, notice, cwd=str(ctx.root), log_results=False)
     for delivery in deliveries:
-        print(f"{delivery.label}: ok" if delivery.ok
-              else f"{delivery.label}: failed: {delivery.reason}", flush=True)
+        print(
+            f"{delivery.label}: ok"
+            if delivery.ok
+            else f"{delivery.label}: failed: {delivery.reason}",
+            flush=True,
+        )
     failed = sum(not delivery.ok for delivery in deliveries)
     if failed:
         raise OperationFailed(f"{failed} of {len(deliveries)} notifiers failed")

@@ -21,11 +21,12 @@ if TYPE_CHECKING:
 def register(sub: Any, common: Any, argv: Sequence[str] = ()) -> None:
     """``queue`` and its subcommands: only the one ``argv`` names, or all of them for help."""
     queue = sub.add_parser("queue", help="the ad-hoc queue: add, list, show, remove, run, ...")
-    qsub = queue.add_subparsers(dest="queue_command", metavar="QUEUE_COMMAND", required=True,
-                                parser_class=type(queue))
-    after = list(argv[argv.index("queue") + 1:]) if "queue" in argv else []
+    qsub = queue.add_subparsers(
+        dest="queue_command", metavar="QUEUE_COMMAND", required=True, parser_class=type(queue)
+    )
+    after = list(argv[argv.index("queue") + 1 :]) if "queue" in argv else []
     named = next((word for word in after if not word.startswith("-")), None)
-    if {"-h", "--help"} & set(after[:after.index(named)] if named in after else after):
+    if {"-h", "--help"} & set(after[: after.index(named)] if named in after else after):
         named = None  # `queue --help add` lists every subcommand
     for name, build in _SUBCOMMANDS.items():
         if named not in _SUBCOMMANDS or name == named:
@@ -50,8 +51,13 @@ def _add(qsub: Any, common: Any) -> None:
 def _list(qsub: Any, common: Any) -> None:
     p = qsub.add_parser("list", help="pending and running runs (--all: finished too)")
     p.add_argument("--all", action="store_true")
-    p.add_argument("--limit", type=int, default=100, metavar="N",
-                   help="with --all, at most N finished runs (default 100)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=100,
+        metavar="N",
+        help="with --all, at most N finished runs (default 100)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
     common(p)
@@ -75,8 +81,9 @@ def _clean(qsub: Any, common: Any) -> None:
     p.add_argument("--keep-days", type=int, default=7, metavar="N")
 
 
-def _simple(qsub: Any, common: Any, name: str, helptext: str, handler: Any, *,
-            with_id: bool = False) -> argparse.ArgumentParser:
+def _simple(
+    qsub: Any, common: Any, name: str, helptext: str, handler: Any, *, with_id: bool = False
+) -> argparse.ArgumentParser:
     p = qsub.add_parser(name, help=helptext)
     if with_id:
         p.add_argument("run_id", metavar="ID")
@@ -104,8 +111,14 @@ def cmd_add(args: argparse.Namespace) -> int:
     else:
         spec = queue.adhoc_spec(argv, timeout)
     spec["timeout"] = timeout
-    run_id = queue.add(ctx, spec, priority=args.priority, due_at=_due_at(args),
-                       max_attempts=args.max_attempts, label=args.label)
+    run_id = queue.add(
+        ctx,
+        spec,
+        priority=args.priority,
+        due_at=_due_at(args),
+        max_attempts=args.max_attempts,
+        label=args.label,
+    )
     print(run_id)
     return 0
 
@@ -117,10 +130,12 @@ def _command_of(words: list[str]) -> list[str]:
     elif words:
         # Without the rule, `--at 2030-01-01 10:00 -- x` would queue "10:00 -- x", and
         # `git diff -- file` could not be told from a misplaced option value.
-        stray = " ".join(words[:words.index("--")] if "--" in words else words)
-        raise UsageError(f"{stray!r} belongs to no option; put the command after -- "
-                         "(queue add [OPTIONS] -- CMD [ARG...]) and quote a value that has "
-                         "spaces (--at '2030-01-01 10:00')")
+        stray = " ".join(words[: words.index("--")] if "--" in words else words)
+        raise UsageError(
+            f"{stray!r} belongs to no option; put the command after -- "
+            "(queue add [OPTIONS] -- CMD [ARG...]) and quote a value that has "
+            "spaces (--at '2030-01-01 10:00')"
+        )
     if words and not words[0].strip():
         raise UsageError("the command after -- is empty")
     return words
@@ -152,16 +167,26 @@ def cmd_list(args: argparse.Namespace) -> int:
         finished = ctx.store.recent_finished(limit + 1)  # one more tells whether some are left
         runs += finished[:limit]
         if len(finished) > limit > 0:
-            print(f"(the latest {limit} finished runs are listed; --limit N for more)",
-                  file=sys.stderr)
+            print(
+                f"(the latest {limit} finished runs are listed; --limit N for more)",
+                file=sys.stderr,
+            )
     views = [run_view(r, ctx.config.settings) for r in runs]
     if args.json:
         render.print_json(views)
         return 0
     render.print_table(
         ["id", "status", "priority", "created", "job or label: command"],
-        [[v["run_id"], v["status"], v["priority"], (v["created_at"] or "")[:19].replace("T", " "),
-          _what(v)] for v in views],
+        [
+            [
+                v["run_id"],
+                v["status"],
+                v["priority"],
+                (v["created_at"] or "")[:19].replace("T", " "),
+                _what(v),
+            ]
+            for v in views
+        ],
     )
     return 0
 
@@ -223,8 +248,11 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
     paused = args.queue_command == "pause"
     queue.set_paused(app.context(args), paused)
-    print("the queue is paused: nothing new starts until `batch_runner queue resume`" if paused
-          else "the queue is running again")
+    print(
+        "the queue is paused: nothing new starts until `batch_runner queue resume`"
+        if paused
+        else "the queue is running again"
+    )
     return 0
 
 
@@ -242,14 +270,16 @@ _SUBCOMMANDS: dict[str, Callable[[Any, Any], object]] = {
     "add": _add,
     "list": _list,
     "show": _show,
-    "remove": lambda qsub, common: _simple(qsub, common, "remove", "cancel a pending run",
-                                           cmd_remove, with_id=True),
-    "run": lambda qsub, common: _simple(qsub, common, "run",
-                                        "run the next due run, if any, and exit", cmd_run),
+    "remove": lambda qsub, common: _simple(
+        qsub, common, "remove", "cancel a pending run", cmd_remove, with_id=True
+    ),
+    "run": lambda qsub, common: _simple(
+        qsub, common, "run", "run the next due run, if any, and exit", cmd_run
+    ),
     "worker": _worker,
-    "pause": lambda qsub, common: _simple(qsub, common, "pause",
-                                          "start nothing new from the queue or the schedule",
-                                          cmd_pause),
+    "pause": lambda qsub, common: _simple(
+        qsub, common, "pause", "start nothing new from the queue or the schedule", cmd_pause
+    ),
     "resume": lambda qsub, common: _simple(qsub, common, "resume", "undo pause", cmd_pause),
     "clean": _clean,
 }

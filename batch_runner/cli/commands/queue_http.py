@@ -26,16 +26,37 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``queue add`` for an HTTP call (``--http`` and what goes with it)."""
     group = parser.add_argument_group("HTTP call (instead of a command)")
-    group.add_argument("--http", nargs=2, metavar=("METHOD", "URL"),
-                       help="make one HTTP request per attempt; 2xx is success")
-    group.add_argument("--header", dest="http_headers", action="append", default=[],
-                       metavar="'NAME: VALUE'", help="a request header (repeatable)")
-    group.add_argument("--param", dest="http_params", action="append", default=[],
-                       metavar="NAME=VALUE", help="a query parameter (repeatable)")
-    group.add_argument("--body", dest="http_body", metavar="TEXT",
-                       help="the request body, sent as it is")
-    group.add_argument("--json-body", dest="http_json_body", action="store_true",
-                       help="--body is JSON: sent as JSON with Content-Type: application/json")
+    group.add_argument(
+        "--http",
+        nargs=2,
+        metavar=("METHOD", "URL"),
+        help="make one HTTP request per attempt; 2xx is success",
+    )
+    group.add_argument(
+        "--header",
+        dest="http_headers",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header (repeatable)",
+    )
+    group.add_argument(
+        "--param",
+        dest="http_params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a query parameter (repeatable)",
+    )
+    group.add_argument(
+        "--body", dest="http_body", metavar="TEXT", help="the request body, sent as it is"
+    )
+    group.add_argument(
+        "--json-body",
+        dest="http_json_body",
+        action="store_true",
+        help="--body is JSON: sent as JSON with Content-Type: application/json",
+    )
 
 
 def build_spec(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
@@ -53,10 +74,17 @@ def build_spec(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
         "body": _body(args.http_body, args.http_json_body),
     }
     return {
-        "type": "http", "command": None, "shell": "auto", "cwd": None, "env": {},
+        "type": "http",
+        "command": None,
+        "shell": "auto",
+        "cwd": None,
+        "env": {},
         "timeout": getattr(args, "timeout", None) or settings.default_timeout,
-        "backoff": "exponential", "backoff_seconds": 30.0, "notify_after": None,
-        "ping_url": None, "http": http,
+        "backoff": "exponential",
+        "backoff_seconds": 30.0,
+        "notify_after": None,
+        "ping_url": None,
+        "http": http,
     }
 
 
@@ -64,8 +92,9 @@ def _method(method: str) -> str:
     from batch_runner.httpjob.prepare import HTTP_METHODS
 
     if method.upper() not in HTTP_METHODS:
-        raise UsageError(f"--http: {method!r} is not an HTTP method; use one of "
-                         f"{', '.join(HTTP_METHODS)}")
+        raise UsageError(
+            f"--http: {method!r} is not an HTTP method; use one of {', '.join(HTTP_METHODS)}"
+        )
     return method.upper()
 
 
@@ -105,5 +134,6 @@ def _body(text: str | None, as_json: bool) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise UsageError(f"--body is not valid JSON ({exc}); drop --json-body to send it as "
-                         "text") from None
+        raise UsageError(
+            f"--body is not valid JSON ({exc}); drop --json-body to send it as text"
+        ) from None

@@ -19,10 +19,8 @@ EXIT_BY_STATUS = {"success": EXIT_OK, "timeout": EXIT_TIMEOUT}
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("run-job", help="run a job now, in the foreground")
     p.add_argument("name")
-    p.add_argument("--queue", action="store_true",
-                   help="enqueue the run instead and print its id")
-    p.add_argument("--no-wait", action="store_true",
-                   help="exit 75 at once if the executor is busy")
+    p.add_argument("--queue", action="store_true", help="enqueue the run instead and print its id")
+    p.add_argument("--no-wait", action="store_true", help="exit 75 at once if the executor is busy")
     p.set_defaults(handler=cmd_run_job)
     common(p)
 
@@ -62,8 +60,9 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 
 
 def _say_skipped(name: str) -> None:
-    print(f"{name}: skipped, it is already waiting or running (recorded as skipped)",
-          file=sys.stderr)
+    print(
+        f"{name}: skipped, it is already waiting or running (recorded as skipped)", file=sys.stderr
+    )
 
 
 def _report(ctx: Any, run: dict[str, Any]) -> int:
@@ -72,8 +71,9 @@ def _report(ctx: Any, run: dict[str, Any]) -> int:
         from batch_runner.bookkeeping import end_waiting_run
 
         status = end_waiting_run(ctx, run, "canceled: run-job was interrupted") or status
-        print(f"{run['job_name']}: interrupted while waiting; the run ended {status}",
-              file=sys.stderr)
+        print(
+            f"{run['job_name']}: interrupted while waiting; the run ended {status}", file=sys.stderr
+        )
         return EXIT_BY_STATUS.get(status, EXIT_FAILED)
     took = (run.get("ended_at") or 0) - (run.get("started_at") or 0)
     line = f"{run['job_name']}: {status} in {took:.2f} s (run {run['run_id']}"

@@ -33,8 +33,10 @@ def run_next(ctx: RunnerContext) -> int:
         lock.release()
     if status is None:
         if ctx.store.is_paused():
-            print("the queue is paused; nothing was started (`batch_runner queue resume`)",
-                  file=sys.stderr)
+            print(
+                "the queue is paused; nothing was started (`batch_runner queue resume`)",
+                file=sys.stderr,
+            )
         return EXIT_OK
     return EXIT_BY_STATUS.get(status, EXIT_FAILED)
 
@@ -105,13 +107,18 @@ class Display:
             self._print(line)  # piped: no status line, so no count to keep up to date
             return
         waiting = self.ctx.store.count_pending()
-        self._emit(line, f"running {what} — {waiting} waiting" if event == "start"
-                   else f"{waiting} waiting")
+        self._emit(
+            line,
+            f"running {what} — {waiting} waiting" if event == "start" else f"{waiting} waiting",
+        )
 
     def waiting(self, next_due: float | None) -> None:
         if self._status is not None:
-            when = "" if next_due is None else time.strftime(" (next at %H:%M:%S)",
-                                                             time.localtime(next_due))
+            when = (
+                ""
+                if next_due is None
+                else time.strftime(" (next at %H:%M:%S)", time.localtime(next_due))
+            )
             self._status.update(f"waiting for runs{when}")
 
     def idle(self, paused: bool, later: float | None) -> None:
@@ -122,8 +129,10 @@ class Display:
         else:
             count = self.ctx.store.count_pending()
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(later))
-            text = (f"nothing is due; {count} run{'s wait' if count != 1 else ' waits'} for a "
-                    f"later time (the next at {when})")
+            text = (
+                f"nothing is due; {count} run{'s wait' if count != 1 else ' waits'} for a "
+                f"later time (the next at {when})"
+            )
         self._emit(text, text)
 
     def _emit(self, line: str, status_line: str) -> None:
