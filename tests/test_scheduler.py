@@ -32,8 +32,8 @@ class Daemon:
             cwd=root,
             env=full_env,
             stdout=subprocess.DEVNULL,
-            stderr=open(self.log, "w"),
-        )  # noqa: SIM115
+            stderr=open(self.log, "w"),  # noqa: SIM115
+        )
         wait_for(lambda: "scheduler started" in self.text() or self.proc.poll() is not None)
 
     def text(self) -> str:
