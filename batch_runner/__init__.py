@@ -9,6 +9,6 @@ __all__ = ["__version__", "progress"]
 
 def progress(percent: float | None = None, message: str | None = None) -> None:
     """Record progress for the run this process belongs to (``$BATCH_RUN_ID``)."""
-    from batch_runner.progress import record_progress
+    from batch_runner.runs.progress import record_progress
 
     record_progress(percent=percent, message=message)

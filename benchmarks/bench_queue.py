@@ -26,8 +26,8 @@ from pathlib import Path
 PY = sys.executable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from batch_runner.queue import adhoc_spec  # noqa: E402
-from batch_runner.store import Store  # noqa: E402
+from batch_runner.runs.queue import adhoc_spec  # noqa: E402
+from batch_runner.state.sqlite import Store  # noqa: E402
 
 
 def project(root: Path) -> dict[str, str]:

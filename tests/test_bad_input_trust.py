@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import job, run_cli, write_config
 
-from batch_runner import trust
+from batch_runner.config import trust
 from batch_runner.errors import EXIT_CONFIG, ConfigError
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="refusal applies when run as root")

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from batch_runner.capture import OutputCapture, RunLog, TailBuffer, cut_marker, decode_tail
+from batch_runner.execution.capture import (
+    OutputCapture,
+    RunLog,
+    TailBuffer,
+    cut_marker,
+    decode_tail,
+)
 
 
 def stream(size: int, seed: int = 1) -> bytes:

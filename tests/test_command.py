@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from batch_runner.command import (
+from batch_runner.execution.command import (
     SHELL,
     build_argv,
     build_child_env,

@@ -79,7 +79,7 @@ def test_first_load_validates_and_records_what_it_depends_on(tmp_path: Path) -> 
     import hashlib
 
     from batch_runner import __version__
-    from batch_runner.spec import SNAPSHOT_FORMAT
+    from batch_runner.config.spec import SNAPSHOT_FORMAT
 
     path = write(tmp_path, [daily()])
     assert load_in_child(path, tmp_path)["pydantic"] is True

@@ -11,8 +11,8 @@ import pytest
 
 from batch_runner.config.loader import validate_file
 from batch_runner.config.schema import json_schema
+from batch_runner.config.spec import JobSpec, Settings
 from batch_runner.errors import EXIT_CONFIG, ConfigError
-from batch_runner.spec import JobSpec, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 GOOD_JOB = {"name": "j", "command": "true", "schedule_type": "daily", "schedule_time": "02:00"}

@@ -14,9 +14,10 @@ import pytest
 from conftest import job, write_config
 
 from batch_runner.config.loader import load_config
-from batch_runner.context import RunnerContext
-from batch_runner.queue import add, adhoc_spec
-from batch_runner.runner import Interrupter, drain_due
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.drain import drain_due
+from batch_runner.runs.interrupt import Interrupter
+from batch_runner.runs.queue import add, adhoc_spec
 
 
 def queued(project: Path, count: int) -> tuple[RunnerContext, list[str]]:

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from conftest import process_running as running
 
-from batch_runner.capture import cut_marker
-from batch_runner.command import build_child_env
-from batch_runner.executor import AttemptOutcome, AttemptRequest, execute
+from batch_runner.execution.capture import cut_marker
+from batch_runner.execution.command import build_child_env
+from batch_runner.execution.executor import AttemptOutcome, AttemptRequest, execute
 
 PY = sys.executable
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import process_running as running
 
-from batch_runner.procs import find_run_processes, group_alive, kill_group, terminate_run
+from batch_runner.execution.procs import find_run_processes, group_alive, kill_group, terminate_run
 
 
 @pytest.fixture

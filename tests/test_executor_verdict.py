@@ -6,7 +6,7 @@ import errno
 
 import pytest
 
-from batch_runner.verdict import format_seconds, judge, start_error
+from batch_runner.execution.judge import format_seconds, judge, start_error
 
 
 @pytest.mark.parametrize(

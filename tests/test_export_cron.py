@@ -21,11 +21,11 @@ import pytest
 from conftest import cli, job, write_config
 
 from batch_runner import __version__
+from batch_runner.config.spec import ConfigSpec, JobSpec, Settings
 from batch_runner.export import cron
 from batch_runner.export.cron import CronError, cron_fields, cron_line, crontab_all
 from batch_runner.export.probe import starts_in_bare_env
 from batch_runner.schedules import parse_schedule
-from batch_runner.spec import ConfigSpec, JobSpec, Settings
 
 PYTHON = "/opt/batch/venv/bin/python"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from conftest import cli, job, write_config
 
+from batch_runner.config.spec import ConfigSpec, JobSpec, Settings
 from batch_runner.export import systemd
 from batch_runner.export.systemd import on_calendar, service_unit, timer_bundle, timer_units
 from batch_runner.schedules import parse_schedule, resolve_tz, upcoming
-from batch_runner.spec import ConfigSpec, JobSpec, Settings
 
 PYTHON = "/opt/batch/venv/bin/python"
 ANALYZE = shutil.which("systemd-analyze")

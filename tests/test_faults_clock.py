@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import job, write_config
 
-from batch_runner.scheduler import Scheduler
+from batch_runner.scheduling.daemon import Scheduler
 
 T0 = 1_790_000_000.0  # a fixed instant (2026-09-21)
 DAY = 86_400.0

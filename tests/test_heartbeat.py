@@ -14,8 +14,8 @@ import pytest
 from conftest import REPO, job, read_results, run_cli, write_config
 from notify_servers import HttpServer, capture_runner_log, wait_until
 
-from batch_runner.events import final_signal
 from batch_runner.notify import heartbeat
+from batch_runner.runs.notices import final_signal
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from http_servers import PROXY_VARIABLES, Server, start
 
-from batch_runner.context import RunnerContext
-from batch_runner.executor import AttemptOutcome, AttemptRequest
+from batch_runner.config.spec import ConfigSpec, HttpSettings, Settings
+from batch_runner.execution.executor import AttemptOutcome, AttemptRequest
 from batch_runner.httpjob.attempt import run_attempt
-from batch_runner.spec import ConfigSpec, HttpSettings, Settings
+from batch_runner.runs.context import RunnerContext
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -16,8 +16,8 @@ from conftest import REPO, read_results, run_cli, write_config
 from http_servers import PROXY_VARIABLES, Server
 
 from batch_runner.cli.commands import queue_http
+from batch_runner.config.spec import HttpSettings, Settings
 from batch_runner.errors import UsageError
-from batch_runner.spec import HttpSettings, Settings
 
 SECRETS = {"API_TOKEN": "env-token-8d1f2a", "SESSION": "cookie-4b7c9e"}
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from conftest import read_results, run_cli, write_config
 
-from batch_runner.httpjob import envrefs
-from batch_runner.httpjob.hosts import host_allowed
+from batch_runner.config.spec import HttpSettings, Settings
 from batch_runner.httpjob.masking import Scrubber, describe, mask_headers, masked_spec, safe_url
-from batch_runner.spec import HttpSettings, Settings
+from batch_runner.net import envrefs
+from batch_runner.net.hosts import host_allowed
 
 
 def http_job(name: str = "api", url: str = "http://127.0.0.1:9/x", **extra: Any) -> dict:

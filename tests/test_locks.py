@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import REPO
 
-from batch_runner.locks import FileLock, holder_pid
+from batch_runner.state.locks import FileLock, holder_pid
 
 
 def test_the_holder_is_named_and_the_lock_is_free_again_after_release(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_the_holder_is_named_and_the_lock_is_free_again_after_release(tmp_path: 
     try:
         # Another process asks (a lock held by this very process would be granted to it).
         probe = (
-            "import sys; from batch_runner.locks import holder_pid; "
+            "import sys; from batch_runner.state.locks import holder_pid; "
             f"print(holder_pid({str(path)!r}))"
         )
         out = subprocess.run(

@@ -13,9 +13,9 @@ import pytest
 from conftest import REPO, job, read_results, run_cli, write_config
 from notify_servers import HttpServer
 
-from batch_runner.events import notice_due
+from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.notify.notice import build_notice, build_test_notice, notice_subject
-from batch_runner.outcome import AttemptOutcome
+from batch_runner.runs.notices import notice_due
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from notify_servers import HttpServer
 
+from batch_runner.net.secrets import describe_url, is_secret_header, redact
 from batch_runner.notify.deliver import Delivery, deliver_all, labels
 from batch_runner.notify.notice import build_test_notice
-from batch_runner.notify.secrets import describe_url, is_secret_header, redact
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
-from batch_runner import plan
-from batch_runner.spec import JobSpec
+from batch_runner.config.spec import JobSpec
+from batch_runner.scheduling import plan
 from batch_runner.timefmt import iso, parse_iso
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -187,7 +187,7 @@ def test_stop_by_job_name_and_unknown_targets(queue_project: Path) -> None:
 def test_progress_from_inside_a_run_shows_in_status_and_show(queue_project: Path) -> None:
     gate = queue_project / "gate"
     script = (
-        f'{sys.executable} -c "import batch_runner; batch_runner.progress(10)"; '
+        f'{sys.executable} -c "import batch_runner; batch_runner.runs.progress(10)"; '
         f"batch_runner progress --percent 40 'halfway there'; "
         f"while [ ! -e {gate} ]; do sleep 0.05; done"
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, job, read_results, run_cli, write_config
 
-from batch_runner.bookkeeping import BACKOFF_CAP_SECONDS, retry_delay
+from batch_runner.runs.finish import BACKOFF_CAP_SECONDS, retry_delay
 
 
 def counting(counter: Path, succeed_from: int) -> list[str]:

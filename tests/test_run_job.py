@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import job, read_results, run_cli, start_cli, wait_for, write_config
 
-from batch_runner.results import RECORD_FIELDS
+from batch_runner.state.results import RECORD_FIELDS
 
 
 def test_success_writes_one_complete_record(project: Path) -> None:
@@ -201,7 +201,7 @@ def test_a_run_its_dead_runner_never_reported_is_still_found_and_ended(project: 
     import subprocess
     import time
 
-    from batch_runner.store import Store
+    from batch_runner.state.sqlite import Store
 
     write_config(project, [job("next", "true")])
     store = Store(project / "logs" / "state" / "batch_runner.sqlite3")

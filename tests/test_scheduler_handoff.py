@@ -15,11 +15,11 @@ import pytest
 from conftest import job, wait_for, write_config
 
 from batch_runner.config.loader import load_config
-from batch_runner.context import RunnerContext
-from batch_runner.dispatch import Dispatcher
-from batch_runner.locks import FileLock
-from batch_runner.runner import enqueue_job
-from batch_runner.scheduler import QUEUE_AHEAD_SECONDS, Scheduler
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.enqueue import enqueue_job
+from batch_runner.scheduling.daemon import QUEUE_AHEAD_SECONDS, Scheduler
+from batch_runner.scheduling.dispatch import Dispatcher
+from batch_runner.state.locks import FileLock
 from batch_runner.timefmt import iso
 
 T0 = 1_790_000_000.0  # a fixed instant (2026-09-21)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from batch_runner.errors import StorageError
-from batch_runner.store import SCHEMA_VERSION, Store
+from batch_runner.state.sqlite import SCHEMA_VERSION, Store
 
 
 def _version(path: Path) -> int:

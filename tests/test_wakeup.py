@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import run_cli, start_cli, wait_for, write_config
 
-from batch_runner.wakeup import bind_listener, drain_listener, poke
+from batch_runner.state.wakeup import bind_listener, drain_listener, poke
 
 
 def readable(fd: int) -> bool:

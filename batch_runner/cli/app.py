@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from batch_runner.context import RunnerContext
+from batch_runner.config.spec import ConfigSpec, JobSpec
 from batch_runner.errors import NotFound
 from batch_runner.paths import resolve_config_path, resolve_root
-from batch_runner.spec import ConfigSpec, JobSpec
+from batch_runner.runs.context import RunnerContext
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False

@@ -20,11 +20,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from batch_runner.config.atomic import write_atomic
 from batch_runner.config.httpchecks import http_problems
 from batch_runner.config.jsonpos import format_path, scan
 from batch_runner.config.loader import Source, read_source
 from batch_runner.errors import ConfigError, NotFound, OperationFailed, UsageError
+from batch_runner.files import write_atomic
 
 DEFAULT_CONFIG_RESOURCE = "default_config.json"
 

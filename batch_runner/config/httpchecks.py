@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from batch_runner.config.problems import Problem
-from batch_runner.httpjob import envrefs, hosts
 from batch_runner.httpjob.prepare import RequestProblem, host_of
+from batch_runner.net import envrefs, hosts
 
 _REFERENCING_KEYS = ("url", "headers", "params", "body")
 

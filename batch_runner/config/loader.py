@@ -18,12 +18,12 @@ except ImportError:  # pragma: no cover - a Python built without it
     from hashlib import sha256
 
 from batch_runner import __version__
+from batch_runner.config.spec import SNAPSHOT_FORMAT, ConfigSpec
+from batch_runner.config.trust import check_config_trust
 from batch_runner.errors import ConfigError
 from batch_runner.logs import get_logger
 from batch_runner.paths import DEFAULT_LOG_DIR, LogLayout, resolve_under_root
-from batch_runner.records import REQUIRED, record
-from batch_runner.spec import SNAPSHOT_FORMAT, ConfigSpec
-from batch_runner.trust import check_config_trust
+from batch_runner.valuetype import REQUIRED, record
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -202,7 +202,7 @@ def _validate_and_cache(source: Source, root: str) -> ConfigSpec:
 
 
 def _store_snapshot(source: Source, root: str, normalized: dict[str, Any]) -> None:
-    from batch_runner.config.atomic import write_atomic
+    from batch_runner.files import write_atomic
 
     path = _snapshot_path(normalized["settings"]["log_dir"], root)
     payload = {**_snapshot_key(source, root), "config": normalized}

@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 from batch_runner import schedules
 from batch_runner.config.words import did_you_mean, show
 from batch_runner.httpjob.prepare import HTTP_METHODS
-from batch_runner.store import FINISHED_STATUSES
+from batch_runner.state.sqlite import FINISHED_STATUSES
 
 # Beyond any sensible batch duration, and well inside what timedelta and SQLite can hold.
 MAX_SECONDS = 3650 * 86400

@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from batch_runner import __version__
+from batch_runner.config.spec import ConfigSpec, JobSpec
 from batch_runner.schedules import (
     DailySchedule,
     IntervalSchedule,
@@ -22,7 +23,6 @@ from batch_runner.schedules import (
     parse_schedule,
     resolve_tz,
 )
-from batch_runner.spec import ConfigSpec, JobSpec
 
 # cron steps restart at every hour and every day, so an interval keeps a steady pace only when
 # it divides an hour (in whole minutes) or a day (in whole hours).

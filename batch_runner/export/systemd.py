@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 
+from batch_runner.config.spec import ConfigSpec, JobSpec
 from batch_runner.schedules import (
     IntervalSchedule,
     Schedule,
@@ -17,7 +18,6 @@ from batch_runner.schedules import (
     describe,
     parse_schedule,
 )
-from batch_runner.spec import ConfigSpec, JobSpec
 
 UNIT_PREFIX = "batch-runner"
 UNIT_DIR = "/etc/systemd/system"

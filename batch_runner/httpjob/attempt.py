@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from batch_runner.context import RunnerContext
-from batch_runner.executor import AttemptOutcome, AttemptRequest
+from batch_runner.execution.executor import AttemptOutcome, AttemptRequest
+from batch_runner.execution.judge import CANCEL_VERDICTS, format_seconds, judge
 from batch_runner.httpjob import report
 from batch_runner.httpjob.masking import Scrubber, describe, settings_mask
 from batch_runner.httpjob.prepare import PreparedRequest, RequestProblem, prepare
 from batch_runner.httpjob.transport import Exchange, Failure, Response
 from batch_runner.logs import get_logger
-from batch_runner.verdict import CANCEL_VERDICTS, format_seconds, judge
+from batch_runner.runs.context import RunnerContext
 
 log = get_logger("batch_runner")
 

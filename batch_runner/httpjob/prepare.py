@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from batch_runner import __version__
-from batch_runner.httpjob import envrefs, hosts
 from batch_runner.httpjob.masking import MASK, mask_headers, mask_names, safe_url
+from batch_runner.net import envrefs, hosts
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _DEFAULT_PORTS = {"http": 80, "https": 443}

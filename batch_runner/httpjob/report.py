@@ -12,7 +12,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from batch_runner.capture import RunLog
+from batch_runner.execution.capture import RunLog
 from batch_runner.httpjob.masking import Scrubber, mask_headers
 from batch_runner.httpjob.prepare import PreparedRequest
 from batch_runner.httpjob.transport import Response

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from batch_runner.httpjob import hosts
+from batch_runner.execution.judge import format_seconds
 from batch_runner.httpjob.masking import mask_names, safe_url
 from batch_runner.httpjob.prepare import PreparedRequest
-from batch_runner.verdict import format_seconds
+from batch_runner.net import hosts
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024

@@ -10,9 +10,9 @@ import tempfile
 from collections.abc import Mapping
 from typing import IO, Any
 
-from batch_runner.command import build_argv
+from batch_runner.execution.command import build_argv
+from batch_runner.execution.procs import kill_group
 from batch_runner.notify import NotifierError
-from batch_runner.procs import kill_group
 
 # The end of the command's output that explains a failure.
 REASON_TAIL_CHARS = 300

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from batch_runner.logs import get_logger
+from batch_runner.net.secrets import describe_url
 from batch_runner.notify import Bounded, NotifierError
-from batch_runner.notify.secrets import describe_url
 
 log = get_logger("batch_runner")
 

@@ -14,9 +14,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
+from batch_runner.net.secrets import redact
 from batch_runner.notify import NotifierError
 from batch_runner.notify.notice import notice_subject
-from batch_runner.notify.secrets import redact
 
 SMTPS_PORT = 465
 # The notice fields listed under the text, in this order, when they have a value.

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from batch_runner import __version__
 from batch_runner.logs import get_logger
+from batch_runner.net.secrets import describe_url
 from batch_runner.notify import Bounded, NotifierError, network_reason
-from batch_runner.notify.secrets import describe_url
 
 log = get_logger("batch_runner")
 

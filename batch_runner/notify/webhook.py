@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from batch_runner import __version__
+from batch_runner.net.secrets import expand_env, is_secret_header, redact
 from batch_runner.notify import NotifierError, network_reason
-from batch_runner.notify.secrets import expand_env, is_secret_header, redact
 
 # Enough of an error response to explain it (Slack answers "invalid_payload", for one).
 ERROR_BODY_CHARS = 200

@@ -25,7 +25,7 @@ def register(sub: Any, common: Any) -> None:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from batch_runner import queue
+    from batch_runner.runs import queue
 
     ctx = app.context(args)
     run = queue.stop(ctx, args.target)
@@ -46,7 +46,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from batch_runner.progress import record_progress
+    from batch_runner.runs.progress import record_progress
 
     record_progress(percent=args.percent, message=args.message)
     return 0

@@ -30,13 +30,13 @@ def register(sub: Any, common: Any) -> None:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from batch_runner.scheduler import Scheduler
+    from batch_runner.scheduling.daemon import Scheduler
 
     return Scheduler(app.config_path_of(args), app.root_of(args)).run()
 
 
 def cmd_next(args: argparse.Namespace) -> int:
-    from batch_runner.plan import upcoming_runs
+    from batch_runner.scheduling.plan import upcoming_runs
     from batch_runner.timefmt import iso, parse_iso
 
     if args.count < 1 or args.count > 100_000:
@@ -61,13 +61,13 @@ def cmd_next(args: argparse.Namespace) -> int:
 
 
 def scheduler_pid(ctx: Any) -> int | None:
-    from batch_runner.locks import holder_pid
+    from batch_runner.state.locks import holder_pid
 
     return holder_pid(ctx.layout.scheduler_lock)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from batch_runner.views import run_view
+    from batch_runner.runs.view import run_view
 
     ctx = app.context(args)
     pid = scheduler_pid(ctx)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from batch_runner.cli import app
+from batch_runner.config.spec import ConfigSpec, JobSpec
 from batch_runner.errors import UsageError
-from batch_runner.spec import ConfigSpec, JobSpec
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False

@@ -37,7 +37,7 @@ def register(sub: Any, common: Any) -> None:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from batch_runner.paths import LogLayout
-    from batch_runner.results import iter_results_newest_first
+    from batch_runner.state.results import iter_results_newest_first
 
     if args.limit < 0:
         raise UsageError(f"--limit must be 0 or more, not {args.limit}")
@@ -87,7 +87,7 @@ def _with_run_keys(layout: Any, rows: list[dict[str, Any]]) -> list[dict[str, An
     them, the queue does while it holds the run (null once cleaned: not known)."""
     extras: dict[str, dict[str, Any]] = {}
     if rows and os.path.exists(layout.database):
-        from batch_runner.store import Store
+        from batch_runner.state.sqlite import Store
 
         store = Store(layout.database)
         try:
@@ -152,7 +152,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def _recorded_runs(layout: Any, prefix: str) -> list[dict[str, Any]]:
     """Runs the database no longer holds (cleaned from the queue) or never held (skipped
     occurrences), from the results: the latest attempt of each run with that id prefix."""
-    from batch_runner.results import iter_results_newest_first
+    from batch_runner.state.results import iter_results_newest_first
 
     if not prefix.strip():
         return []

@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 
 from batch_runner.cli import app, render
-from batch_runner.spec import ConfigSpec, JobSpec
+from batch_runner.config.spec import ConfigSpec, JobSpec
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -89,7 +89,7 @@ def describe_job(job: JobSpec) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = app.context(args)
-    from batch_runner.locks import holder_pid
+    from batch_runner.state.locks import holder_pid
 
     alive = holder_pid(ctx.layout.scheduler_lock) is not None
     rows = job_rows(ctx.config, ctx.store.job_states(), time.time(), scheduler_alive=alive)

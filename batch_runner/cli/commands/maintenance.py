@@ -23,7 +23,7 @@ def register(sub: Any, common: Any) -> None:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from batch_runner.retention import clean
+    from batch_runner.state.retention import clean
 
     ctx = app.context(args)
     keep = ctx.config.settings.retention_days if args.keep_days is None else args.keep_days

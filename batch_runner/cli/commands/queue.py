@@ -93,7 +93,7 @@ def _simple(
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from batch_runner import queue
+    from batch_runner.runs import queue
 
     ctx = app.context(args, durable=True)
     argv = _command_of(args.argv)
@@ -158,7 +158,7 @@ def _due_at(args: argparse.Namespace) -> float | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from batch_runner.views import run_view
+    from batch_runner.runs.view import run_view
 
     ctx = app.context(args)
     runs = ctx.store.runs_with_status("running", "pending")
@@ -204,8 +204,8 @@ def _what(view: dict[str, Any]) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from batch_runner import queue
-    from batch_runner.views import run_view
+    from batch_runner.runs import queue
+    from batch_runner.runs.view import run_view
 
     ctx = app.context(args)
     view = run_view(queue.find(ctx, args.run_id), ctx.config.settings)
@@ -224,7 +224,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from batch_runner import queue
+    from batch_runner.runs import queue
 
     run = queue.remove(app.context(args), args.run_id)
     print(f"canceled run {run['run_id']} ({run['job_name']})")
@@ -244,7 +244,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    from batch_runner import queue
+    from batch_runner.runs import queue
 
     paused = args.queue_command == "pause"
     queue.set_paused(app.context(args), paused)

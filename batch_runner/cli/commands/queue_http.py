@@ -99,9 +99,9 @@ def _method(method: str) -> str:
 
 
 def _url(url: str, allow_hosts: tuple[str, ...]) -> str:
-    from batch_runner.httpjob import envrefs, hosts
     from batch_runner.httpjob.masking import safe_url
     from batch_runner.httpjob.prepare import RequestProblem, host_of
+    from batch_runner.net import envrefs, hosts
 
     try:
         host = host_of(url)

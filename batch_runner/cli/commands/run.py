@@ -26,8 +26,10 @@ def register(sub: Any, common: Any) -> None:
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:
-    from batch_runner.locks import FileLock
-    from batch_runner.runner import Interrupter, WaitInterrupted, enqueue_job, run_to_completion
+    from batch_runner.runs.drain import run_to_completion
+    from batch_runner.runs.enqueue import enqueue_job
+    from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
+    from batch_runner.state.locks import FileLock
 
     ctx = app.context(args, durable=args.queue)
     job = app.find_job(ctx.config, args.name)
@@ -36,7 +38,7 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         if run_id is None:
             _say_skipped(job.name)
             return EXIT_BUSY
-        from batch_runner.wakeup import poke
+        from batch_runner.state.wakeup import poke
 
         poke(ctx.layout.log_dir)
         print(run_id)
@@ -68,7 +70,7 @@ def _say_skipped(name: str) -> None:
 def _report(ctx: Any, run: dict[str, Any]) -> int:
     status = run.get("status")
     if status == "pending":
-        from batch_runner.bookkeeping import end_waiting_run
+        from batch_runner.runs.finish import end_waiting_run
 
         status = end_waiting_run(ctx, run, "canceled: run-job was interrupted") or status
         print(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 import time
 
-from batch_runner.context import RunnerContext
 from batch_runner.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, Busy
-from batch_runner.locks import FileLock
+from batch_runner.runs.context import RunnerContext
+from batch_runner.state.locks import FileLock
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -20,7 +20,8 @@ IDLE_POLL_SECONDS = 0.5  # --forever: how soon a run added by another process is
 
 def run_next(ctx: RunnerContext) -> int:
     """Run the next due run's attempt, if any; exit with its outcome (0 when nothing was due)."""
-    from batch_runner.runner import Interrupter, drain_one
+    from batch_runner.runs.drain import drain_one
+    from batch_runner.runs.interrupt import Interrupter
 
     lock = FileLock(ctx.layout.executor_lock)
     if not lock.acquire(wait=False):
@@ -47,8 +48,9 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
     Without ``forever`` it still waits for the retries of runs it started, but not for runs
     delayed into the future: those are for the next worker or the scheduler.
     """
-    from batch_runner.recovery import reap_if_free
-    from batch_runner.runner import Interrupter, WaitInterrupted, acquire_interruptibly, drain_due
+    from batch_runner.runs.drain import acquire_interruptibly, drain_due
+    from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
+    from batch_runner.runs.recovery import reap_if_free
 
     interrupter = Interrupter(ctx)
     interrupter.install()

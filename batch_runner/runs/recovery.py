@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import time
 
-from batch_runner.bookkeeping import finish_attempt
-from batch_runner.context import RunnerContext
-from batch_runner.locks import FileLock
+from batch_runner.execution.outcome import AttemptOutcome
+from batch_runner.execution.procs import first_group_of_run, terminate_run
 from batch_runner.logs import get_logger
-from batch_runner.outcome import AttemptOutcome
-from batch_runner.procs import first_group_of_run, terminate_run
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.finish import finish_attempt
+from batch_runner.state.locks import FileLock
 from batch_runner.timefmt import day_stamp
 
 log = get_logger("batch_runner")

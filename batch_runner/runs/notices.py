@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from batch_runner.context import RunnerContext
+from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
-from batch_runner.outcome import AttemptOutcome
+from batch_runner.runs.context import RunnerContext
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = get_logger("batch_runner")
 
-# As bookkeeping.FAILED_STATUSES (not imported from there: bookkeeping imports this module).
+# As finish.FAILED_STATUSES (not imported from there: finish imports this module).
 _FAILED = ("error", "timeout")
 
 

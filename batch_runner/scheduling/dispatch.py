@@ -17,12 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from batch_runner.context import RunnerContext
-from batch_runner.locks import FileLock
+from batch_runner.config.spec import ConfigSpec
 from batch_runner.logs import get_logger
-from batch_runner.recovery import reap_if_free
-from batch_runner.runner import Interrupter, drain_due
-from batch_runner.spec import ConfigSpec
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.drain import drain_due
+from batch_runner.runs.interrupt import Interrupter
+from batch_runner.runs.recovery import reap_if_free
+from batch_runner.state.locks import FileLock
 
 log = get_logger("batch_runner")
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 
-from batch_runner.bookkeeping import end_waiting_run, new_run_id
-from batch_runner.context import RunnerContext
 from batch_runner.errors import NotFound, OperationFailed, UsageError
-from batch_runner.wakeup import poke
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.finish import end_waiting_run, new_run_id
+from batch_runner.state.wakeup import poke
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -104,7 +104,7 @@ def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
 
 def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
     """Ask the running attempt of a run (by id) or of a job (by name) to stop."""
-    from batch_runner.recovery import reap_if_free
+    from batch_runner.runs.recovery import reap_if_free
 
     try:
         run = _running_run_of_job(ctx, target) or find(ctx, target)

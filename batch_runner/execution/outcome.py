@@ -6,7 +6,7 @@ does not import subprocess and the rest of the executor to know the shape.
 
 from __future__ import annotations
 
-from batch_runner.records import REQUIRED, record
+from batch_runner.valuetype import REQUIRED, record
 
 
 class AttemptOutcome(

@@ -8,7 +8,7 @@ Defaults are already resolved in the normalized dict: a job's ``timeout``, ``tim
 
 from __future__ import annotations
 
-from batch_runner.records import REQUIRED, record
+from batch_runner.valuetype import REQUIRED, record
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False

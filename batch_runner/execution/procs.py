@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 
-from batch_runner.records import REQUIRED, record
+from batch_runner.valuetype import REQUIRED, record
 
 # After SIGKILL, how long to wait for the kernel to finish the processes off.
 KILL_WAIT = 1.0

@@ -18,19 +18,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from batch_runner import plan
 from batch_runner.config.loader import load_config
-from batch_runner.context import RunnerContext
-from batch_runner.dispatch import Dispatcher
+from batch_runner.config.spec import ConfigSpec, JobSpec
 from batch_runner.errors import EXIT_CONFIG, Busy, ConfigError
-from batch_runner.locks import FileLock, holder_pid
 from batch_runner.logs import get_logger
-from batch_runner.runner import enqueue_job
-from batch_runner.sdnotify import Notifier
-from batch_runner.spec import ConfigSpec, JobSpec
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.enqueue import enqueue_job
+from batch_runner.scheduling import plan
+from batch_runner.scheduling.dispatch import Dispatcher
+from batch_runner.scheduling.sdnotify import Notifier
+from batch_runner.scheduling.watch import ConfigWatch
+from batch_runner.state.locks import FileLock, holder_pid
+from batch_runner.state.wakeup import bind_listener, drain_listener, fifo_path
 from batch_runner.timefmt import iso, parse_iso
-from batch_runner.wakeup import bind_listener, drain_listener, fifo_path
-from batch_runner.watch import ConfigWatch
 
 log = get_logger("batch_runner")
 

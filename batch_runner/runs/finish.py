@@ -10,12 +10,12 @@ import os
 import time
 from collections.abc import Callable
 
-from batch_runner import events
-from batch_runner.context import RunnerContext
 from batch_runner.errors import StorageError
+from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
-from batch_runner.outcome import AttemptOutcome
-from batch_runner.results import RECORD_FIELDS, append_result
+from batch_runner.runs import notices as events
+from batch_runner.runs.context import RunnerContext
+from batch_runner.state.results import RECORD_FIELDS, append_result
 from batch_runner.timefmt import iso
 
 # typing costs milliseconds at start-up; its names serve the type checker only.

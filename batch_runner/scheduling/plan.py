@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from batch_runner import schedules
-from batch_runner.spec import JobSpec
+from batch_runner.config.spec import JobSpec
 from batch_runner.timefmt import iso
 
 # An occurrence this far in the past when planned was missed (suspend, clock jump, overload):

@@ -7,8 +7,8 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from batch_runner.context import RunnerContext
-from batch_runner.results import result_files_newest_first
+from batch_runner.runs.context import RunnerContext
+from batch_runner.state.results import result_files_newest_first
 from batch_runner.timefmt import day_stamp
 
 

@@ -32,7 +32,7 @@ def record_progress(
     if percent is None and message is None:
         raise UsageError("give a percentage (--percent N), a message, or both")
     from batch_runner.paths import LogLayout
-    from batch_runner.store import Store
+    from batch_runner.state.sqlite import Store
 
     database = LogLayout(Path(log_dir)).database
     if not os.path.exists(database):

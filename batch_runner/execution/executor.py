@@ -28,16 +28,16 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from batch_runner import procs
-from batch_runner.capture import OutputCapture
+from batch_runner.execution import procs
+from batch_runner.execution.capture import OutputCapture
+from batch_runner.execution.judge import CANCEL_VERDICTS, judge, start_error
+from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
-from batch_runner.outcome import AttemptOutcome
-from batch_runner.records import REQUIRED, record
-from batch_runner.verdict import CANCEL_VERDICTS, judge, start_error
+from batch_runner.valuetype import REQUIRED, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from batch_runner.verdict import Status
+    from batch_runner.execution.judge import Status
 
 log = get_logger("batch_runner")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
+from batch_runner.config.spec import ConfigSpec
 from batch_runner.paths import LogLayout
-from batch_runner.spec import ConfigSpec
-from batch_runner.store import Store
+from batch_runner.state.sqlite import Store
 
 
 class RunnerContext:

@@ -1,0 +1,89 @@
+"""Accepting a run of a named job: frozen spec, one waiting or running run per job (SPEC 4)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from batch_runner.config.spec import JobSpec
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.finish import new_run_id, record_skip
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def job_run_spec(job: JobSpec) -> dict[str, Any]:
+    """What a run of ``job`` executes, frozen when the run is accepted."""
+    return {
+        "type": job.type,
+        "command": job.command,
+        "shell": job.shell,
+        "cwd": job.cwd,
+        "env": dict(job.env or {}),
+        "timeout": job.timeout,
+        "backoff": job.backoff,
+        "backoff_seconds": job.backoff_seconds,
+        "notify_after": job.notify_after,
+        "ping_url": job.ping_url,
+        "http": job.http._asdict() if job.http else None,
+    }
+
+
+def enqueue_job(
+    ctx: RunnerContext,
+    job: JobSpec,
+    trigger: str,
+    *,
+    due_at: float | None = None,
+    scheduled_for: str | None = None,
+    next_run: str | None = None,
+) -> str | None:
+    """Accept a run of ``job``; None (and a ``skipped`` record) if one already waits or runs.
+
+    ``next_run``, the scheduler's following occurrence, is remembered in the same write.
+    """
+    now = time.time()
+    with ctx.store.transaction() as db:
+        if next_run is not None:
+            ctx.store.set_next_run(job.name, next_run, db)
+        active = ctx.store.active_run_of_job(job.name, db)
+        if active is None or _runner_is_gone(ctx, active):
+            run_id = new_run_id(now)
+            ctx.store.insert_run(
+                {
+                    "run_id": run_id,
+                    "job_name": job.name,
+                    "kind": "job",
+                    "spec": job_run_spec(job),
+                    "trigger": trigger,
+                    "priority": job.priority,
+                    "status": "pending",
+                    "max_attempts": job.max_attempts,
+                    "due_at": now if due_at is None else due_at,
+                    "scheduled_for": scheduled_for,
+                    "created_at": now,
+                },
+                db,
+            )
+            return run_id
+    reason = f"job {job.name!r} is already {active['status']} (run {active['run_id']})"
+    record_skip(
+        ctx, job.name, trigger, reason, max_attempts=job.max_attempts, scheduled_for=scheduled_for
+    )
+    return None
+
+
+def _runner_is_gone(ctx: RunnerContext, run: dict[str, Any]) -> bool:
+    """Whether ``run`` only looks active: its runner died; it is reaped before the next claim."""
+    if run["status"] != "running" or run["host"] != ctx.host or not run["owner_pid"]:
+        return False
+    try:
+        os.kill(run["owner_pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

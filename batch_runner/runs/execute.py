@@ -1,0 +1,171 @@
+"""Executing one claimed attempt, of a command or an HTTP call, and recording how it ended."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from batch_runner.errors import StorageError
+from batch_runner.execution.command import build_argv, build_child_env
+from batch_runner.execution.executor import AttemptRequest, execute
+from batch_runner.logs import get_logger
+from batch_runner.paths import resolve_under_root
+from batch_runner.runs import notices
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.finish import finish_attempt
+from batch_runner.runs.interrupt import Interrupter
+from batch_runner.timefmt import day_stamp
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+log = get_logger("batch_runner")
+
+STOP_CHECK_INTERVAL = 1.0
+
+Observer = Callable[..., None]  # observer("start", run) and observer("end", run, status)
+
+
+def execute_run(
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    interrupter: Interrupter | None,
+    observer: Observer | None = None,
+    claim_next: Callable[[], dict[str, Any] | None] | None = None,
+) -> tuple[str, dict[str, Any] | None]:
+    """Execute one claimed attempt and record it; returns the run's new status, and the next
+    run when ``claim_next`` is given (see ``finish.finish_attempt``)."""
+    log_path = ctx.layout.run_log(day_stamp(run["started_at"]), run["run_id"], run["attempt"])
+    run["log_file"] = log_path
+    request = attempt_request(ctx, run)
+    announced: list[bool] = []
+    announce_errors: list[Exception] = []
+
+    def announce(pid: int | None) -> None:
+        announced.append(True)
+        try:
+            if observer is not None:
+                observer("start", run)
+            log.info(
+                "start %s (run %s, attempt %d/%d%s)",
+                run["job_name"],
+                run["run_id"],
+                run["attempt"],
+                run["max_attempts"],
+                f", pid {pid}" if pid else "",
+            )
+        except Exception as exc:  # the job has started: it runs and is recorded first
+            announce_errors.append(exc)
+
+    notices.attempt_starting(ctx, run)
+    if interrupter is not None:
+        interrupter.run_id = run["run_id"]
+    cancel = interrupter.cancel if interrupter else None
+    if run["spec"].get("type") == "http":
+        announce(None)
+        ctx.store.update_run(run["run_id"], log_file=run["log_file"])
+        outcome = _http_attempt(ctx, run, request, cancel)
+    else:
+        outcome = execute(
+            request,
+            # Said once the child runs: under journald the line wakes the journal, which would
+            # otherwise compete with the child's start for the CPU (about a millisecond here).
+            on_spawned=announce,
+            on_started=lambda pid: _record_started(ctx, run, pid),
+            cancel=cancel,
+            wake_fd=interrupter.read_fd if interrupter else None,
+            cancel_poll_interval=STOP_CHECK_INTERVAL,
+        )
+    if not announced:
+        announce(None)  # it could not start: its start line still comes before its end
+    status, claimed = finish_attempt(ctx, run, outcome, claim_next)
+    try:
+        if announce_errors:
+            raise announce_errors[0]
+        if observer is not None:
+            observer("end", run, outcome.status if status != "pending" else "retry pending")
+        log.info(
+            "end %s (run %s): %s%s",
+            run["job_name"],
+            run["run_id"],
+            outcome.status,
+            f" — {outcome.error.splitlines()[0]}" if outcome.error else "",
+        )
+    except BaseException:  # a worker's stdout gone (BrokenPipeError), say
+        if claimed is not None:
+            ctx.store.unclaim(claimed["run_id"], ctx.pid)  # never started: it waits again
+        raise
+    return status, claimed
+
+
+def _record_started(ctx: RunnerContext, run: dict[str, Any], pid: int) -> None:
+    """One write records both the run's process group and where its output goes. A run done
+    before the executor reports it gets both written when it ends, as does this one if the
+    write fails now (a full disk): the job goes on either way."""
+    try:
+        ctx.store.update_run(run["run_id"], pgid=pid, log_file=run["log_file"])
+    except StorageError as exc:
+        log.warning("run %s: %s", run["run_id"], exc)
+
+
+def attempt_request(ctx: RunnerContext, run: dict[str, Any]) -> AttemptRequest:
+    spec, settings = run["spec"], ctx.config.settings
+    cwd = resolve_under_root(ctx.root, spec["cwd"]) if spec.get("cwd") else ctx.root
+    return AttemptRequest(
+        run_id=run["run_id"],
+        job_name=run["job_name"],
+        attempt=run["attempt"],
+        argv=build_argv(spec["command"], spec.get("shell", "auto")) if spec.get("command") else [],
+        cwd=cwd,
+        env=build_child_env(
+            _runner_environ(ctx),
+            spec.get("env") or {},
+            run_id=run["run_id"],
+            job_name=run["job_name"],
+            attempt=run["attempt"],
+            config_path=ctx.config.path,
+        ),
+        timeout=float(spec.get("timeout") or settings.default_timeout),
+        kill_grace=settings.kill_grace,
+        log_path=run["log_file"],
+        run_log_max_bytes=settings.run_log_max_bytes,
+        output_max_bytes=settings.output_max_bytes,
+    )
+
+
+def _runner_environ(ctx: RunnerContext) -> dict[str, str]:
+    if ctx.child_environ is None:
+        ctx.child_environ = _child_environ(ctx)
+    return ctx.child_environ
+
+
+def _child_environ(ctx: RunnerContext) -> dict[str, str]:
+    """The runner's environment as a job sees it.
+
+    The runner's own bin directory goes *last* on PATH, so ``batch_runner clean`` works from a
+    job even under cron's bare PATH while every program the job finds already (``python``
+    above all) stays the one it was. ``BATCH_RUNNER_LOG_DIR`` lets ``batch_runner progress``
+    find the state database from inside the run.
+    """
+    env = dict(os.environ)
+    env["BATCH_RUNNER_LOG_DIR"] = ctx.layout.log_dir
+    own_bin = os.path.dirname(sys.executable)
+    parts = env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
+    if own_bin and own_bin not in parts:
+        env["PATH"] = os.pathsep.join([*parts, own_bin])
+    return env
+
+
+def _http_attempt(
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    request: AttemptRequest,
+    cancel: Callable[[], str | None] | None,
+) -> Any:
+    # Imported only now: urllib, ssl and http.client stay off the path of command jobs.
+    from batch_runner.httpjob.attempt import run_attempt
+
+    return run_attempt(ctx, run, request, cancel=cancel)
