@@ -8,7 +8,7 @@ import sys
 def run() -> None:
     if sys.argv[1:] in (["--version"], ["-V"]):
         # Probed by cron wrappers and scripts: answer before importing anything else.
-        from batch_runner import __version__
+        from batch_runner.version import __version__
 
         print(f"batch_runner {__version__}")
         sys.exit(0)

@@ -1,8 +1,12 @@
-"""Replacing a file so that readers see the old or the new content, never a mix or nothing."""
+"""Writing files so that nothing is half-written: every write of the package goes through here.
+
+``write_all`` is the one loop that writes a buffer whole (``os.write`` may write less than asked);
+``write_atomic`` replaces a file so readers see the old or the new content, never a mix or
+nothing; ``make_private_dirs`` creates the folders of what may hold secrets, owner only.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -32,7 +36,7 @@ def write_atomic(
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             if like is not None:
                 _copy_mode(fd, like)
             elif mode is not None:
@@ -42,8 +46,10 @@ def write_atomic(
             os.close(fd)
         _install(temp, path, exclusive)
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(temp)
+        except FileNotFoundError:
+            pass  # renamed into place: nothing left to clean up
     fsync_dir(directory or ".")
 
 
@@ -61,17 +67,40 @@ def fsync_dir(directory: StrPath) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    """Write all of ``data`` to ``fd`` (at ``offset`` with pwrite), however the kernel splits it.
+
+    An OSError leaves what was written so far in place: the caller knows where it started.
+    """
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        if offset is None:
+            view = view[os.write(fd, view) :]
+        else:
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+
+
+def make_private_dirs(directory: str) -> None:
+    """``mkdir -p`` with every directory it creates 0700 (existing ones are left alone)."""
+    missing = []
+    while not os.path.exists(directory) and directory != os.path.dirname(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for each in reversed(missing):
+        try:
+            os.mkdir(each, 0o700)
+        except FileExistsError:
+            pass
 
 
 def _copy_mode(fd: int, like: os.stat_result) -> None:
     if (like.st_uid, like.st_gid) != (os.geteuid(), os.getegid()):
         # Only root may give a file away; for anyone else the new file is simply theirs.
-        with contextlib.suppress(PermissionError):
+        try:
             os.fchown(fd, like.st_uid, like.st_gid)
+        except PermissionError:
+            pass
     # After chown, which may clear the set-id bits.
     os.fchmod(fd, like.st_mode & 0o7777)
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 import _thread
 from collections.abc import Callable
 
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 threshold = 0  # without the CLI (tests, library use) every call goes to logging
@@ -26,7 +31,7 @@ def set_up(level: str, configure: Callable[[], None]) -> None:
     _configure = configure
 
 
-def _real(name: str):
+def _real(name: str) -> logging.Logger:
     global _configure
     import logging
 

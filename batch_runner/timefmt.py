@@ -1,12 +1,31 @@
-"""Timestamps as users see them: ISO 8601 in local time with the UTC offset."""
+"""Times as users see them: ISO 8601 in local time with the UTC offset, and durations.
+
+``format_seconds`` lives here rather than beside the executor's verdicts because every reason
+that names a duration (a job's timeout, a network call's, a notifier's) must say it one way.
+"""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
 
+# typing costs milliseconds at start-up: the type checker sees its overload, the run time a no-op.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import overload
+else:
 
-def iso(ts: float | None) -> str | None:
+    def overload(function):  # type: ignore[no-untyped-def]
+        return function
+
+
+@overload
+def iso(ts: float) -> str: ...
+@overload
+def iso(ts: None) -> None: ...  # noqa: F811
+@overload
+def iso(ts: float | None) -> str | None: ...  # noqa: F811
+def iso(ts: float | None) -> str | None:  # noqa: F811 (ruff sees no overload)
     """Epoch seconds as local ISO 8601 with offset, or None."""
     if ts is None:
         return None
@@ -24,3 +43,11 @@ def parse_iso(value: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()
     return parsed.timestamp()
+
+
+def format_seconds(seconds: float) -> str:
+    """1800 -> "1800", 0.3 -> "0.3": no useless decimals."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return text if text != "0" else repr(float(seconds))

@@ -27,7 +27,7 @@ PY = sys.executable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from batch_runner.runs.queue import adhoc_spec  # noqa: E402
-from batch_runner.state.sqlite import Store  # noqa: E402
+from batch_runner.state.sqlite.store import SqliteStore as Store  # noqa: E402
 
 
 def project(root: Path) -> dict[str, str]:
@@ -41,7 +41,7 @@ def fill(root: Path, count: int, status: str, command: str = "true") -> None:
     store = Store(root / "logs" / "state" / "batch_runner.sqlite3")
     now = time.time()
     spec = adhoc_spec([command], 60.0)
-    with store.transaction() as db:
+    with store.transaction():
         for i in range(count):
             store.insert_run(
                 {
@@ -56,8 +56,7 @@ def fill(root: Path, count: int, status: str, command: str = "true") -> None:
                     "ended_at": now if status != "pending" else None,
                     "attempt": 0 if status == "pending" else 1,
                     "exit_code": 0 if status == "success" else None,
-                },
-                db,
+                }
             )
     store.close()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from batch_runner.state.sqlite import FINISHED_STATUSES
+from batch_runner.state.store import FINISHED_STATUSES
 
 FINISHED = set(FINISHED_STATUSES)
 

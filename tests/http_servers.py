@@ -74,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
             Seen(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body)
         )
         self.state.hits[parts.path] = self.state.hits.get(parts.path, 0) + 1
-        route = ROUTES.get(parts.path, _not_found)
+        route = ROUTES.get(parts.path, _echo if parts.path.startswith("/echo/") else _not_found)
         route(self, parse_qs(parts.query), body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
@@ -101,9 +101,10 @@ def _json(handler: Handler, query: dict, body: bytes) -> None:
 
 
 def _echo(handler: Handler, query: dict, body: bytes) -> None:
-    """Everything the request carried, as JSON: like httpbin's /anything."""
+    """Everything the request carried, as JSON: like httpbin's /anything (also /echo/...)."""
     echo = {
         "method": handler.command,
+        "path": urlsplit(handler.path).path,
         "query": query,
         "headers": dict(handler.headers.items()),
         "body": body.decode(errors="replace"),

@@ -71,7 +71,11 @@ class _Background:
 
 
 class HttpServer(_Background):
-    """Answers 200 "OK"; a path containing ``hang`` waits, ``500`` fails, ``redirect`` redirects."""
+    """Answers 200 "OK"; a path containing ``hang`` waits, ``500`` fails, ``redirect`` redirects.
+
+    ``echo`` fails with 500 and quotes the path and the ``X-`` headers it got, as a server that
+    explains a refusal by echoing the request would.
+    """
 
     def __init__(self) -> None:
         self.requests: list[Seen] = []
@@ -112,6 +116,10 @@ class _HttpHandler(BaseHTTPRequestHandler):
         elif "redirect" in self.path:
             status, extra = 302, {"Location": "http://127.0.0.1:9/elsewhere"}
         payload = b"OK" if status == 200 else b"boom: no good"
+        if "echo" in self.path:
+            status = 500
+            echoed = [f"{k}={v}" for k, v in self.headers.items() if k.lower().startswith("x-")]
+            payload = " ".join([f"path={self.path}", *echoed]).encode()
         try:
             self.send_response(status)
             for name, value in extra.items():

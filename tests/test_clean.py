@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import REPO, job, run_cli, write_config
 
-from batch_runner.state.sqlite import Store
+from batch_runner.state.sqlite.store import SqliteStore as Store
 
 
 def test_clean_removes_only_old_finished_things(project: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from batch_runner.config import loader
 from batch_runner.config.loader import load_config, validate_file
 from batch_runner.errors import ConfigError
-from batch_runner.paths import LogLayout
+from batch_runner.state.layout import LogLayout
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import process_running as running
 
-from batch_runner.execution.procs import find_run_processes, group_alive, kill_group, terminate_run
+from batch_runner.execution.procs import first_group_of_run, group_alive, kill_group, terminate_run
 
 
 @pytest.fixture
@@ -56,14 +56,13 @@ def first_line_pid(proc: subprocess.Popen[bytes]) -> int:
     return int(proc.stdout.readline())
 
 
-def test_find_run_processes_matches_the_exact_run_id(spawn, run_id: str) -> None:
+def test_a_run_is_found_by_its_exact_run_id(spawn, run_id: str) -> None:
+    # Started before the run's own process: found first if the match were loose.
+    spawn("exec sleep 1000", run_id + "x")
+    spawn("exec sleep 1000")
     mine = spawn("exec sleep 1000", run_id)
-    other = spawn("exec sleep 1000", run_id + "x")
-    unmarked = spawn("exec sleep 1000")
-    found = _wait_for(lambda: mine.pid in find_run_processes(run_id))
-    assert found
-    pids = find_run_processes(run_id)
-    assert other.pid not in pids and unmarked.pid not in pids
+    assert _wait_for(lambda: first_group_of_run(run_id) == mine.pid)
+    assert first_group_of_run(run_id + "y") is None
 
 
 def test_group_alive_ignores_zombies(spawn) -> None:
@@ -102,7 +101,7 @@ def test_a_reused_pgid_without_the_run_id_is_left_alone(spawn, run_id: str) -> N
 
 def test_without_a_pgid_only_the_run_id_counts(spawn, run_id: str) -> None:
     marked = spawn("exec sleep 1000", run_id)
-    assert _wait_for(lambda: marked.pid in find_run_processes(run_id))
+    assert _wait_for(lambda: first_group_of_run(run_id) == marked.pid)
     assert terminate_run(None, run_id, grace=1.0) is True
     assert not running(marked.pid)
 

@@ -117,7 +117,8 @@ def test_an_unreachable_ping_url_never_changes_the_outcome(project: Path) -> Non
     write_config(project, [job("bad", "false", ping_url=f"http://127.0.0.1:{port}/p")])
     result = run_cli(project, "run-job", "bad")
     assert result.returncode == 1
-    assert "heartbeat fail to" in result.stderr and "Connection refused" in result.stderr
+    assert f"heartbeat fail to http://127.0.0.1:{port}/… failed: " in result.stderr
+    assert f"connection refused: 127.0.0.1:{port}" in result.stderr
 
 
 def test_a_hanging_ping_is_given_up_after_its_timeout(
@@ -128,6 +129,16 @@ def test_a_hanging_ping_is_given_up_after_its_timeout(
     assert heartbeat.ping(f"{http.url}/hang", "start", timeout=0.3) is False
     assert time.monotonic() - started < 1.0
     assert "heartbeat start to" in caplog.text and "timed out after 0.3 s" in caplog.text
+
+
+def test_a_failed_ping_never_shows_the_url_password(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capture_runner_log(caplog, monkeypatch)
+    # http.client takes "ping-pass-4d5e@127.0.0.1" for the port and quotes it in its error.
+    assert heartbeat.ping("http://u:ping-pass-4d5e@127.0.0.1/p", "start", timeout=1) is False
+    assert "heartbeat start to http://127.0.0.1/… failed: invalid URL: " in caplog.text
+    assert "'***@127.0.0.1'" in caplog.text and "ping-pass-4d5e" not in caplog.text
 
 
 def test_the_ping_timeout_is_ten_seconds() -> None:

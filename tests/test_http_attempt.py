@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from http_servers import PROXY_VARIABLES, Server, start
 
-from batch_runner.config.spec import ConfigSpec, HttpSettings, Settings
+from batch_runner.config.spec import HttpSettings
 from batch_runner.execution.executor import AttemptOutcome, AttemptRequest
 from batch_runner.httpjob.attempt import run_attempt
-from batch_runner.runs.context import RunnerContext
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -43,6 +42,7 @@ def attempt(
     timeout: float = 5,
     environ: dict[str, str] | None = None,
     cancel: Any = None,
+    stop_requested: Any = None,
     run_log_max_bytes: int = 10 * 1024 * 1024,
     **http: Any,
 ) -> AttemptOutcome:
@@ -57,12 +57,6 @@ def attempt(
         "body": None,
         **{k: v for k, v in http.items() if k not in keys},
     }
-    config = ConfigSpec(
-        str(tmp_path / "config.json"),
-        str(tmp_path),
-        Settings(log_dir=str(tmp_path / "logs"), http=HttpSettings(**settings)),
-        (),
-    )
     run = {
         "run_id": "r1",
         "job_name": "j",
@@ -83,7 +77,12 @@ def attempt(
         output_max_bytes=65536,
     )
     return run_attempt(
-        RunnerContext(config=config), run, request, cancel=cancel, environ=environ or {}
+        run,
+        request,
+        settings=HttpSettings(**settings),
+        stop_requested=stop_requested or (lambda: False),
+        cancel=cancel,
+        environ=environ or {},
     )
 
 
@@ -174,6 +173,21 @@ def test_untrusted_certificate_is_a_tls_error(tmp_path: Path, tls_server: Server
     assert "certificate" in outcome.error and f"127.0.0.1:{tls_server.port}" in outcome.error
 
 
+def test_a_stop_request_in_the_store_ends_the_attempt(tmp_path: Path, server: Server) -> None:
+    """``stop RUN_ID`` writes to the store; the attempt asks ``stop_requested()`` once a second."""
+    began = time.monotonic()
+    asked: list[float] = []
+
+    def stop_requested() -> bool:
+        asked.append(time.monotonic() - began)
+        return time.monotonic() - began > 0.3
+
+    outcome = attempt(tmp_path, server.url("/slow?s=5"), timeout=30, stop_requested=stop_requested)
+    assert time.monotonic() - began < 2.5
+    assert (outcome.status, outcome.error) == ("stopped", "stopped by request")
+    assert len(asked) <= 3  # not at every poll: it is a database query
+
+
 def test_a_stop_request_ends_the_attempt_at_once(tmp_path: Path, server: Server) -> None:
     began = time.monotonic()
     outcome = attempt(
@@ -244,7 +258,27 @@ def test_a_missing_variable_fails_the_attempt_before_connecting(
 ) -> None:
     outcome = attempt(tmp_path, server.url("/echo"), headers={"X-Api-Key": "${NOT_SET}"})
     assert outcome.status == "error"
-    assert "NOT_SET" in outcome.error and "not set" in outcome.error
+    assert (
+        outcome.error
+        == "the environment variable NOT_SET is not set (used in the header X-Api-Key)"
+    )
+    assert server.seen == []
+
+
+@pytest.mark.parametrize(
+    ("where", "http", "named"),
+    [
+        ("url", {}, "the URL"),
+        ("params", {"params": {"k": "${NOT_SET}"}}, "the parameter k"),
+        ("body", {"body": {"deep": ["${NOT_SET}"]}}, "the body"),
+    ],
+)
+def test_a_missing_variable_is_named_with_where_it_is_used(
+    tmp_path: Path, server: Server, where: str, http: dict[str, Any], named: str
+) -> None:
+    url = server.url("/echo/${NOT_SET}" if where == "url" else "/echo")
+    outcome = attempt(tmp_path, url, **http)
+    assert outcome.error == f"the environment variable NOT_SET is not set (used in {named})"
     assert server.seen == []
 
 
@@ -364,6 +398,66 @@ def test_secrets_are_masked_in_the_record_and_the_run_log(tmp_path: Path, server
     assert outcome.extra["response_headers"]["set-cookie"] == "***"
     assert "> authorization: ***" in run_log(tmp_path)
     assert "://***@127.0.0.1" in outcome.output
+
+
+def test_every_expanded_value_is_scrubbed_from_what_is_kept(tmp_path: Path, server: Server) -> None:
+    """A ``${VAR}`` value is a secret wherever it is used: URL path, parameter, header, body."""
+    secrets = {
+        "PATH_SECRET": "path-secret-4242",
+        "QUERY_SECRET": "query-secret-5353",
+        "HEADER_SECRET": "header-secret-6464",  # in a header mask_headers does not name
+        "BODY_SECRET": "body-secret-7575",
+    }
+    outcome = attempt(
+        tmp_path,
+        server.url("/echo/${PATH_SECRET}"),
+        method="POST",
+        environ=secrets,
+        params={"q": "${QUERY_SECRET}"},
+        headers={"X-Plain": "${HEADER_SECRET}"},
+        body={"note": "${BODY_SECRET}"},
+    )
+    assert outcome.status == "success"
+    [seen] = server.seen
+    assert seen.path == "/echo/path-secret-4242" and seen.query == {"q": ["query-secret-5353"]}
+    assert json.loads(seen.body) == {"note": "body-secret-7575"}  # the server got them all
+    echoed = outcome.extra["response_body"]
+    assert echoed["path"] == "/echo/***"
+    assert echoed["query"] == {"q": ["***"]}
+    assert echoed["headers"]["X-Plain"] == "***"
+    assert echoed["body"] == '{"note": "***"}'
+    kept = json.dumps(outcome.extra) + outcome.output + (outcome.error or "") + run_log(tmp_path)
+    for secret in secrets.values():
+        assert secret not in kept
+    # What is shown of the request is the request as written.
+    assert outcome.output.startswith(
+        f"POST {server.url('/echo/${PATH_SECRET}')}?q=${{QUERY_SECRET}} -> HTTP 200 OK"
+    )
+    assert "> X-Plain: ${HEADER_SECRET}" in run_log(tmp_path)
+
+
+def test_an_expanded_value_is_scrubbed_from_a_failure_reason(tmp_path: Path) -> None:
+    outcome = attempt(
+        tmp_path, "http://${API_HOST}/x", environ={"API_HOST": "internal-host.invalid"}
+    )
+    assert (outcome.status, outcome.error) == ("error", "cannot resolve host: ***")
+    assert "internal-host.invalid" not in outcome.output + run_log(tmp_path)
+    assert outcome.output == "GET http://${API_HOST}/x -> cannot resolve host: ***"
+
+
+def test_an_expanded_value_is_scrubbed_from_a_refusal(tmp_path: Path) -> None:
+    outcome = attempt(
+        tmp_path,
+        "http://${API_HOST}/x",
+        environ={"API_HOST": "internal-host.example.org"},
+        allow_hosts=["api.example.com"],
+    )
+    assert outcome.error == "host not allowed: *** is not in settings.http.allow_hosts"
+    bad_port = attempt(
+        tmp_path, "http://h.example.com:${PORT_TOKEN}/x", environ={"PORT_TOKEN": "tok-8a9b"}
+    )
+    assert bad_port.error.startswith("invalid URL http://h.example.com:***/x: ")
+    assert "tok-8a9b" not in bad_port.error
 
 
 def test_url_credentials_become_basic_auth(tmp_path: Path, server: Server) -> None:

@@ -10,9 +10,11 @@ import pytest
 from conftest import read_results, run_cli, write_config
 
 from batch_runner.config.spec import HttpSettings, Settings
-from batch_runner.httpjob.masking import Scrubber, describe, mask_headers, masked_spec, safe_url
+from batch_runner.httpjob.masking import describe, masked_spec
 from batch_runner.net import envrefs
 from batch_runner.net.hosts import host_allowed
+from batch_runner.net.secrets import Scrubber, mask_headers, masked_values, safe_url, url_password
+from batch_runner.net.urls import HTTP_METHODS, InvalidUrl, endpoint, host_of
 
 
 def http_job(name: str = "api", url: str = "http://127.0.0.1:9/x", **extra: Any) -> dict:
@@ -76,7 +78,9 @@ def test_a_variable_gone_since_validation_fails_the_attempt_naming_it(project: P
     assert result.returncode == 1
     [record] = read_results(project)
     assert record["status"] == "error"
-    assert record["error"].startswith("the environment variable API_KEY is not set")
+    assert record["error"] == (
+        "the environment variable API_KEY is not set (used in the header X-Api-Key)"
+    )
 
 
 def test_edits_do_not_need_the_variables_of_the_shell_they_run_in(project: Path) -> None:
@@ -140,10 +144,30 @@ def test_references_and_expansion() -> None:
     assert envrefs.references("a ${X} b ${Y_2} $${Z} $W") == ["X", "Y_2"]
     assert envrefs.expand("${X}-$${X}", {"X": "1"}) == "1-${X}"
     with pytest.raises(envrefs.MissingVariable) as caught:
-        envrefs.expand("${X}", {})
+        envrefs.expand("${X}", {}, "the URL")
     assert caught.value.name == "X"
-    expanded = envrefs.expand_json({"k${X}": ["${X}", 1, None]}, {"X": "v"})
-    assert expanded == {"k${X}": ["v", 1, None]}
+    assert str(caught.value) == "the environment variable X is not set (used in the URL)"
+    expander = envrefs.Expander({"X": "v", "Y": "w"})
+    expanded = expander.json({"k${X}": ["${X}", 1, None, "$${Y}"]}, "the body")
+    assert expanded == {"k${X}": ["v", 1, None, "${Y}"]}
+    assert expander.text("${Y}${X}", "the URL") == "wv"
+    assert expander.used == ["v", "w", "v"]  # every value put in, for the caller to scrub
+    with pytest.raises(envrefs.MissingVariable, match=r"^the environment variable Z is not set"):
+        envrefs.lookup("Z", {}, "password_env")
+
+
+def test_urls_and_methods_shared_by_config_queue_and_attempt() -> None:
+    assert HTTP_METHODS == ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    assert host_of("https://u:p@API.example.com:8443/x") == "api.example.com"
+    with pytest.raises(InvalidUrl) as bad:
+        host_of("ftp://u:p@h.example/")
+    assert str(bad.value) == (
+        "invalid URL ftp://***@h.example/: expected http:// or https:// and a host"
+    )
+    with pytest.raises(InvalidUrl, match=r"^invalid URL https://h\.example:x/: "):
+        host_of("https://h.example:x/")
+    assert endpoint("https://h.example/x") == ("h.example", 443)
+    assert endpoint("http://[::1]:8080/") == ("::1", 8080)
 
 
 @pytest.mark.parametrize(
@@ -211,6 +235,14 @@ def test_masked_spec_is_a_safe_copy() -> None:
     }
 
 
+def test_secret_values_of_headers_and_urls() -> None:
+    headers = {"authorization": "Bearer t", "Set-Cookie": "s=1", "Accept": "*/*", "Cookie": ""}
+    assert masked_values(headers, ("Authorization", "Cookie")) == ["Bearer t", "s=1"]
+    assert url_password("https://u:p%40ss-word@h.example/") == ["p%40ss-word", "p@ss-word"]
+    assert url_password("https://u@h.example/") == []
+    assert url_password("https://h.example/a@b") == []
+
+
 def test_scrubber_removes_sent_secrets_from_what_came_back() -> None:
     scrub = Scrubber(["Bearer tok-abcdef", "sid=s3cr3t-cookie; theme=dark", "ab"])
     assert scrub.text("got Bearer tok-abcdef and tok-abcdef") == "got *** and ***"
@@ -220,3 +252,5 @@ def test_scrubber_removes_sent_secrets_from_what_came_back() -> None:
         "t": "dark",
     }
     assert json.dumps(scrub.json({"tok-abcdef": 1})) == '{"***": 1}'
+    # Empty and absent values (an unset password) are no secrets; 3 characters are too short.
+    assert Scrubber([None, "", "abc"]).text("abc and more") == "abc and more"

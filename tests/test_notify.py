@@ -124,7 +124,7 @@ def test_the_notice_is_about_the_whole_run(project: Path, http: HttpServer) -> N
 
 
 def test_failing_notifiers_never_change_the_outcome(project: Path, http: HttpServer) -> None:
-    flag = project / "ok"
+    flag, smtp_port = project / "ok", _closed_port()
     write_config(
         project,
         [job("j", f"test -e {flag}", notify_after=1)],
@@ -136,7 +136,7 @@ def test_failing_notifiers_never_change_the_outcome(project: Path, http: HttpSer
                 {
                     "type": "email",
                     "smtp_host": "127.0.0.1",
-                    "smtp_port": _closed_port(),
+                    "smtp_port": smtp_port,
                     "from": "a@example.org",
                     "to": ["b@example.org"],
                     "timeout": 1,
@@ -151,7 +151,7 @@ def test_failing_notifiers_never_change_the_outcome(project: Path, http: HttpSer
     assert "HTTP 500" in failed.stderr
     assert "timed out after 0.5 s" in failed.stderr
     assert "exit code 7" in failed.stderr
-    assert "Connection refused" in failed.stderr
+    assert f"connection refused: 127.0.0.1:{smtp_port}" in failed.stderr
     assert "Traceback" not in failed.stderr
     flag.touch()
     recovered = run_cli(project, "run-job", "j")
@@ -212,6 +212,36 @@ def test_secrets_never_reach_results_logs_or_notices(
     everything += seen.body
     for secret in (token, api_key, password):  # ...and nowhere else
         assert secret.encode() not in everything
+
+
+def test_a_failure_notice_follows_the_one_secret_policy(project: Path, http: HttpServer) -> None:
+    """A webhook's masked headers (``settings.http.mask_headers``) and ``${VAR}`` values are
+    secret in the runner's log as in records: an error response that echoes them is redacted."""
+    write_config(
+        project,
+        [job("j", "false", notify_after=1)],
+        settings={
+            "http": {"mask_headers": ["X-Hook-Secret"]},
+            "notifiers": [
+                {
+                    "type": "webhook",
+                    "url": f"{http.url}/echo",
+                    "headers": {
+                        "X-Hook-Secret": "literal-hook-5b6a",
+                        "X-Token": "${HOOK_TOKEN}",
+                        "X-Api-Key": "k-visible",
+                    },
+                }
+            ],
+        },
+    )
+    result = run_cli(project, "run-job", "j", env={"HOOK_TOKEN": "tok-9f8e7d6c"})
+    assert result.returncode == 1
+    assert (
+        f"notifier webhook {http.url}/… failed to send the failure notice: HTTP 500 Internal "
+        "Server Error: path=/echo X-Hook-Secret=*** X-Token=*** X-Api-Key=k-visible"
+    ) in result.stderr
+    assert "literal-hook-5b6a" not in result.stderr and "tok-9f8e7d6c" not in result.stderr
 
 
 def test_notices_are_not_imported_on_the_hot_path(project: Path) -> None:

@@ -72,8 +72,8 @@ def test_one_failing_notifier_exits_1(project: Path, http: HttpServer) -> None:
     assert result.stdout.splitlines() == [
         f"webhook {http.url}/… #1: ok",
         f"webhook {http.url}/… #2: failed: HTTP 500 Internal Server Error: boom: no good",
-        "email 127.0.0.1:25: failed: environment variable NO_SUCH_USER_VAR (username_env) is "
-        "not set",
+        "email 127.0.0.1:25: failed: the environment variable NO_SUCH_USER_VAR is not set "
+        "(used in username_env)",
     ]
     assert result.stderr == "error: 2 of 3 notifiers failed\n"
 
@@ -83,3 +83,28 @@ def test_an_invalid_notifier_is_a_config_error(project: Path) -> None:
     result = run_cli(project, "notify-test")
     assert result.returncode == 78
     assert "notifiers[0]" in result.stderr
+
+
+def test_webhook_headers_follow_settings_mask_headers(project: Path, http: HttpServer) -> None:
+    """``settings.http.mask_headers`` decides which webhook header values are secret."""
+    write_config(
+        project,
+        [],
+        settings={
+            "http": {"mask_headers": ["X-Hook-Secret"]},
+            "notifiers": [
+                {
+                    "type": "webhook",
+                    "url": f"{http.url}/echo",
+                    "headers": {"X-Hook-Secret": "literal-hook-5b6a", "X-Api-Key": "k-visible"},
+                }
+            ],
+        },
+    )
+    result = run_cli(project, "notify-test")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"webhook {http.url}/…: failed: HTTP 500 Internal Server Error: "
+        "path=/echo X-Hook-Secret=*** X-Api-Key=k-visible",
+    ]
+    assert "literal-hook-5b6a" not in result.stdout + result.stderr

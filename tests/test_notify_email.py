@@ -111,6 +111,9 @@ def test_an_untrusted_certificate_is_refused(
             )
         )
     assert not delivery.ok
+    # Worded as for every outbound call (net.reasons): what failed, then where.
+    assert delivery.reason.startswith("TLS error: ")
+    assert delivery.reason.endswith(f" (127.0.0.1:{server.port})")
     assert "certificate" in delivery.reason
     assert server.logins == [] and server.mails == []  # the password never left
 
@@ -152,7 +155,23 @@ def test_a_missing_variable_is_a_failure_naming_it(monkeypatch: pytest.MonkeyPat
             )
         )
     assert not delivery.ok
-    assert delivery.reason == "environment variable TEST_SMTP_PASSWORD (password_env) is not set"
+    assert delivery.reason == (
+        "the environment variable TEST_SMTP_PASSWORD is not set (used in password_env)"
+    )
+    assert server.mails == []
+
+
+def test_a_missing_username_variable_is_named_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_SMTP_USER")
+    with SmtpServer(credentials=("alice", PASSWORD)) as server:
+        delivery = send(
+            email_notifier(
+                server.port, username_env="TEST_SMTP_USER", password_env="TEST_SMTP_PASSWORD"
+            )
+        )
+    assert delivery.reason == (
+        "the environment variable TEST_SMTP_USER is not set (used in username_env)"
+    )
     assert server.mails == []
 
 
@@ -170,7 +189,7 @@ def test_nothing_listening_is_a_failure() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     delivery = send(email_notifier(port))
-    assert not delivery.ok and delivery.reason == "Connection refused"
+    assert not delivery.ok and delivery.reason == f"connection refused: 127.0.0.1:{port}"
 
 
 def test_port_465_speaks_tls_from_the_start(tls: ssl.SSLContext) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from notify_servers import HttpServer
 
-from batch_runner.net.secrets import describe_url, is_secret_header, redact
+from batch_runner.net.secrets import describe_url
 from batch_runner.notify.deliver import Delivery, deliver_all, labels
 from batch_runner.notify.notice import build_test_notice
 
@@ -25,8 +25,9 @@ def webhook(url: str, **extra: Any) -> dict[str, Any]:
     return {"type": "webhook", "url": url, "headers": {}, "timeout": 5, **extra}
 
 
-def send(*notifiers: dict[str, Any]) -> list[Delivery]:
-    return deliver_all(notifiers, build_test_notice("host1", "/c.json", time.time()), cwd="/")
+def send(*notifiers: dict[str, Any], **options: Any) -> list[Delivery]:
+    notice = build_test_notice("host1", "/c.json", time.time())
+    return deliver_all(notifiers, notice, cwd="/", **options)
 
 
 def test_posts_the_notice_as_json_with_text_and_headers(
@@ -85,39 +86,99 @@ def test_nothing_listening_is_a_failure() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     [delivery] = send(webhook(f"http://127.0.0.1:{port}/hook"))
-    assert not delivery.ok and delivery.reason == "Connection refused"
+    assert not delivery.ok and delivery.reason == f"connection refused: 127.0.0.1:{port}"
 
 
 def test_a_missing_variable_fails_before_anything_is_sent(http: HttpServer) -> None:
     [delivery] = send(webhook(f"{http.url}/hook", headers={"X-Token": "${NO_SUCH_VAR_42}"}))
     assert not delivery.ok
     assert delivery.reason == (
-        "environment variable NO_SUCH_VAR_42 (used in the webhook header X-Token) is not set"
+        "the environment variable NO_SUCH_VAR_42 is not set (used in the webhook header X-Token)"
     )
     assert http.requests == []
 
 
-@pytest.mark.parametrize(
-    ("name", "secret"),
-    [
-        ("Authorization", True),
-        ("Proxy-Authorization", True),
-        ("Cookie", True),
-        ("X-Api-Key", True),
-        ("X-Auth-Token", True),
-        ("X-Hook-Secret", True),
-        ("Content-Type", False),
-        ("X-Source", False),
-        ("Accept", False),
-    ],
-)
-def test_secret_headers(name: str, secret: bool) -> None:
-    assert is_secret_header(name) is secret
+def test_a_missing_variable_in_the_url_names_the_url(http: HttpServer) -> None:
+    [delivery] = send(webhook(f"{http.url}/hooks/${{NO_SUCH_VAR_42}}"))
+    assert delivery.reason == (
+        "the environment variable NO_SUCH_VAR_42 is not set (used in the webhook URL)"
+    )
+    assert http.requests == []
 
 
-def test_redact() -> None:
-    assert redact("Bearer abc123 failed", ["abc123", None, ""]) == "Bearer *** failed"
-    assert redact("a b", ["a"]) == "a b"  # too short to mask without garbling the text
+def test_an_escaped_reference_stays_literal(
+    http: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$${X}`` is a literal ``${X}``, as in HTTP jobs, even when X is set."""
+    monkeypatch.setenv("HOOK_PART", "expanded")
+    [delivery] = send(
+        webhook(
+            f"{http.url}/hooks/$${{HOOK_PART}}/${{HOOK_PART}}",
+            headers={"X-Note": "$${HOOK_PART}"},
+        )
+    )
+    assert delivery.ok, delivery.reason
+    [seen] = http.requests
+    assert seen.path == "/hooks/${HOOK_PART}/expanded"
+    assert seen.headers["X-Note"] == "${HOOK_PART}"
+
+
+def test_an_expanded_value_echoed_in_an_error_response_is_redacted(
+    http: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every value taken from ``${VAR}`` is a secret, whatever header or URL part it is in."""
+    monkeypatch.setenv("HOOK_PATH_SECRET", "path-secret-1f2e")
+    monkeypatch.setenv("HOOK_HEADER_SECRET", "header-secret-3d4c")
+    [delivery] = send(
+        webhook(
+            f"{http.url}/echo/${{HOOK_PATH_SECRET}}",
+            headers={"X-Plain-Name": "${HOOK_HEADER_SECRET}", "X-Visible": "shown-value"},
+        )
+    )
+    [seen] = http.requests
+    assert seen.headers["X-Plain-Name"] == "header-secret-3d4c"  # it was sent...
+    assert delivery.reason == (
+        "HTTP 500 Internal Server Error: path=/echo/*** X-Plain-Name=*** X-Visible=shown-value"
+    )
+
+
+def test_webhook_headers_are_judged_by_mask_headers(http: HttpServer) -> None:
+    """A literal header value is secret when its name is in ``settings.http.mask_headers``."""
+    headers = {"X-Hook-Secret": "literal-hook-5b6a", "X-Api-Key": "literal-key-7c8d"}
+    [default] = send(webhook(f"{http.url}/echo", headers=headers))
+    assert default.reason == (
+        "HTTP 500 Internal Server Error: path=/echo X-Hook-Secret=literal-hook-5b6a X-Api-Key=***"
+    )
+    [custom] = send(webhook(f"{http.url}/echo", headers=headers), mask=["x-hook-secret"])
+    assert custom.reason == (
+        "HTTP 500 Internal Server Error: path=/echo X-Hook-Secret=*** X-Api-Key=literal-key-7c8d"
+    )
+
+
+def test_the_twin_of_a_masked_header_is_masked_too(http: HttpServer) -> None:
+    """Masking Authorization masks Proxy-Authorization, as for HTTP jobs."""
+    headers = {"X-Proxy-Authorization": "not-a-twin-9e0f", "Proxy-Authorization": "twin-1a2b3c"}
+    [delivery] = send(webhook(f"{http.url}/500", headers=headers))
+    assert delivery.reason == "HTTP 500 Internal Server Error: boom: no good"
+    [echoed] = send(
+        webhook(f"{http.url}/echo", headers={"X-Token": "Basic twin-1a2b3c", **headers}),
+        mask=["Authorization", "X-Token"],
+    )
+    assert "twin-1a2b3c" not in echoed.reason and "not-a-twin-9e0f" in echoed.reason
+
+
+def test_url_credentials_never_show_in_a_reason() -> None:
+    """urllib cannot send ``user:pass@`` itself; whatever the reason, it hides the password."""
+    for url in (
+        "http://hook-user:hook-pass-4d5e@127.0.0.1:9/hook",
+        "http://hook-user:hook-pass-4d5e@127.0.0.1:bad/hook",
+    ):
+        [delivery] = send(webhook(url))
+        assert not delivery.ok and delivery.reason
+        assert "hook-pass-4d5e" not in delivery.reason
+    # http.client takes "hook-pass-4d5e@127.0.0.1" for the port and quotes it.
+    [quoted] = send(webhook("http://hook-user:hook-pass-4d5e@127.0.0.1/hook"))
+    assert quoted.reason == "invalid URL: nonnumeric port: '***@127.0.0.1'"
 
 
 @pytest.mark.parametrize(

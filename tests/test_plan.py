@@ -85,6 +85,14 @@ def test_jitter_delays_the_due_time_not_the_occurrence() -> None:
     assert first.due == first.scheduled_for + 60
 
 
+def test_jitter_adds_real_seconds_across_the_spring_forward_gap() -> None:
+    now = at("2026-03-28T12:00:00")
+    first = plan.first_occurrence(daily("01:59:50", jitter=60), now, 0.5)
+    assert iso(first.scheduled_for) == iso(at("2026-03-29T01:59:50"))
+    due = datetime.fromtimestamp(first.due, BERLIN)
+    assert due.isoformat() == "2026-03-29T03:00:20+02:00"
+
+
 @pytest.mark.parametrize("stored_offset, expect_catch_up", [(-3600, True), (3600, False)])
 def test_catch_up_runs_once_when_an_occurrence_passed_while_down(
     stored_offset: int, expect_catch_up: bool

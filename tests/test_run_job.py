@@ -201,7 +201,7 @@ def test_a_run_its_dead_runner_never_reported_is_still_found_and_ended(project: 
     import subprocess
     import time
 
-    from batch_runner.state.sqlite import Store
+    from batch_runner.state.sqlite.store import SqliteStore as Store
 
     write_config(project, [job("next", "true")])
     store = Store(project / "logs" / "state" / "batch_runner.sqlite3")

@@ -23,7 +23,6 @@ from batch_runner.schedules import (
     Schedule,
     ScheduleError,
     WeeklySchedule,
-    apply_jitter,
     describe,
     next_fire,
     next_interval_fire,
@@ -423,23 +422,6 @@ def test_upcoming_count() -> None:
     assert upcoming(daily("02:00"), utc(2026, 1, 1), UTC, 0) == []
     with pytest.raises(ValueError):
         upcoming(daily("02:00"), utc(2026, 1, 1), UTC, -1)
-
-
-# --- jitter --------------------------------------------------------------------------------
-
-
-def test_apply_jitter() -> None:
-    when = utc(2026, 1, 1, 2)
-    assert apply_jitter(when, 60, 0.0) == when
-    assert apply_jitter(when, 60, 0.5) == when + timedelta(seconds=30)
-    assert apply_jitter(when, 0, 0.9) == when
-    with pytest.raises(ValueError):
-        apply_jitter(when, -1, 0.5)
-
-
-def test_jitter_adds_real_seconds_across_the_gap() -> None:
-    when = datetime(2026, 3, 29, 1, 59, 50, tzinfo=BERLIN)
-    assert apply_jitter(when, 60, 0.5).isoformat() == "2026-03-29T03:00:20+02:00"
 
 
 # --- time zones ----------------------------------------------------------------------------

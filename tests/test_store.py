@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from batch_runner.errors import StorageError
-from batch_runner.state.sqlite import SCHEMA_VERSION, Store
+from batch_runner.state.sqlite.schema import SCHEMA_VERSION
+from batch_runner.state.sqlite.store import SqliteStore as Store
 
 
 def _version(path: Path) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import run_cli, start_cli, wait_for, write_config
 
-from batch_runner.state.wakeup import bind_listener, drain_listener, poke
+from batch_runner.state.wakeup import bind_listener, drain_pipe, poke
 
 
 def readable(fd: int) -> bool:
@@ -28,7 +28,7 @@ def test_a_poke_wakes_the_listener_once_and_the_pipe_is_private(tmp_path: Path) 
         poke(tmp_path)
         poke(tmp_path)
         assert readable(fd)
-        drain_listener(fd)
+        drain_pipe(fd)
         assert not readable(fd)  # and no end-of-file either: a select would not spin
     finally:
         os.close(fd)

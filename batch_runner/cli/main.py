@@ -6,9 +6,9 @@ import errno
 import sys
 from collections.abc import Callable, Sequence
 
-from batch_runner import __version__
 from batch_runner.cli.commands import COMMON_OPTIONS_WITH_VALUE, LOG_LEVELS
 from batch_runner.errors import EXIT_USAGE, BatchRunnerError, ConfigError
+from batch_runner.version import __version__
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False

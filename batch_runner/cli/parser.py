@@ -7,8 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from batch_runner import __version__
 from batch_runner.cli.commands import LOG_LEVELS, registrars
+from batch_runner.version import __version__
 
 
 class UsageErrorExit(Exception):

@@ -3,7 +3,8 @@
 A reference to a variable that is not set is a config error (SPEC 11), reported here with the
 JSON path of the string that holds it. This only runs on full validation; a config loaded from
 the snapshot skips it, so the attempt resolves the references again and fails, naming the
-variable, if one has gone missing since (``httpjob.prepare``).
+variable, if one has gone missing since (``httpjob.prepare``). URLs are judged by
+``net.urls``, as the attempt judges them.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from batch_runner.config.problems import Problem
-from batch_runner.httpjob.prepare import RequestProblem, host_of
 from batch_runner.net import envrefs, hosts
+from batch_runner.net.urls import InvalidUrl, host_of
 
 _REFERENCING_KEYS = ("url", "headers", "params", "body")
 
@@ -56,8 +57,8 @@ def _job_problems(
     if not check_variables and envrefs.references(url):
         return problems
     try:
-        host = host_of(envrefs.expand(url, environ))
-    except RequestProblem:
+        host = host_of(envrefs.expand(url, environ, "the URL"))
+    except InvalidUrl:
         return problems  # a malformed URL is reported by the model
     if not hosts.host_allowed(host, allow):
         problems.append(Problem((*at, "url"), hosts.refusal(host)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from json.decoder import scanstring
+from json.decoder import scanstring  # type: ignore[attr-defined]  # public, not in typeshed
 
 JsonPath = tuple[str | int, ...]
 
@@ -90,7 +90,8 @@ class _Scanner:
         if char == "[":
             return self.array(i + 1, path)
         if char == '"':
-            return scanstring(self.text, i + 1)[1]
+            end: int = scanstring(self.text, i + 1)[1]
+            return end
         match = _SCALAR.match(self.text, i)
         if match is None:
             raise ValueError(f"no JSON value at offset {i}")

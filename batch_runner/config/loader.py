@@ -13,17 +13,18 @@ import json
 import os
 
 try:  # the built-in implementation: hashlib would load OpenSSL, a few ms on every run-job
-    from _sha256 import sha256
+    from _sha256 import sha256  # type: ignore[import-not-found]  # CPython's, untyped
 except ImportError:  # pragma: no cover - a Python built without it
     from hashlib import sha256
 
-from batch_runner import __version__
 from batch_runner.config.spec import SNAPSHOT_FORMAT, ConfigSpec
 from batch_runner.config.trust import check_config_trust
 from batch_runner.errors import ConfigError
 from batch_runner.logs import get_logger
-from batch_runner.paths import DEFAULT_LOG_DIR, LogLayout, resolve_under_root
-from batch_runner.valuetype import REQUIRED, record
+from batch_runner.paths import DEFAULT_LOG_DIR, resolve_under_root
+from batch_runner.state.layout import LogLayout
+from batch_runner.valuetype import Record
+from batch_runner.version import __version__
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -37,10 +38,13 @@ log = get_logger("batch_runner.config")
 _EXAMPLE = '{"jobs": [...]}'
 
 
-class Source(record("Source", path=REQUIRED, data=REQUIRED, text=REQUIRED, document=REQUIRED)):
-    """A config file as read: its path, bytes, text and the parsed top-level object (a dict)."""
+class Source(Record):
+    """A config file as read: its path, bytes, text and the parsed top-level object."""
 
-    __slots__ = ()
+    path: str
+    data: bytes
+    text: str
+    document: dict[str, Any]
 
 
 def load_config(config_path: StrPath, root: StrPath) -> ConfigSpec:

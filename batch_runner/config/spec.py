@@ -8,7 +8,7 @@ Defaults are already resolved in the normalized dict: a job's ``timeout``, ``tim
 
 from __future__ import annotations
 
-from batch_runner.valuetype import REQUIRED, record
+from batch_runner.valuetype import Record
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -21,48 +21,45 @@ if TYPE_CHECKING:
 SNAPSHOT_FORMAT = 3
 
 
-class HttpRequestSpec(
-    record("HttpRequestSpec", method="GET", url="", headers=None, params=None, body=None)
-):
+class HttpRequestSpec(Record):
     """What an HTTP job sends (section 11): method, url, headers, params, body (JSON or text)."""
 
-    __slots__ = ()
+    method: str = "GET"
+    url: str = ""
+    headers: dict[str, str] | None = None
+    params: dict[str, str] | None = None
+    body: Any = None
 
 
-class JobSpec(
-    record(
-        "JobSpec",
-        name=REQUIRED,
-        schedule_type=REQUIRED,
-        schedule_time=REQUIRED,
-        command=None,  # a string, or a list (argv, never run by a shell); None for HTTP jobs
-        enabled=True,
-        description=None,
-        tags=(),
-        timeout=1800.0,
-        shell="auto",  # True, False or "auto"
-        cwd=None,
-        env=None,
-        timezone=None,  # timezone None: the system's local zone
-        max_attempts=1,
-        backoff="exponential",
-        backoff_seconds=30.0,
-        priority=0,
-        catch_up=False,
-        jitter=0.0,
-        notify_after=3,
-        type="command",  # "command" or "http"
-        ping_url=None,
-        http=None,  # an HttpRequestSpec for HTTP jobs
-        # Seeds from the original format; the live values are in the state database.
-        last_run=None,
-        last_status=None,
-        error_count=0,
-    )
-):
+class JobSpec(Record):
     """One job of the config, defaults resolved."""
 
-    __slots__ = ()
+    name: str
+    schedule_type: str
+    schedule_time: str
+    command: str | list[str] | None = None  # a list is argv, never run by a shell; None: HTTP
+    enabled: bool = True
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    timeout: float = 1800.0
+    shell: bool | str = "auto"  # True, False or "auto"
+    cwd: str | None = None
+    env: dict[str, str] | None = None
+    timezone: str | None = None  # None: the system's local zone
+    max_attempts: int = 1
+    backoff: str = "exponential"
+    backoff_seconds: float = 30.0
+    priority: int = 0
+    catch_up: bool = False
+    jitter: float = 0.0
+    notify_after: int = 3
+    type: str = "command"  # "command" or "http"
+    ping_url: str | None = None
+    http: HttpRequestSpec | None = None  # for HTTP jobs
+    # Seeds from the original format; the live values are in the state database.
+    last_run: str | None = None
+    last_status: str | None = None
+    error_count: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobSpec:
@@ -74,39 +71,29 @@ class JobSpec(
         return cls(**values)
 
 
-class HttpSettings(
-    record(
-        "HttpSettings",
-        max_response_bytes=1024 * 1024,
-        mask_headers=("Authorization", "Cookie", "X-Api-Key"),
-        allow_hosts=(),
-    )
-):
+class HttpSettings(Record):
     """``settings.http``: response cap, headers to mask, hosts allowed (empty: any)."""
 
-    __slots__ = ()
+    max_response_bytes: int = 1024 * 1024
+    mask_headers: tuple[str, ...] = ("Authorization", "Cookie", "X-Api-Key")
+    allow_hosts: tuple[str, ...] = ()
 
 
-class Settings(
-    record(
-        "Settings",
-        log_dir=REQUIRED,  # absolute
-        default_timeout=1800.0,
-        kill_grace=10.0,
-        shutdown_grace=30.0,
-        timezone=None,
-        notify_after=3,
-        notifiers=(),
-        output_max_bytes=65536,
-        run_log_max_bytes=10 * 1024 * 1024,
-        retention_days=30,
-        ping_url=None,
-        http=HttpSettings(),
-    )
-):
+class Settings(Record):
     """Top-level ``settings``."""
 
-    __slots__ = ()
+    log_dir: str  # absolute
+    default_timeout: float = 1800.0
+    kill_grace: float = 10.0
+    shutdown_grace: float = 30.0
+    timezone: str | None = None
+    notify_after: int = 3
+    notifiers: tuple[dict[str, Any], ...] = ()
+    output_max_bytes: int = 65536
+    run_log_max_bytes: int = 10 * 1024 * 1024
+    retention_days: int = 30
+    ping_url: str | None = None
+    http: HttpSettings = HttpSettings()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
@@ -120,12 +107,13 @@ class Settings(
         return cls(**values)
 
 
-class ConfigSpec(
-    record("ConfigSpec", path=REQUIRED, root=REQUIRED, settings=REQUIRED, jobs=REQUIRED)
-):
+class ConfigSpec(Record):
     """A whole validated config: where it came from, the settings, the jobs in file order."""
 
-    __slots__ = ()
+    path: str
+    root: str
+    settings: Settings
+    jobs: tuple[JobSpec, ...]
 
     def job(self, name: str) -> JobSpec | None:
         for job in self.jobs:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections import deque
 
+from batch_runner.files import make_private_dirs, write_all
 from batch_runner.logs import get_logger
 
 log = get_logger("batch_runner")
@@ -25,19 +26,6 @@ _COPY_CHUNK = 1024 * 1024
 def cut_marker(cut: int) -> bytes:
     """The line that replaces the bytes cut from the middle of a run log."""
     return f"\n[batch_runner: {cut} bytes cut here]\n".encode()
-
-
-def _make_private_dirs(directory: str) -> None:
-    """``mkdir -p`` with every directory it creates 0700 (existing ones are left alone)."""
-    missing = []
-    while not os.path.exists(directory) and directory != os.path.dirname(directory):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    for each in reversed(missing):
-        try:
-            os.mkdir(each, 0o700)
-        except FileExistsError:
-            pass
 
 
 class TailBuffer:
@@ -115,7 +103,7 @@ class RunLog:
             try:
                 return os.open(path, flags, 0o600)
             except FileNotFoundError:  # the day's first run: its folder comes first
-                _make_private_dirs(os.path.dirname(path))
+                make_private_dirs(os.path.dirname(path))
                 return os.open(path, flags, 0o600)
         except OSError as exc:
             log.warning("cannot write run log %s: %s", path, exc)
@@ -126,7 +114,7 @@ class RunLog:
         if self._fd is None:
             return
         try:
-            _pwrite_all(self._fd, data, self._end)
+            write_all(self._fd, data, self._end)
             self._end += len(data)
             if self._end - self.head - self._marker_len >= self.tail + self._slack:
                 self._compact()
@@ -139,7 +127,7 @@ class RunLog:
         marker = cut_marker(self.cut)
         src, dst = self._end - self.tail, self.head + len(marker)
         _move(self._fd, src, dst, self.tail)
-        _pwrite_all(self._fd, marker, self.head)
+        write_all(self._fd, marker, self.head)
         self._marker_len = len(marker)
         self._end = dst + self.tail
         os.ftruncate(self._fd, self._end)
@@ -170,14 +158,7 @@ def _move(fd: int, src: int, dst: int, size: int) -> None:
     # Copy away from the overlap: forwards when moving down, backwards when moving up.
     for offset in offsets if dst <= src else reversed(offsets):
         length = min(_COPY_CHUNK, size - offset)
-        _pwrite_all(fd, os.pread(fd, length, src + offset), dst + offset)
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
+        write_all(fd, os.pread(fd, length, src + offset), dst + offset)
 
 
 class OutputCapture:

@@ -10,6 +10,8 @@ import errno
 import os
 import signal
 
+from batch_runner.timefmt import format_seconds
+
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,14 +42,6 @@ def judge(verdict: str | None, returncode: int | None, timeout: float) -> tuple[
     if returncode < 0:
         return "error", f"killed by signal {-returncode} ({_signal_name(-returncode)})"
     return "error", f"exit code {returncode}"
-
-
-def format_seconds(seconds: float) -> str:
-    """1800 -> "1800", 0.3 -> "0.3": no useless decimals."""
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
-    return text if text != "0" else repr(float(seconds))
 
 
 def _signal_name(signum: int) -> str:

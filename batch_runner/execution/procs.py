@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 
-from batch_runner.valuetype import REQUIRED, record
+from batch_runner.valuetype import Record
 
 # After SIGKILL, how long to wait for the kernel to finish the processes off.
 KILL_WAIT = 1.0
@@ -26,11 +26,13 @@ _RESCAN = 0.25
 _MAX_PIDFDS = 256
 
 
-class _Proc(record("_Proc", pid=REQUIRED, pgid=REQUIRED, marked=REQUIRED, started=REQUIRED)):
-    """A process found in /proc; ``marked``: it carries BATCH_RUN_ID=<run_id>; ``started``: its
-    start time in clock ticks since boot."""
+class _Proc(Record):
+    """A process found in /proc."""
 
-    __slots__ = ()
+    pid: int
+    pgid: int
+    marked: bool  # it carries BATCH_RUN_ID=<run_id>
+    started: int  # its start time in clock ticks since boot
 
 
 def kill_group(pgid: int, sig: int) -> bool:
@@ -51,12 +53,6 @@ def group_alive(pgid: int) -> bool:
     if not os.path.isdir("/proc/self"):
         return True  # no process table to tell zombies apart: assume the worst
     return any(proc.pgid == pgid for proc in _scan(None))
-
-
-def find_run_processes(run_id: str) -> list[int]:
-    """Running processes started with ``BATCH_RUN_ID=<run_id>``, this process excluded."""
-    me = os.getpid()
-    return [proc.pid for proc in _scan(run_id) if proc.marked and proc.pid != me]
 
 
 def first_group_of_run(run_id: str) -> int | None:

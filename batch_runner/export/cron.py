@@ -12,7 +12,6 @@ import shlex
 import sys
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-from batch_runner import __version__
 from batch_runner.config.spec import ConfigSpec, JobSpec
 from batch_runner.schedules import (
     DailySchedule,
@@ -23,6 +22,7 @@ from batch_runner.schedules import (
     parse_schedule,
     resolve_tz,
 )
+from batch_runner.version import __version__
 
 # cron steps restart at every hour and every day, so an interval keeps a steady pace only when
 # it divides an hour (in whole minutes) or a day (in whole hours).

@@ -5,6 +5,8 @@ The exchange runs in a daemon worker thread while this thread keeps the clock: t
 body), which per-socket timeouts alone cannot do. Meanwhile a stop request (``stop RUN_ID``)
 or the runner's ``cancel`` answer ends the attempt as ``stopped`` or ``interrupted``; the
 worker's sockets are shut down so it ends too, and it holds at most the capped body anyway.
+It is handed what it needs (``settings.http``, a ``stop_requested()`` that asks the store) rather
+than the runner's context: HTTP jobs sit below the runs that start them.
 
 2xx is ``success``; any other status and every failure to get a response is ``error``, a
 timeout included (SPEC 11: "anything else, or a network error, is error"), so retries apply.
@@ -18,14 +20,20 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from batch_runner.execution.executor import AttemptOutcome, AttemptRequest
-from batch_runner.execution.judge import CANCEL_VERDICTS, format_seconds, judge
+from batch_runner.execution.judge import CANCEL_VERDICTS, judge
+from batch_runner.execution.outcome import AttemptOutcome, AttemptRequest
 from batch_runner.httpjob import report
-from batch_runner.httpjob.masking import Scrubber, describe, settings_mask
+from batch_runner.httpjob.masking import describe, settings_mask
 from batch_runner.httpjob.prepare import PreparedRequest, RequestProblem, prepare
 from batch_runner.httpjob.transport import Exchange, Failure, Response
 from batch_runner.logs import get_logger
-from batch_runner.runs.context import RunnerContext
+from batch_runner.net.secrets import Scrubber
+from batch_runner.timefmt import format_seconds
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from batch_runner.config.spec import HttpSettings
 
 log = get_logger("batch_runner")
 
@@ -37,19 +45,24 @@ Cancel = Callable[[], str | None]
 
 
 def run_attempt(
-    ctx: RunnerContext,
     run: dict[str, Any],
     request: AttemptRequest,
     *,
+    settings: HttpSettings,
+    stop_requested: Callable[[], bool],
     cancel: Cancel | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AttemptOutcome:
-    """Make the request of ``run["spec"]["http"]`` once; never raises."""
+    """Make the request of ``run["spec"]["http"]`` once; never raises.
+
+    ``settings`` is the config's ``settings.http``; ``stop_requested()`` says whether a user
+    asked to stop this run (``stop RUN_ID``); ``cancel()`` is the runner's own answer.
+    """
     started = time.time()
+    stop = _StopCheck(run.get("run_id"), stop_requested, cancel)
     try:
-        return _attempt(
-            ctx, run, request, cancel, os.environ if environ is None else environ, started
-        )
+        env = os.environ if environ is None else environ
+        return _attempt(run, request, settings, stop, env, started)
     except Exception as exc:  # a bug here must cost one attempt, not the runner
         log.exception("run %s: the HTTP attempt failed unexpectedly", run.get("run_id"))
         return _outcome(
@@ -63,14 +76,13 @@ def run_attempt(
 
 
 def _attempt(
-    ctx: RunnerContext,
     run: dict[str, Any],
     request: AttemptRequest,
-    cancel: Cancel | None,
+    settings: HttpSettings,
+    stop: _StopCheck,
     environ: Mapping[str, str],
     started: float,
 ) -> AttemptOutcome:
-    settings = ctx.config.settings.http
     mask = settings_mask(settings)
     http = run["spec"].get("http") or {}
     try:
@@ -90,7 +102,6 @@ def _attempt(
         max_body=settings.max_response_bytes,
         timeout=request.timeout,
     )
-    stop = _StopCheck(ctx, run["run_id"], cancel)
     verdict, response, failure = _supervise(exchange, stop)
     return _judged(request, prepared, mask, started, verdict, response, failure)
 
@@ -104,13 +115,16 @@ def _judged(
     response: Response | None,
     failure: str | None,
 ) -> AttemptOutcome:
+    scrubber = Scrubber(prepared.secrets)
     if verdict == "timeout":
         failure = f"timed out after {format_seconds(request.timeout)} s"
     elif verdict in CANCEL_VERDICTS:
         failure = judge(verdict, None, request.timeout)[1]
+    elif failure is not None:  # it may name a host or a URL that came from ${VAR}
+        failure = scrubber.text(failure)
     view = None
     if verdict is None and response is not None:
-        view = report.ResponseView(response, mask, Scrubber(prepared.secrets))
+        view = report.ResponseView(response, mask, scrubber)
     cut = report.write_run_log(
         request.log_path, request.run_log_max_bytes, prepared, prepared.method, view, failure
     )
@@ -165,9 +179,11 @@ def _wait(worker: threading.Thread, deadline: float, stop: _StopCheck) -> str | 
 class _StopCheck:
     """Whether the attempt should end early: the runner's ``cancel()``, a ``stop`` request."""
 
-    def __init__(self, ctx: RunnerContext, run_id: str, cancel: Cancel | None) -> None:
-        self.ctx, self.run_id, self.cancel = ctx, run_id, cancel
-        self.next_db_check = time.monotonic() + STOP_CHECK_INTERVAL
+    def __init__(
+        self, run_id: str | None, stop_requested: Callable[[], bool], cancel: Cancel | None
+    ) -> None:
+        self.run_id, self.stop_requested, self.cancel = run_id, stop_requested, cancel
+        self.next_stop_check = time.monotonic() + STOP_CHECK_INTERVAL
 
     def verdict(self, now: float) -> str | None:
         try:
@@ -175,10 +191,9 @@ class _StopCheck:
                 answer = self.cancel()
                 if answer in CANCEL_VERDICTS:
                     return answer
-            if now >= self.next_db_check:
-                self.next_db_check = now + STOP_CHECK_INTERVAL
-                run = self.ctx.store.get_run(self.run_id)
-                if run is not None and run.get("stop_requested"):
+            if now >= self.next_stop_check:  # it asks the database: not at every poll
+                self.next_stop_check = now + STOP_CHECK_INTERVAL
+                if self.stop_requested():
                     return "stopped"
         except Exception:  # a failed check must not end the request; the next one may work
             log.exception("run %s: checking for a stop request failed", self.run_id)

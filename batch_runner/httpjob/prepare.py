@@ -4,7 +4,8 @@ The spec holds the request as the user wrote it: ``${VAR}`` references unresolve
 perhaps in the URL. ``prepare`` resolves the references, merges ``params`` into the query
 string, moves URL credentials into an ``Authorization: Basic`` header (as curl does), encodes
 the body and checks the host against ``allow_hosts``: all before any connection is made. The
-``shown_*`` fields keep the written form, masked, for the run log and the summary.
+``shown_*`` fields keep the written form, masked, for the run log and the summary; ``secrets``
+lists what ``net.secrets`` counts as secret, for scrubbing whatever comes back.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
-from batch_runner import __version__
-from batch_runner.httpjob.masking import MASK, mask_headers, mask_names, safe_url
 from batch_runner.net import envrefs, hosts
-
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+from batch_runner.net.secrets import MASK, Scrubber, mask_headers, masked_values, safe_url
+from batch_runner.net.urls import DEFAULT_PORTS, HTTP_METHODS, InvalidUrl, host_of
+from batch_runner.version import __version__
 
 
 class RequestProblem(ValueError):
@@ -41,7 +40,7 @@ class PreparedRequest:
     shown_url: str  # as written, credentials masked
     shown_headers: dict[str, str]  # as written plus the ones we add, masked
     shown_body: str | None
-    secrets: list[str] = field(default_factory=list)  # resolved values to scrub from responses
+    secrets: list[str] = field(default_factory=list)  # values to scrub from all that is kept
 
 
 def prepare(
@@ -56,8 +55,12 @@ def prepare(
         raise RequestProblem(
             f"unsupported HTTP method {method}; use one of {', '.join(HTTP_METHODS)}"
         )
-    url, headers, body = _resolve(http, environ)
-    url, host, port, credentials = _split_url(url, allow_hosts)
+    expander = envrefs.Expander(environ)
+    url, headers, body = _resolve(http, expander)
+    try:
+        url, host, port, credentials = _split_url(url, allow_hosts)
+    except RequestProblem as problem:  # it names the URL or its host, perhaps from ${VAR}
+        raise RequestProblem(Scrubber(expander.used).text(str(problem))) from None
     added = _added_headers(headers, body, credentials)
     headers.update(added)
     _check_header_values(headers)
@@ -76,21 +79,25 @@ def prepare(
         ),
         shown_headers=shown_headers,
         shown_body=_shown_body(http.get("body")),
-        secrets=_secrets(headers, added, credentials, mask),
+        secrets=[*expander.used, *_secrets(headers, added, credentials, mask)],
     )
 
 
 def _resolve(
-    http: Mapping[str, Any], environ: Mapping[str, str]
+    http: Mapping[str, Any], expander: envrefs.Expander
 ) -> tuple[str, dict[str, str], Any]:
     """URL (params merged), headers and body with every ``${VAR}`` replaced."""
     try:
-        params = {k: envrefs.expand(str(v), environ) for k, v in (http.get("params") or {}).items()}
-        url = _with_params(envrefs.expand(str(http.get("url") or ""), environ), params)
-        headers = {
-            k: envrefs.expand(str(v), environ) for k, v in (http.get("headers") or {}).items()
+        url = expander.text(str(http.get("url") or ""), "the URL")
+        params = {
+            k: expander.text(str(v), f"the parameter {k}")
+            for k, v in (http.get("params") or {}).items()
         }
-        return url, headers, envrefs.expand_json(http.get("body"), environ)
+        headers = {
+            k: expander.text(str(v), f"the header {k}")
+            for k, v in (http.get("headers") or {}).items()
+        }
+        return _with_params(url, params), headers, expander.json(http.get("body"), "the body")
     except envrefs.MissingVariable as exc:
         raise RequestProblem(str(exc)) from None
 
@@ -101,9 +108,8 @@ def _secrets(
     credentials: tuple[str, str] | None,
     mask: tuple[str, ...],
 ) -> list[str]:
-    """The values sent that must not come back in what is kept of the response."""
-    masked = mask_names(mask)
-    secrets = [value for name, value in headers.items() if name.lower() in masked]
+    """The values of masked headers and URL credentials: secrets besides ``${VAR}`` values."""
+    secrets = masked_values(headers, mask)
     if credentials:  # URL credentials are secret whatever mask_headers says
         secrets += [credentials[1], added.get("Authorization", "")]
     return [secret for secret in secrets if secret]
@@ -122,7 +128,10 @@ def _split_url(
     url: str, allow_hosts: tuple[str, ...]
 ) -> tuple[str, str, int, tuple[str, str] | None]:
     """The URL without credentials, its host and port, and the credentials if it had any."""
-    host = host_of(url)
+    try:
+        host = host_of(url)
+    except InvalidUrl as exc:
+        raise RequestProblem(str(exc)) from None
     if not hosts.host_allowed(host, allow_hosts):
         raise RequestProblem(hosts.refusal(host))
     parts = urlsplit(url)
@@ -132,21 +141,7 @@ def _split_url(
         credentials = (unquote(parts.username or ""), unquote(parts.password or ""))
     netloc = parts.netloc.rpartition("@")[2]
     clean = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    return clean, host, port or _DEFAULT_PORTS[parts.scheme], credentials
-
-
-def host_of(url: str) -> str:
-    """The host of an http(s) URL; RequestProblem if it is not one (or its port is bad)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as exc:
-        raise RequestProblem(f"invalid URL {safe_url(url)}: {exc}") from None
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise RequestProblem(
-            f"invalid URL {safe_url(url)}: expected http:// or https:// and a host"
-        )
-    return parts.hostname
+    return clean, host, port or DEFAULT_PORTS[parts.scheme], credentials
 
 
 def _has(headers: Mapping[str, str], name: str) -> bool:

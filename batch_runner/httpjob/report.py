@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import re
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 from batch_runner.execution.capture import RunLog
-from batch_runner.httpjob.masking import Scrubber, mask_headers
 from batch_runner.httpjob.prepare import PreparedRequest
 from batch_runner.httpjob.transport import Response
+from batch_runner.net.secrets import Scrubber, mask_headers
 
 # How much of an error response's body follows the reason in ``error``, like a stderr tail.
 ERROR_BODY_CHARS = 500
@@ -35,10 +34,14 @@ def status_line(response: Response) -> str:
 
 
 class ResponseView:
-    """A response as it may be kept: headers masked, body decoded, secrets scrubbed."""
+    """A response as it may be kept: headers masked, body decoded, secrets scrubbed.
+
+    ``url`` is where it came from after redirects, scrubbed too: it is the resolved URL.
+    """
 
     def __init__(self, response: Response, mask: tuple[str, ...], scrubber: Scrubber) -> None:
         self.response = response
+        self.url = scrubber.text(response.url)
         joined: dict[str, str] = {}
         for name, value in response.headers:  # repeated headers joined, as RFC 9110 allows
             key = name.lower()
@@ -91,7 +94,7 @@ def summary(request: PreparedRequest, view: ResponseView | None, failure: str | 
     moved = ""
     if response.redirects:
         hops = "redirect" if response.redirects == 1 else "redirects"
-        moved = f" after {response.redirects} {hops} to {response.url}"
+        moved = f" after {response.redirects} {hops} to {view.url}"
     return f"{asked} -> {status_line(response)}{moved}: {size}{kind}"
 
 
@@ -104,7 +107,7 @@ def error_text(view: ResponseView) -> str | None:
 
 
 def write_run_log(
-    path: Path,
+    path: str,
     max_bytes: int,
     request: PreparedRequest | None,
     written: str,
@@ -139,7 +142,7 @@ def _response_text(view: ResponseView) -> str:
     response = view.response
     lines = [f"< {status_line(response)}"]
     if response.redirects:
-        lines[0] += f" (from {response.url} after {response.redirects} redirects)"
+        lines[0] += f" (from {view.url} after {response.redirects} redirects)"
     lines += [f"< {name}: {value}" for name, value in view.headers.items()]
     lines += ["<", view.text]
     if response.truncated:

@@ -11,7 +11,8 @@ Three of its defaults are changed here:
   whatever the server sends;
 - the connections are tracked, so another thread can ``abort()`` a blocked read at once.
 
-Errors become ``Failure`` with the one-line reason users read (``connection refused: h:p``).
+Errors become ``Failure`` with the one-line reason users read (``connection refused: h:p``),
+worded by ``net.reasons`` as for every other outbound call.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from batch_runner.execution.judge import format_seconds
-from batch_runner.httpjob.masking import mask_names, safe_url
 from batch_runner.httpjob.prepare import PreparedRequest
 from batch_runner.net import hosts
+from batch_runner.net.reasons import network_reason
+from batch_runner.net.secrets import mask_names, safe_url
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
@@ -130,7 +131,7 @@ class Exchange:
     def _read_body(self, response: Any) -> tuple[bytes, bool]:
         """At most ``max_body`` bytes, and whether the server had more."""
         # An HTTPError wraps the HTTPResponse; an HTTPResponse's own fp is the raw socket file.
-        source = response.fp if isinstance(response, urllib.error.HTTPError) else response
+        source: Any = response.fp if isinstance(response, urllib.error.HTTPError) else response
         chunks, size = [], 0
         while size <= self.max_body:
             if self.aborted.is_set():
@@ -178,26 +179,8 @@ class Exchange:
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
 
     def _reason(self, exc: BaseException) -> str:
-        if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
-            exc = exc.reason
-        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        if isinstance(exc, TimeoutError):
-            return f"timed out after {format_seconds(self.timeout)} s"
-        if isinstance(exc, socket.gaierror):
-            return f"cannot resolve host: {self.host}"
-        if isinstance(exc, ConnectionRefusedError):
-            return f"connection refused: {where}"
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return f"TLS error: {exc.verify_message or exc.reason} ({where})"
-        if isinstance(exc, ssl.SSLError):
-            return f"TLS error: {exc.reason or exc} ({where})"
-        if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected):
-            return f"connection closed by {where} before a complete response"
-        if isinstance(exc, http.client.HTTPException):
-            return f"bad HTTP response from {where}: {type(exc).__name__}"
-        if isinstance(exc, OSError):
-            return f"connection to {where} failed: {exc.strerror or exc}"
-        return f"request failed: {type(exc).__name__}: {exc}"
+        """The sentence every outbound call uses (``net.reasons``), naming the current hop."""
+        return network_reason(exc, self.host, self.port, self.timeout)
 
 
 class _Http(urllib.request.HTTPHandler):
@@ -212,10 +195,11 @@ class _Http(urllib.request.HTTPHandler):
 class _Https(urllib.request.HTTPSHandler):
     def __init__(self, track: Callable[..., Any], context: ssl.SSLContext) -> None:
         super().__init__(context=context)
+        self.context = context
         self._track = track
 
     def https_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(self._track(http.client.HTTPSConnection), req, context=self._context)
+        return self.do_open(self._track(http.client.HTTPSConnection), req, context=self.context)
 
 
 class _Redirects(urllib.request.HTTPRedirectHandler):

@@ -3,7 +3,8 @@
 One module per notifier kind (``command``, ``webhook``, ``email``), ``notice`` for what a notice
 says, ``deliver`` for sending one through every notifier, ``heartbeat`` for ``ping_url``.
 Nothing here is imported on the hot path unless there is something to send: ``events`` imports
-these modules only when a run has a ``ping_url`` or a notice is due.
+these modules only when a run has a ``ping_url`` or a notice is due. What every outbound call
+shares (``${VAR}``, the secret policy, the wording of network errors) is ``batch_runner.net``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+
+from batch_runner.timefmt import format_seconds
 
 
 class NotifierError(Exception):
@@ -45,18 +48,9 @@ class Bounded(threading.Thread):
         """Wait up to the deadline (plus ``margin``); None when it worked, else the reason."""
         self.join(max(self.deadline + margin - time.monotonic(), 0.0))
         if self.is_alive():
-            return f"timed out after {self.timeout:g} s"
+            return f"timed out after {format_seconds(self.timeout)} s"
         if self.error is None:
             return None
         if isinstance(self.error, NotifierError):
             return str(self.error)
         return f"{type(self.error).__name__}: {self.error}"
-
-
-def network_reason(reason: object, timeout: float) -> str:
-    """One short phrase for why a request got no answer (urllib wraps the real cause)."""
-    if isinstance(reason, TimeoutError):
-        return f"timed out after {timeout:g} s"
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror
-    return str(reason) or type(reason).__name__

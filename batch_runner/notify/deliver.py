@@ -6,12 +6,12 @@ timeout at most, never by the sum of all of them; a failure is a result, never a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from batch_runner.logs import get_logger
-from batch_runner.net.secrets import describe_url
+from batch_runner.net.secrets import DEFAULT_MASK_HEADERS, describe_url
 from batch_runner.notify import Bounded, NotifierError
 
 log = get_logger("batch_runner")
@@ -53,14 +53,21 @@ def deliver_all(
     notice: dict[str, Any],
     *,
     cwd: str,
+    mask: Sequence[str] = DEFAULT_MASK_HEADERS,
     log_results: bool = True,
 ) -> list[Delivery]:
-    """Send ``notice`` through each notifier at once; wait for each up to its timeout."""
+    """Send ``notice`` through each notifier at once; wait for each up to its timeout.
+
+    ``mask`` is ``settings.http.mask_headers``: a webhook's headers of those names are secret,
+    as an HTTP job's are.
+    """
     notifiers = list(notifiers)
     workers = []
     for notifier, label in zip(notifiers, labels(notifiers), strict=True):
-        timeout = float(notifier.get("timeout") or DEFAULT_TIMEOUTS.get(notifier.get("type"), 30))
-        worker = Bounded(_sender(notifier, notice, cwd), timeout)
+        timeout = float(
+            notifier.get("timeout") or DEFAULT_TIMEOUTS.get(str(notifier.get("type")), 30)
+        )
+        worker = Bounded(_sender(notifier, notice, cwd, mask), timeout)
         worker.start()
         workers.append((label, worker))
     deliveries = []
@@ -84,7 +91,9 @@ def _log_delivery(delivery: Delivery, notice: dict[str, Any]) -> None:
         )
 
 
-def _sender(notifier: Mapping[str, Any], notice: dict[str, Any], cwd: str) -> Callable[[], None]:
+def _sender(
+    notifier: Mapping[str, Any], notice: dict[str, Any], cwd: str, mask: Sequence[str]
+) -> Callable[[], None]:
     """The call that sends through ``notifier``; its module is imported only now."""
     kind = notifier.get("type")
 
@@ -96,7 +105,7 @@ def _sender(notifier: Mapping[str, Any], notice: dict[str, Any], cwd: str) -> Ca
         elif kind == "webhook":
             from batch_runner.notify import webhook
 
-            webhook.send(notifier, notice)
+            webhook.send(notifier, notice, mask)
         elif kind == "email":
             from batch_runner.notify import email
 

@@ -1,7 +1,10 @@
 """The ``email`` notifier: SMTP, with STARTTLS and credentials from environment variables.
 
 Port 465 speaks TLS from the first byte (SMTPS), as every mail provider documents it; any other
-port starts in plain text and upgrades with STARTTLS when ``starttls`` is set.
+port starts in plain text and upgrades with STARTTLS when ``starttls`` is set. The SMTP
+server's own answers are quoted as it gave them; every other failure (a timeout, TLS, a refused
+connection) is worded by ``net.reasons``, as for every outbound call. The password is a secret
+(``net.secrets``): it is scrubbed from every reason.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from batch_runner.net.secrets import redact
+from batch_runner.net import envrefs
+from batch_runner.net.reasons import network_reason
+from batch_runner.net.secrets import Scrubber
 from batch_runner.notify import NotifierError
 from batch_runner.notify.notice import notice_subject
 
@@ -43,7 +48,7 @@ def send(notifier: Mapping[str, Any], notice: dict[str, Any]) -> None:
     try:
         _send(notifier, build_message(notifier, notice), username, password)
     except (smtplib.SMTPException, OSError, ValueError) as exc:
-        raise NotifierError(redact(_reason(exc, notifier), [password])) from None
+        raise NotifierError(Scrubber([password]).text(_reason(exc, notifier))) from None
 
 
 def _credentials(notifier: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -53,13 +58,12 @@ def _credentials(notifier: Mapping[str, Any]) -> tuple[str | None, str | None]:
         return None, None
     if not user_var:
         raise NotifierError("password_env is set but username_env is not; both are needed")
-    values = []
-    for setting, name in (("username_env", user_var), ("password_env", password_var)):
-        value = os.environ.get(name) if name else ""
-        if value is None:
-            raise NotifierError(f"environment variable {name} ({setting}) is not set")
-        values.append(value)
-    return values[0], values[1]
+    try:
+        username = envrefs.lookup(user_var, os.environ, "username_env")
+        password = envrefs.lookup(password_var, os.environ, "password_env") if password_var else ""
+    except envrefs.MissingVariable as exc:
+        raise NotifierError(str(exc)) from None
+    return username, password
 
 
 def _send(
@@ -106,12 +110,9 @@ def _reason(exc: BaseException, notifier: Mapping[str, Any]) -> str:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return "every recipient was refused: " + ", ".join(map(str, exc.recipients))
     # smtplib turns a read that timed out into "Connection unexpectedly closed: timed out".
-    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
-        return f"timed out after {float(notifier.get('timeout', 30)):g} s"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS failed: {exc.reason or exc}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
+    if isinstance(exc.__context__, TimeoutError):
+        exc = exc.__context__
+    if isinstance(exc, smtplib.SMTPException) or not isinstance(exc, OSError):
+        return str(exc) or type(exc).__name__  # smtplib's own words ("STARTTLS ... not supported")
+    host, port = notifier["smtp_host"], int(notifier.get("smtp_port", 25))
+    return network_reason(exc, host, port, float(notifier.get("timeout", 30)))

@@ -2,6 +2,7 @@
 
 ``<url>/start`` when an attempt starts, ``<url>`` when the run succeeds, ``<url>/fail`` when it
 fails. A ping that fails or hangs is logged and forgotten: it never changes a run's outcome.
+The reason is worded by ``net.reasons``, as for every outbound call, and shows no credentials.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import urllib.request
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from batch_runner import __version__
 from batch_runner.logs import get_logger
-from batch_runner.net.secrets import describe_url
-from batch_runner.notify import Bounded, NotifierError, network_reason
+from batch_runner.net.reasons import network_reason
+from batch_runner.net.secrets import Scrubber, describe_url, url_password
+from batch_runner.net.urls import endpoint
+from batch_runner.notify import Bounded, NotifierError
+from batch_runner.version import __version__
 
 log = get_logger("batch_runner")
 
@@ -41,6 +44,7 @@ def ping(url: str, signal: Signal, *, timeout: float | None = None) -> bool:
     if reason is None:
         log.debug("heartbeat %s: %s ok", signal, describe_url(url))
         return True
+    reason = Scrubber(url_password(url)).text(reason)
     log.warning("heartbeat %s to %s failed: %s", signal, describe_url(url), reason)
     return False
 
@@ -52,7 +56,5 @@ def _get(url: str, timeout: float) -> None:
             response.read(1024)  # healthchecks.io answers "OK"; nothing more is wanted
     except urllib.error.HTTPError as exc:
         raise NotifierError(f"HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise NotifierError(network_reason(exc.reason, timeout)) from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise NotifierError(network_reason(exc, timeout)) from None
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+        raise NotifierError(network_reason(exc, *endpoint(url), timeout)) from None

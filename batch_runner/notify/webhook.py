@@ -1,17 +1,26 @@
-"""The ``webhook`` notifier: a JSON POST of the notice; chat webhooks display its ``text``."""
+"""The ``webhook`` notifier: a JSON POST of the notice; chat webhooks display its ``text``.
+
+``${NAME}`` in the URL and header values is expanded as in HTTP jobs (``net.envrefs``), and the
+same secret policy applies (``net.secrets``): every expanded value, the values of headers named
+in ``settings.http.mask_headers`` and URL credentials are scrubbed from the failure reason.
+"""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from batch_runner import __version__
-from batch_runner.net.secrets import expand_env, is_secret_header, redact
-from batch_runner.notify import NotifierError, network_reason
+from batch_runner.net import envrefs
+from batch_runner.net.reasons import network_reason
+from batch_runner.net.secrets import DEFAULT_MASK_HEADERS, Scrubber, masked_values, url_password
+from batch_runner.net.urls import endpoint
+from batch_runner.notify import NotifierError
+from batch_runner.version import __version__
 
 # Enough of an error response to explain it (Slack answers "invalid_payload", for one).
 ERROR_BODY_CHARS = 200
@@ -24,26 +33,35 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def send(notifier: Mapping[str, Any], notice: dict[str, Any]) -> None:
-    """POST the notice; raise NotifierError (with secrets masked) unless the answer is 2xx."""
-    url, secrets = expand_env(notifier["url"], "the webhook URL")
+def send(
+    notifier: Mapping[str, Any],
+    notice: dict[str, Any],
+    mask: Sequence[str] = DEFAULT_MASK_HEADERS,
+) -> None:
+    """POST the notice; raise NotifierError (with secrets masked) unless the answer is 2xx.
+
+    ``mask`` is ``settings.http.mask_headers``: the headers whose values are secret.
+    """
+    expander = envrefs.Expander(os.environ)
     headers = {"Content-Type": "application/json", "User-Agent": f"batch_runner/{__version__}"}
-    for name, raw in (notifier.get("headers") or {}).items():
-        value, used = expand_env(raw, f"the webhook header {name}")
-        headers[name] = value
-        secrets += used
-        if is_secret_header(name):
-            secrets.append(value)
-    request = urllib.request.Request(
-        url, data=json.dumps(notice).encode(), headers=headers, method="POST"
-    )
     try:
-        _post(request, float(notifier.get("timeout", 10)))
-    except NotifierError as exc:
-        raise NotifierError(redact(str(exc), secrets)) from None
+        url = expander.text(notifier["url"], "the webhook URL")
+        for name, raw in (notifier.get("headers") or {}).items():
+            headers[name] = expander.text(raw, f"the webhook header {name}")
+    except envrefs.MissingVariable as exc:
+        raise NotifierError(str(exc)) from None
+    scrubber = Scrubber([*expander.used, *masked_values(headers, mask), *url_password(url)])
+    try:
+        request = urllib.request.Request(
+            url, data=json.dumps(notice).encode(), headers=headers, method="POST"
+        )
+        _post(request, url, float(notifier.get("timeout", 10)))
+    except Exception as exc:  # whatever it says may quote the URL or what the server echoed
+        text = str(exc) if isinstance(exc, NotifierError) else f"{type(exc).__name__}: {exc}"
+        raise NotifierError(scrubber.text(text)) from None
 
 
-def _post(request: urllib.request.Request, timeout: float) -> None:
+def _post(request: urllib.request.Request, url: str, timeout: float) -> None:
     opener = urllib.request.build_opener(_NoRedirects)
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -51,10 +69,8 @@ def _post(request: urllib.request.Request, timeout: float) -> None:
     except urllib.error.HTTPError as exc:
         hint = " (redirects are not followed)" if 300 <= exc.code < 400 else ""
         raise NotifierError(f"HTTP {exc.code} {exc.reason}{hint}{_body_of(exc)}") from None
-    except urllib.error.URLError as exc:
-        raise NotifierError(network_reason(exc.reason, timeout)) from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise NotifierError(network_reason(exc, timeout)) from None
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+        raise NotifierError(network_reason(exc, *endpoint(url), timeout)) from None
 
 
 def _body_of(error: urllib.error.HTTPError) -> str:

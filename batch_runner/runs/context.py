@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from batch_runner.config.spec import ConfigSpec
-from batch_runner.paths import LogLayout
-from batch_runner.state.sqlite import Store
+from batch_runner.state.layout import LogLayout
+from batch_runner.state.store import Store, open_store
 
 
 class RunnerContext:
@@ -28,7 +28,7 @@ class RunnerContext:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.layout.database, durable=self.durable)
+            self._store = open_store(self.layout, durable=self.durable)
         return self._store
 
     @property

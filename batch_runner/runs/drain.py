@@ -14,7 +14,7 @@ from batch_runner.runs.execute import Observer, execute_run
 from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
 from batch_runner.runs.recovery import reap_orphans
 from batch_runner.state.locks import FileLock
-from batch_runner.state.sqlite import FINISHED_STATUSES
+from batch_runner.state.store import FINISHED_STATUSES
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -33,21 +33,7 @@ def drain_due(
     While the queue is paused only ``until_run`` (a foreground ``run-job``) may start.
     """
     reap_orphans(ctx, ctx.config.settings.kill_grace)
-
-    def claim(first_attempt_only: bool = False) -> dict[str, Any] | None:
-        if interrupter and interrupter.stop_new:
-            return None
-        return ctx.store.claim_next(
-            time.time(),
-            ctx.pid,
-            ctx.host,
-            foreground_run_id=until_run,
-            first_attempt_only=first_attempt_only,
-        )
-
-    def claim_first_attempt() -> dict[str, Any] | None:
-        return claim(first_attempt_only=True)
-
+    claim = _Claimer(ctx, interrupter, until_run)
     run = claim()
     while run is not None:
         if until_run is not None and run["run_id"] == until_run:
@@ -58,13 +44,36 @@ def drain_due(
         quiet_end = run["kind"] != "job" and not run["spec"].get("ping_url")
         # Only a first attempt is claimed so: one put back (below) is then exactly as it was.
         _, run = execute_run(
-            ctx, run, interrupter, observer, claim_first_attempt if quiet_end else None
+            ctx, run, interrupter, observer, claim.first_attempt if quiet_end else None
         )
         if run is None:
             run = claim()  # the queue's end, a retry next, or an end that was not quiet
         elif interrupter and interrupter.stop_new:
             ctx.store.unclaim(run["run_id"], ctx.pid)  # a signal came after the claim
             return
+
+
+class _Claimer:
+    """The next claim of a drain: nothing once a signal said to start nothing new."""
+
+    def __init__(
+        self, ctx: RunnerContext, interrupter: Interrupter | None, until_run: str | None
+    ) -> None:
+        self.ctx, self.interrupter, self.until_run = ctx, interrupter, until_run
+
+    def __call__(self, first_attempt_only: bool = False) -> dict[str, Any] | None:
+        if self.interrupter and self.interrupter.stop_new:
+            return None
+        return self.ctx.store.claim_next(
+            time.time(),
+            self.ctx.pid,
+            self.ctx.host,
+            foreground_run_id=self.until_run,
+            first_attempt_only=first_attempt_only,
+        )
+
+    def first_attempt(self) -> dict[str, Any] | None:
+        return self(first_attempt_only=True)
 
 
 def drain_one(ctx: RunnerContext, interrupter: Interrupter | None) -> str | None:

@@ -7,7 +7,8 @@ import time
 
 from batch_runner.config.spec import JobSpec
 from batch_runner.runs.context import RunnerContext
-from batch_runner.runs.finish import new_run_id, record_skip
+from batch_runner.runs.endings import record_skip
+from batch_runner.runs.finish import new_run_id
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -46,34 +47,44 @@ def enqueue_job(
     ``next_run``, the scheduler's following occurrence, is remembered in the same write.
     """
     now = time.time()
-    with ctx.store.transaction() as db:
+    with ctx.store.transaction():
         if next_run is not None:
-            ctx.store.set_next_run(job.name, next_run, db)
-        active = ctx.store.active_run_of_job(job.name, db)
+            ctx.store.set_next_run(job.name, next_run)
+        active = ctx.store.active_run_of_job(job.name)
         if active is None or _runner_is_gone(ctx, active):
-            run_id = new_run_id(now)
-            ctx.store.insert_run(
-                {
-                    "run_id": run_id,
-                    "job_name": job.name,
-                    "kind": "job",
-                    "spec": job_run_spec(job),
-                    "trigger": trigger,
-                    "priority": job.priority,
-                    "status": "pending",
-                    "max_attempts": job.max_attempts,
-                    "due_at": now if due_at is None else due_at,
-                    "scheduled_for": scheduled_for,
-                    "created_at": now,
-                },
-                db,
-            )
-            return run_id
+            return _insert(ctx, job, trigger, now, due_at, scheduled_for)
     reason = f"job {job.name!r} is already {active['status']} (run {active['run_id']})"
     record_skip(
         ctx, job.name, trigger, reason, max_attempts=job.max_attempts, scheduled_for=scheduled_for
     )
     return None
+
+
+def _insert(
+    ctx: RunnerContext,
+    job: JobSpec,
+    trigger: str,
+    now: float,
+    due_at: float | None,
+    scheduled_for: str | None,
+) -> str:
+    run_id = new_run_id(now)
+    ctx.store.insert_run(
+        {
+            "run_id": run_id,
+            "job_name": job.name,
+            "kind": "job",
+            "spec": job_run_spec(job),
+            "trigger": trigger,
+            "priority": job.priority,
+            "status": "pending",
+            "max_attempts": job.max_attempts,
+            "due_at": now if due_at is None else due_at,
+            "scheduled_for": scheduled_for,
+            "created_at": now,
+        }
+    )
+    return run_id
 
 
 def _runner_is_gone(ctx: RunnerContext, run: dict[str, Any]) -> bool:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from batch_runner.errors import StorageError
 from batch_runner.execution.command import build_argv, build_child_env
-from batch_runner.execution.executor import AttemptRequest, execute
+from batch_runner.execution.executor import execute
+from batch_runner.execution.outcome import AttemptOutcome, AttemptRequest
 from batch_runner.logs import get_logger
 from batch_runner.paths import resolve_under_root
 from batch_runner.runs import notices
@@ -38,17 +39,68 @@ def execute_run(
 ) -> tuple[str, dict[str, Any] | None]:
     """Execute one claimed attempt and record it; returns the run's new status, and the next
     run when ``claim_next`` is given (see ``finish.finish_attempt``)."""
-    log_path = ctx.layout.run_log(day_stamp(run["started_at"]), run["run_id"], run["attempt"])
-    run["log_file"] = log_path
+    run["log_file"] = ctx.layout.run_log(
+        day_stamp(run["started_at"]), run["run_id"], run["attempt"]
+    )
+    announcer = _Announcer(run, observer)
     request = attempt_request(ctx, run)
-    announced: list[bool] = []
-    announce_errors: list[Exception] = []
+    notices.attempt_starting(ctx, run)
+    outcome = _attempt(ctx, run, request, interrupter, announcer)
+    if not announcer.done:
+        announcer.start(None)  # it could not start: its start line still comes before its end
+    status, claimed = finish_attempt(ctx, run, outcome, claim_next)
+    try:
+        announcer.end(outcome, status)
+    except BaseException:  # a worker's stdout gone (BrokenPipeError), say
+        if claimed is not None:
+            ctx.store.unclaim(claimed["run_id"], ctx.pid)  # never started: it waits again
+        raise
+    return status, claimed
 
-    def announce(pid: int | None) -> None:
-        announced.append(True)
+
+def _attempt(
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    request: AttemptRequest,
+    interrupter: Interrupter | None,
+    announcer: _Announcer,
+) -> AttemptOutcome:
+    if interrupter is not None:
+        interrupter.run_id = run["run_id"]
+    cancel = interrupter.cancel if interrupter else None
+    if run["spec"].get("type") == "http":
+        announcer.start(None)
+        ctx.store.update_run(run["run_id"], log_file=run["log_file"])
+        return _http_attempt(ctx, run, request, cancel)
+    return execute(
+        request,
+        # Said once the child runs: under journald the line wakes the journal, which would
+        # otherwise compete with the child's start for the CPU (about a millisecond here).
+        on_spawned=announcer.start,
+        on_started=lambda pid: _record_started(ctx, run, pid),
+        cancel=cancel,
+        wake_fd=interrupter.read_fd if interrupter else None,
+        cancel_poll_interval=STOP_CHECK_INTERVAL,
+    )
+
+
+class _Announcer:
+    """Tells the observer and the log that an attempt started, then how it ended.
+
+    An error of the observer at the start (a worker's stdout gone) is kept for the end: once
+    the job has started, it runs and is recorded first.
+    """
+
+    def __init__(self, run: dict[str, Any], observer: Observer | None) -> None:
+        self.run, self.observer = run, observer
+        self.done = False
+        self.error: Exception | None = None
+
+    def start(self, pid: int | None) -> None:
+        run, self.done = self.run, True
         try:
-            if observer is not None:
-                observer("start", run)
+            if self.observer is not None:
+                self.observer("start", run)
             log.info(
                 "start %s (run %s, attempt %d/%d%s)",
                 run["job_name"],
@@ -57,48 +109,17 @@ def execute_run(
                 run["max_attempts"],
                 f", pid {pid}" if pid else "",
             )
-        except Exception as exc:  # the job has started: it runs and is recorded first
-            announce_errors.append(exc)
+        except Exception as exc:
+            self.error = exc
 
-    notices.attempt_starting(ctx, run)
-    if interrupter is not None:
-        interrupter.run_id = run["run_id"]
-    cancel = interrupter.cancel if interrupter else None
-    if run["spec"].get("type") == "http":
-        announce(None)
-        ctx.store.update_run(run["run_id"], log_file=run["log_file"])
-        outcome = _http_attempt(ctx, run, request, cancel)
-    else:
-        outcome = execute(
-            request,
-            # Said once the child runs: under journald the line wakes the journal, which would
-            # otherwise compete with the child's start for the CPU (about a millisecond here).
-            on_spawned=announce,
-            on_started=lambda pid: _record_started(ctx, run, pid),
-            cancel=cancel,
-            wake_fd=interrupter.read_fd if interrupter else None,
-            cancel_poll_interval=STOP_CHECK_INTERVAL,
-        )
-    if not announced:
-        announce(None)  # it could not start: its start line still comes before its end
-    status, claimed = finish_attempt(ctx, run, outcome, claim_next)
-    try:
-        if announce_errors:
-            raise announce_errors[0]
-        if observer is not None:
-            observer("end", run, outcome.status if status != "pending" else "retry pending")
-        log.info(
-            "end %s (run %s): %s%s",
-            run["job_name"],
-            run["run_id"],
-            outcome.status,
-            f" — {outcome.error.splitlines()[0]}" if outcome.error else "",
-        )
-    except BaseException:  # a worker's stdout gone (BrokenPipeError), say
-        if claimed is not None:
-            ctx.store.unclaim(claimed["run_id"], ctx.pid)  # never started: it waits again
-        raise
-    return status, claimed
+    def end(self, outcome: AttemptOutcome, status: str) -> None:
+        if self.error is not None:
+            raise self.error
+        run = self.run
+        if self.observer is not None:
+            self.observer("end", run, outcome.status if status != "pending" else "retry pending")
+        reason = f" — {outcome.error.splitlines()[0]}" if outcome.error else ""
+        log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status, reason)
 
 
 def _record_started(ctx: RunnerContext, run: dict[str, Any], pid: int) -> None:
@@ -164,8 +185,19 @@ def _http_attempt(
     run: dict[str, Any],
     request: AttemptRequest,
     cancel: Callable[[], str | None] | None,
-) -> Any:
+) -> AttemptOutcome:
     # Imported only now: urllib, ssl and http.client stay off the path of command jobs.
     from batch_runner.httpjob.attempt import run_attempt
 
-    return run_attempt(ctx, run, request, cancel=cancel)
+    def stop_requested() -> bool:
+        """Whether ``stop RUN_ID`` asked for this run: it is written to the store."""
+        current = ctx.store.get_run(run["run_id"])
+        return bool(current and current.get("stop_requested"))
+
+    return run_attempt(
+        run,
+        request,
+        settings=ctx.config.settings.http,
+        stop_requested=stop_requested,
+        cancel=cancel,
+    )

@@ -1,7 +1,8 @@
 """What a finished attempt leaves behind: its JSONL line, its run row, its job's state.
 
-Every way an attempt can end (it finished, it was skipped, its runner died) is written here, so
-the records of all of them have the same shape.
+Every way an attempt can end (it finished, its runner died) is written here, and the lines of
+runs that end without one (``runs.endings``) are built by the same ``record_fields``, so every
+record has the same shape.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from batch_runner.errors import StorageError
 from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
-from batch_runner.runs import notices as events
+from batch_runner.runs import notices
 from batch_runner.runs.context import RunnerContext
 from batch_runner.state.results import RECORD_FIELDS, append_result
 from batch_runner.timefmt import iso
@@ -39,10 +40,10 @@ def retry_delay(spec: dict[str, Any], attempt: int) -> float:
     base = float(spec.get("backoff_seconds", 30.0))
     if spec.get("backoff", "exponential") == "fixed":
         return min(base, BACKOFF_CAP_SECONDS)
-    return min(base * 2 ** (attempt - 1), BACKOFF_CAP_SECONDS)
+    return min(base * 2.0 ** (attempt - 1), BACKOFF_CAP_SECONDS)
 
 
-def _record(ctx: RunnerContext, **fields: Any) -> dict[str, Any]:
+def record_fields(ctx: RunnerContext, **fields: Any) -> dict[str, Any]:
     """A JSONL record: every SPEC 7 field in order, unknown ones null, then ``fields``."""
     record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
     record.update(output="", output_truncated=False, host=ctx.host)
@@ -50,8 +51,10 @@ def _record(ctx: RunnerContext, **fields: Any) -> dict[str, Any]:
     return record
 
 
-def result_record(run: dict[str, Any], outcome: AttemptOutcome, ctx: RunnerContext) -> dict:
-    return _record(
+def result_record(
+    run: dict[str, Any], outcome: AttemptOutcome, ctx: RunnerContext
+) -> dict[str, Any]:
+    return record_fields(
         ctx,
         job_name=run["job_name"],
         start_time=iso(outcome.started_at),
@@ -90,11 +93,43 @@ def finish_attempt(
     whoever waits for the run (a ``run-job`` from cron) stays with it to the end instead of
     leaving a pending retry behind that would turn the job's next runs away.
     """
-    unjournaled: StorageError | None = None
+    unjournaled = _journal(ctx, run, outcome)
+    fields, retry = _ended_fields(run, outcome)
+    if unjournaled is not None:
+        claim_next = None  # the error is raised below: a run claimed now would not start
+    try:
+        state, claimed = _record_end_or_alone(ctx, run, fields, retry, outcome, claim_next)
+    except StorageError:
+        if unjournaled is not None:
+            raise unjournaled from None  # the first failure says what is wrong (the disk)
+        raise
+    if not retry:
+        notices.run_finished(ctx, {**run, **fields}, outcome, state)
+    if unjournaled is not None:
+        if not retry:
+            raise unjournaled
+        log.error(
+            "%s (attempt %d of run %s; its retry goes ahead)",
+            unjournaled,
+            run["attempt"],
+            run["run_id"],
+        )
+    return fields["status"], claimed
+
+
+def _journal(
+    ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutcome
+) -> StorageError | None:
+    """Write the attempt's JSONL line; the error when it cannot be written (a full disk)."""
     try:
         append_result(ctx.layout, result_record(run, outcome, ctx), outcome.started_at)
     except StorageError as exc:
-        unjournaled = exc
+        return exc
+    return None
+
+
+def _ended_fields(run: dict[str, Any], outcome: AttemptOutcome) -> tuple[dict[str, Any], bool]:
+    """The run's row after this attempt, and whether another attempt follows."""
     retry = (
         outcome.status in FAILED_STATUSES
         and run["attempt"] < run["max_attempts"]
@@ -113,32 +148,24 @@ def finish_attempt(
     }
     if retry:
         fields["due_at"] = outcome.ended_at + retry_delay(run["spec"], run["attempt"])
-    if unjournaled is not None:
-        claim_next = None  # the error is raised below: a run claimed now would not start
+    return fields, retry
+
+
+def _record_end_or_alone(
+    ctx: RunnerContext,
+    run: dict[str, Any],
+    fields: dict[str, Any],
+    retry: bool,
+    outcome: AttemptOutcome,
+    claim_next: Callable[[], dict[str, Any] | None] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     try:
-        try:
-            state, claimed = _record_end(ctx, run, fields, retry, outcome, claim_next)
-        except Exception:
-            if claim_next is None:
-                raise
-            # Whatever failed (the claim, the state), this run's end is written on its own.
-            state, claimed = _record_end(ctx, run, fields, retry, outcome, None)
-    except StorageError:
-        if unjournaled is not None:
-            raise unjournaled from None  # the first failure says what is wrong (the disk)
-        raise
-    if not retry:
-        events.run_finished(ctx, {**run, **fields}, outcome, state)
-    if unjournaled is not None:
-        if not retry:
-            raise unjournaled
-        log.error(
-            "%s (attempt %d of run %s; its retry goes ahead)",
-            unjournaled,
-            run["attempt"],
-            run["run_id"],
-        )
-    return fields["status"], claimed
+        return _record_end(ctx, run, fields, retry, outcome, claim_next)
+    except Exception:
+        if claim_next is None:
+            raise
+        # Whatever failed (the claim, the state), this run's end is written on its own.
+        return _record_end(ctx, run, fields, retry, outcome, None)
 
 
 def _record_end(
@@ -182,95 +209,3 @@ def seed_job_state(ctx: RunnerContext, job_name: str) -> dict[str, Any]:
         "last_status": job.last_status if job else None,
         "error_count": job.error_count if job else 0,
     }
-
-
-def record_skip(
-    ctx: RunnerContext,
-    job_name: str,
-    trigger: str,
-    reason: str,
-    *,
-    max_attempts: int = 1,
-    scheduled_for: str | None = None,
-) -> str:
-    """An occurrence not run because the same job already waits or runs (SPEC 4)."""
-    now = time.time()
-    run_id = new_run_id(now)
-    append_result(
-        ctx.layout,
-        _record(
-            ctx,
-            job_name=job_name,
-            start_time=iso(now),
-            end_time=iso(now),
-            status="skipped",
-            error=reason,
-            run_id=run_id,
-            attempt=0,
-            max_attempts=max_attempts,
-            duration_seconds=0.0,
-            trigger=trigger,
-            scheduled_for=scheduled_for,
-        ),
-        now,
-    )
-    log.info("skipped %s: %s", job_name, reason)
-    return run_id
-
-
-def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str | None:
-    """A pending run leaves the queue without another attempt; returns its final status.
-
-    Never started: ``canceled``, with a line of its own. Waiting out a retry's backoff: the
-    run ends as its last attempt did (that attempt's line is already written), and its job's
-    state, notices and heartbeat follow as for any finished run. None when the run started
-    again or finished meanwhile.
-    """
-    now = time.time()
-    if run["attempt"] == 0:
-        if not ctx.store.end_if_pending(run["run_id"], "canceled", reason, now):
-            return None
-        record_canceled(ctx, run, reason)
-        return "canceled"
-    status = run.get("attempt_status") or "error"
-    if not ctx.store.end_if_pending(run["run_id"], status, None, now):
-        return None
-    state = None
-    if run["kind"] == "job":
-        state = update_job_state(ctx, run["job_name"], status, run["started_at"] or now)
-    outcome = AttemptOutcome(
-        status=status,
-        exit_code=run.get("exit_code"),
-        error=run.get("error"),
-        output=run.get("output_tail") or "",
-        output_truncated=bool(run.get("output_truncated")),
-        started_at=run["started_at"] or now,
-        ended_at=run.get("ended_at") or now,
-        pid=run.get("pgid"),
-    )
-    events.run_finished(ctx, {**run, "status": status}, outcome, state)
-    log.info("%s (run %s) will not be retried: %s", run["job_name"], run["run_id"], reason)
-    return status
-
-
-def record_canceled(ctx: RunnerContext, run: dict[str, Any], reason: str) -> None:
-    """A run removed before it (or its next attempt) started still leaves a line behind."""
-    now = time.time()
-    append_result(
-        ctx.layout,
-        _record(
-            ctx,
-            job_name=run["job_name"],
-            end_time=iso(now),
-            status="canceled",
-            error=reason,
-            run_id=run["run_id"],
-            attempt=run["attempt"],
-            max_attempts=run["max_attempts"],
-            duration_seconds=0.0,
-            trigger=run["trigger"],
-            scheduled_for=run["scheduled_for"],
-            log_file=run.get("log_file"),
-        ),
-        now,
-    )

@@ -96,7 +96,8 @@ def _notify(
 
     notice = build_notice(kind, run, outcome, state, ctx.host)
     log_notice(notice)
-    deliver_all(ctx.config.settings.notifiers, notice, cwd=str(ctx.root))
+    settings = ctx.config.settings
+    deliver_all(settings.notifiers, notice, cwd=str(ctx.root), mask=settings.http.mask_headers)
     # Remembered even when a notifier failed: the notice is in the log, and a failing notifier
     # must not turn one failure notice into one per run.
     ctx.store.save_job_state({**state, "notified": int(kind == "failure")})

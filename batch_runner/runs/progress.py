@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from batch_runner.errors import NotFound, OperationFailed, UsageError
 
@@ -16,12 +15,8 @@ def record_progress(
     """Store progress for ``$BATCH_RUN_ID``; a clear error outside a run."""
     env = os.environ if environ is None else environ
     run_id, log_dir = env.get("BATCH_RUN_ID"), env.get("BATCH_RUNNER_LOG_DIR")
-    missing = [
-        name
-        for name, value in (("BATCH_RUN_ID", run_id), ("BATCH_RUNNER_LOG_DIR", log_dir))
-        if not value
-    ]
-    if missing:
+    if not run_id or not log_dir:
+        missing = [name for name in ("BATCH_RUN_ID", "BATCH_RUNNER_LOG_DIR") if not env.get(name)]
         raise UsageError(
             "progress can only be reported from inside a batch_runner run "
             f"(${' and $'.join(missing)} {'is' if len(missing) == 1 else 'are'} "
@@ -31,14 +26,12 @@ def record_progress(
         raise UsageError(f"percent must be between 0 and 100, not {percent:g}")
     if percent is None and message is None:
         raise UsageError("give a percentage (--percent N), a message, or both")
-    from batch_runner.paths import LogLayout
-    from batch_runner.state.sqlite import Store
+    from batch_runner.state.layout import LogLayout
+    from batch_runner.state.store import open_existing_store
 
-    database = LogLayout(Path(log_dir)).database
-    if not os.path.exists(database):
-        # Opening it would create an empty database wherever the variable points.
+    store = open_existing_store(LogLayout(log_dir))
+    if store is None:
         raise NotFound(f"no run {run_id}: there is no batch_runner state in {log_dir}")
-    store = Store(database)
     try:
         if store.set_progress(run_id, percent, message):
             return

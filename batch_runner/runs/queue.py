@@ -10,7 +10,8 @@ import time
 
 from batch_runner.errors import NotFound, OperationFailed, UsageError
 from batch_runner.runs.context import RunnerContext
-from batch_runner.runs.finish import end_waiting_run, new_run_id
+from batch_runner.runs.endings import end_waiting_run
+from batch_runner.runs.finish import new_run_id
 from batch_runner.state.wakeup import poke
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -50,23 +51,21 @@ def add(
     """Persist a pending run; durable once this returns (the store syncs every commit)."""
     now = time.time()
     run_id = new_run_id(now)
-    with ctx.store.transaction() as db:
-        ctx.store.insert_run(
-            {
-                "run_id": run_id,
-                "job_name": label or ADHOC_JOB_NAME,
-                "kind": "adhoc",
-                "spec": spec,
-                "trigger": "queue",
-                "priority": priority,
-                "status": "pending",
-                "max_attempts": max_attempts,
-                "due_at": now if due_at is None else due_at,
-                "created_at": now,
-                "label": label,
-            },
-            db,
-        )
+    ctx.store.insert_run(
+        {
+            "run_id": run_id,
+            "job_name": label or ADHOC_JOB_NAME,
+            "kind": "adhoc",
+            "spec": spec,
+            "trigger": "queue",
+            "priority": priority,
+            "status": "pending",
+            "max_attempts": max_attempts,
+            "due_at": now if due_at is None else due_at,
+            "created_at": now,
+            "label": label,
+        }
+    )
     poke(ctx.layout.log_dir)
     return run_id
 

@@ -12,24 +12,23 @@ from __future__ import annotations
 import heapq
 import os
 import random
-import selectors
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from batch_runner.config.loader import load_config
 from batch_runner.config.spec import ConfigSpec, JobSpec
-from batch_runner.errors import EXIT_CONFIG, Busy, ConfigError
+from batch_runner.errors import Busy, ConfigError
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
 from batch_runner.runs.enqueue import enqueue_job
 from batch_runner.scheduling import plan
 from batch_runner.scheduling.dispatch import Dispatcher
+from batch_runner.scheduling.reload import load_validated, settle_garbage_collector
 from batch_runner.scheduling.sdnotify import Notifier
+from batch_runner.scheduling.wakeups import Wakeups
 from batch_runner.scheduling.watch import ConfigWatch
 from batch_runner.state.locks import FileLock, holder_pid
-from batch_runner.state.wakeup import bind_listener, drain_listener, fifo_path
 from batch_runner.timefmt import iso, parse_iso
 
 log = get_logger("batch_runner")
@@ -54,15 +53,14 @@ class Scheduler:
         rand: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config_path, self.root = config_path, root
+        self.config_path, self.root = os.fspath(config_path), os.fspath(root)
         self.clock, self.rand, self.monotonic = clock, rand, monotonic
         self._clock_pair = (clock(), monotonic())
-        self.config: ConfigSpec = load_validated(config_path, root)
+        self.config: ConfigSpec = load_validated(self.config_path, self.root)
         self.ctx = RunnerContext(config=self.config)
         self.plans: dict[str, plan.Occurrence] = {}
         self._heap: list[tuple[float, int, plan.Occurrence]] = []
         self._seq = 0
-        self._signals: list[int] = []
         self.notifier = Notifier()
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -81,19 +79,22 @@ class Scheduler:
             lock.release()
 
     def _serve(self) -> int:
-        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._install_signals(write_fd)
-        watch = ConfigWatch(self.config_path)
-        listener = bind_listener(self.ctx.layout.log_dir)
-        if listener is None:
-            log.warning(
-                "cannot make the wake-up pipe %s: queued runs start within a minute "
-                "instead of at once",
-                fifo_path(self.ctx.layout.log_dir),
-            )
+        wakeups = Wakeups(self.config_path, self.ctx.layout.log_dir)
+        wakeups.install_signal_handlers()
         dispatcher = Dispatcher(lambda: self.config)
         dispatcher.start()
         self._plan_all(start_up=True)
+        self._say_started()
+        settle_garbage_collector()
+        dispatcher.poke()  # runs left waiting by an earlier scheduler start now
+        try:
+            self._loop(wakeups, dispatcher)
+        finally:
+            self._shut_down(dispatcher)
+            wakeups.close()
+        return 0
+
+    def _say_started(self) -> None:
         count = len(self.config.jobs)
         log.info(
             "scheduler started: %d job%s (%d enabled) from %s, log dir %s, pid %d",
@@ -105,41 +106,8 @@ class Scheduler:
             os.getpid(),
         )
         self.notifier.ready(f"{len(self.plans)} jobs scheduled")
-        _settle_garbage_collector()
-        dispatcher.poke()  # runs left waiting by an earlier scheduler start now
-        # Not DefaultSelector: epoll (and poll) round a timeout up to whole milliseconds, so
-        # every run would start up to 1 ms late; select() sleeps to the microsecond. It only
-        # ever waits on these three descriptors, all opened at start-up, so far below
-        # FD_SETSIZE.
-        selector = selectors.SelectSelector()
-        selector.register(read_fd, selectors.EVENT_READ, "signal")
-        if watch.fd is not None:
-            selector.register(watch.fd, selectors.EVENT_READ, "config")
-        if listener is not None:
-            selector.register(listener, selectors.EVENT_READ, "poke")
-        try:
-            self._loop(selector, read_fd, watch, listener, dispatcher)
-        finally:
-            self._shut_down(dispatcher)
-            selector.close()
-            watch.close()
-            for fd in (read_fd, write_fd, listener):
-                if fd is not None:
-                    os.close(fd)
-        return 0
 
-    def _install_signals(self, write_fd: int) -> None:
-        def on_signal(signum: int, frame: object) -> None:
-            self._signals.append(signum)
-            try:
-                os.write(write_fd, b"s")
-            except OSError:
-                pass
-
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, on_signal)
-
-    def _loop(self, selector, read_fd, watch, listener, dispatcher) -> None:
+    def _loop(self, wakeups: Wakeups, dispatcher: Dispatcher) -> None:
         last_ping = 0.0
         while True:
             self._fire_due(self.clock(), on_queued=dispatcher.poke)
@@ -147,17 +115,11 @@ class Scheduler:
             if interval and time.monotonic() - last_ping >= interval:
                 self.notifier.watchdog()
                 last_ping = time.monotonic()
-            for key, _ in selector.select(self._sleep_for(watch)):
-                if key.data == "signal":
-                    _drain_fd(read_fd)
-                elif key.data == "config":
-                    watch.drain()
-                elif key.data == "poke":
-                    drain_listener(listener)
-                    dispatcher.poke()
-            if self._handle_signals():
+            if wakeups.wait(self._sleep_for(wakeups.watch)):
+                dispatcher.poke()
+            if self._handle_signals(wakeups.take_signals()):
                 return
-            if watch.changed():
+            if wakeups.watch.changed():
                 self.reload("the config file changed")
             self.check_clock()
 
@@ -190,9 +152,8 @@ class Scheduler:
             limits.append(self.notifier.watchdog_interval)
         return max(min(limits), 0.0)
 
-    def _handle_signals(self) -> bool:
+    def _handle_signals(self, signals: list[int]) -> bool:
         """True when asked to stop; SIGHUP reloads at once."""
-        signals, self._signals = self._signals, []
         stop = False
         for signum in signals:
             if signum == signal.SIGHUP:
@@ -320,40 +281,8 @@ class Scheduler:
                 del self.plans[name]
         self.ctx.store.set_next_runs({n: iso(o.scheduled_for) for n, o in self.plans.items()})
         log.info("config reloaded (%s): %d jobs, %d enabled", why, len(new.jobs), len(self.plans))
-        _settle_garbage_collector()
+        settle_garbage_collector()
         return True
-
-
-def load_validated(config_path: str | Path, root: str | Path) -> ConfigSpec:
-    """The config, validated in a child process when it changed.
-
-    The child (``batch_runner validate``) leaves a validated snapshot behind, which is then
-    loaded here: pydantic never enters the long-running scheduler, which keeps its memory
-    small (under 64 MB with 10,000 jobs). Should the child fail for any other reason than an
-    invalid config, loading validates in this process instead.
-    """
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "batch_runner",
-            "-c",
-            str(config_path),
-            "--root",
-            str(root),
-            "validate",
-        ],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode == EXIT_CONFIG:
-        lines = result.stderr.strip().removeprefix("error: ").splitlines() or ["invalid config"]
-        raise ConfigError(lines[0], [line.strip() for line in lines[1:]])
-    return load_config(config_path, root)
 
 
 def _ts(value: str | None) -> float | None:
@@ -363,22 +292,3 @@ def _ts(value: str | None) -> float | None:
         return parse_iso(value)
     except (ValueError, OverflowError):
         return None
-
-
-def _drain_fd(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
-
-
-def _settle_garbage_collector() -> None:
-    """Collect once, then leave the config and plans (long-lived, tens of thousands of objects
-    with 10,000 jobs) out of later collections: a full pass over them takes milliseconds, and
-    would land on some run's start."""
-    import gc
-
-    gc.unfreeze()  # what an earlier start or reload left behind may be garbage by now
-    gc.collect()
-    gc.freeze()

@@ -86,4 +86,4 @@ def _inotify_watch(directory: str) -> int | None:
     if libc.inotify_add_watch(fd, os.fsencode(directory), _MASK) < 0:
         os.close(fd)
         return None
-    return fd
+    return int(fd)

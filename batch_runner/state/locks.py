@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import os
 
+from batch_runner.files import write_all
+
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +50,7 @@ class FileLock:
         try:
             # Fixed width, so the write replaces any earlier pid whole without a truncate,
             # which costs this file system up to half a millisecond on every acquire.
-            os.pwrite(fd, f"{os.getpid():>{_PID_WIDTH}}\n".encode(), 0)
+            write_all(fd, f"{os.getpid():>{_PID_WIDTH}}\n".encode(), 0)
         except OSError:
             pass  # a full disk: the pid is for `status` only, the lock is held all the same
         return True

@@ -7,7 +7,8 @@ import json
 import os
 
 from batch_runner.errors import StorageError
-from batch_runner.paths import LogLayout
+from batch_runner.files import write_all
+from batch_runner.state.layout import LogLayout
 from batch_runner.timefmt import day_stamp, parse_iso
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -51,7 +52,7 @@ def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) 
         raise StorageError(f"cannot write results to {path}: {exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        _write_all(fd, line, path)
+        _append_whole(fd, line, path)
     finally:
         os.close(fd)
     return path
@@ -66,17 +67,13 @@ def _open_for_append(directory: str, path: str) -> int:
         return os.open(path, flags, 0o600)
 
 
-def _write_all(fd: int, data: bytes, path: str) -> None:
-    view = memoryview(data)
-    written = 0
+def _append_whole(fd: int, line: bytes, path: str) -> None:
+    start = os.lseek(fd, 0, os.SEEK_END)  # under the flock, no one else appends meanwhile
     try:
-        while written < len(data):
-            written += os.write(fd, view[written:])
+        write_all(fd, line)
     except OSError as exc:
-        if written:
-            # Never leave half a line behind: it would glue onto the next record. Under the
-            # flock and with O_APPEND, our part is the last ``written`` bytes of the file.
-            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
+        # Never leave half a line behind: it would glue onto the next record.
+        os.ftruncate(fd, start)
         raise StorageError(f"cannot write results to {path}: {exc.strerror}") from exc
 
 
@@ -94,7 +91,9 @@ def result_files_newest_first(layout: LogLayout) -> list[tuple[str, str]]:
     return [(day, layout.results_file(day)) for day in sorted(days, reverse=True)]
 
 
-def iter_results_newest_first(layout: LogLayout, since: float | None = None) -> Iterator[dict]:
+def iter_results_newest_first(
+    layout: LogLayout, since: float | None = None
+) -> Iterator[dict[str, Any]]:
     """Every parseable record, the latest start first (ties: the later line first).
 
     A file is in the order attempts ended, and its day is the day they started, so only

@@ -41,7 +41,8 @@ def bind_listener(log_dir: Path | str) -> int | None:
         return None
 
 
-def drain_listener(fd: int) -> None:
+def drain_pipe(fd: int) -> None:
+    """Read a non-blocking pipe empty: its bytes only ever mean "look now"."""
     try:
         while os.read(fd, 4096):
             pass

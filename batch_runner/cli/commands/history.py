@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from itertools import islice
@@ -15,6 +14,7 @@ from batch_runner.errors import NotFound, UsageError
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled", "skipped")
@@ -36,7 +36,7 @@ def register(sub: Any, common: Any) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from batch_runner.paths import LogLayout
+    from batch_runner.state.layout import LogLayout
     from batch_runner.state.results import iter_results_newest_first
 
     if args.limit < 0:
@@ -44,26 +44,44 @@ def cmd_history(args: argparse.Namespace) -> int:
     since = _parse_since(args.since)
     config = app.load(args)
     layout = LogLayout(Path(config.settings.log_dir))
-    records = iter_results_newest_first(layout, since)
+    rows = _select_rows(iter_results_newest_first(layout, since), args)
+    if not rows and args.name is not None:
+        _require_known_name(config, layout, args.name)
+    if args.json:
+        render.print_json(_with_run_keys(layout, rows))
+    else:
+        _print_history_table(rows)
+    return 0
+
+
+def _select_rows(
+    records: Iterable[dict[str, Any]], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """The first ``--limit`` records of the job and status asked for."""
     wanted = (
         r
         for r in records
         if (args.name is None or r.get("job_name") == args.name)
         and (args.status is None or r.get("status") == args.status)
     )
-    rows = list(islice(wanted, min(args.limit, sys.maxsize)))  # a huge limit means all
-    if (
-        not rows
-        and args.name is not None
-        and config.job(args.name) is None
-        and not any(r.get("job_name") == args.name for r in iter_results_newest_first(layout))
+    return list(islice(wanted, min(args.limit, sys.maxsize)))  # a huge limit means all
+
+
+def _require_known_name(config: Any, layout: Any, name: str) -> None:
+    """Raise NotFound, with a "did you mean", for a name neither configured nor ever run.
+
+    A job since removed from the config may well have history: only a name never seen
+    anywhere is unknown.
+    """
+    from batch_runner.state.results import iter_results_newest_first
+
+    if config.job(name) is None and not any(
+        r.get("job_name") == name for r in iter_results_newest_first(layout)
     ):
-        # A job since removed from the config may well have history: only a name never seen
-        # anywhere is unknown.
-        app.find_job(config, args.name)  # raises NotFound, with a "did you mean"
-    if args.json:
-        render.print_json(_with_run_keys(layout, rows))
-        return 0
+        app.find_job(config, name)
+
+
+def _print_history_table(rows: list[dict[str, Any]]) -> None:
     render.print_table(
         ["start", "job", "status", "attempt", "duration", "run id", "error"],
         [
@@ -79,17 +97,16 @@ def cmd_history(args: argparse.Namespace) -> int:
             for r in rows
         ],
     )
-    return 0
 
 
 def _with_run_keys(layout: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every run object has priority and progress (SPEC 9); a results line does not carry
     them, the queue does while it holds the run (null once cleaned: not known)."""
     extras: dict[str, dict[str, Any]] = {}
-    if rows and os.path.exists(layout.database):
-        from batch_runner.state.sqlite import Store
+    from batch_runner.state.store import open_existing_store
 
-        store = Store(layout.database)
+    store = open_existing_store(layout) if rows else None
+    if store is not None:
         try:
             extras = store.run_extras([str(r.get("run_id")) for r in rows])
         finally:

@@ -47,7 +47,7 @@ def register(sub: Any, common: Any) -> None:
 
 
 def job_rows(
-    config: ConfigSpec, states: dict[str, dict], now: float, *, scheduler_alive: bool
+    config: ConfigSpec, states: dict[str, dict[str, Any]], now: float, *, scheduler_alive: bool
 ) -> list[dict[str, Any]]:
     rows = []
     for job in config.jobs:

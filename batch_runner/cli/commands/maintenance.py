@@ -29,7 +29,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     keep = ctx.config.settings.retention_days if args.keep_days is None else args.keep_days
     if keep < 0 or keep > 100_000:
         raise UsageError(f"--keep-days must be between 0 and 100000, not {keep}")
-    report = clean(ctx, keep)
+    report = clean(ctx.layout, ctx.store, keep)
     print(
         f"kept the last {keep} days: removed {report.result_files} result files, "
         f"{report.run_log_days} days of run logs, {report.runs} finished runs"

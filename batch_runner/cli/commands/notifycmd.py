@@ -36,7 +36,13 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     notice = build_test_notice(ctx.host, ctx.config.path, time.time())
     log_notice(notice)
     # The printed lines are the report; logging each failure too would say it twice.
-    deliveries = deliver_all(notifiers, notice, cwd=str(ctx.root), log_results=False)
+    deliveries = deliver_all(
+        notifiers,
+        notice,
+        cwd=str(ctx.root),
+        mask=ctx.config.settings.http.mask_headers,
+        log_results=False,
+    )
     for delivery in deliveries:
         print(
             f"{delivery.label}: ok"

@@ -84,7 +84,7 @@ def _clean(qsub: Any, common: Any) -> None:
 def _simple(
     qsub: Any, common: Any, name: str, helptext: str, handler: Any, *, with_id: bool = False
 ) -> argparse.ArgumentParser:
-    p = qsub.add_parser(name, help=helptext)
+    p: argparse.ArgumentParser = qsub.add_parser(name, help=helptext)
     if with_id:
         p.add_argument("run_id", metavar="ID")
     p.set_defaults(handler=handler)

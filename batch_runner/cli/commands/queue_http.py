@@ -89,7 +89,7 @@ def build_spec(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
 
 
 def _method(method: str) -> str:
-    from batch_runner.httpjob.prepare import HTTP_METHODS
+    from batch_runner.net.urls import HTTP_METHODS
 
     if method.upper() not in HTTP_METHODS:
         raise UsageError(
@@ -99,13 +99,13 @@ def _method(method: str) -> str:
 
 
 def _url(url: str, allow_hosts: tuple[str, ...]) -> str:
-    from batch_runner.httpjob.masking import safe_url
-    from batch_runner.httpjob.prepare import RequestProblem, host_of
     from batch_runner.net import envrefs, hosts
+    from batch_runner.net.secrets import safe_url
+    from batch_runner.net.urls import InvalidUrl, host_of
 
     try:
         host = host_of(url)
-    except RequestProblem as exc:
+    except InvalidUrl as exc:
         raise UsageError(f"--http: {exc}") from None
     # A host given by a ${VAR} is only known when the run starts; it is checked then.
     if not envrefs.references(host) and not hosts.host_allowed(host, allow_hosts):

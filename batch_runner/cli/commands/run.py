@@ -70,7 +70,7 @@ def _say_skipped(name: str) -> None:
 def _report(ctx: Any, run: dict[str, Any]) -> int:
     status = run.get("status")
     if status == "pending":
-        from batch_runner.runs.finish import end_waiting_run
+        from batch_runner.runs.endings import end_waiting_run
 
         status = end_waiting_run(ctx, run, "canceled: run-job was interrupted") or status
         print(

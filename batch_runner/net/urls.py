@@ -1,0 +1,42 @@
+"""What every outbound call knows of URLs and methods: the config, the queue and the jobs agree.
+
+``HTTP_METHODS`` and ``host_of`` are used by config validation, ``queue add --http`` and the
+HTTP attempt, so a URL the config accepts is one the attempt can send. Imports are deferred:
+the config model imports ``HTTP_METHODS`` and must not pay for urllib to get a tuple.
+"""
+
+from __future__ import annotations
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class InvalidUrl(ValueError):
+    """Not an http(s) URL with a host and a numeric port; ``str()`` is the one-line reason."""
+
+
+def host_of(url: str) -> str:
+    """The host of an http(s) URL; InvalidUrl if it is not one (or its port is bad)."""
+    from urllib.parse import urlsplit
+
+    from batch_runner.net.secrets import safe_url
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise InvalidUrl(f"invalid URL {safe_url(url)}: {exc}") from None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise InvalidUrl(f"invalid URL {safe_url(url)}: expected http:// or https:// and a host")
+    return parts.hostname
+
+
+def endpoint(url: str) -> tuple[str, int | None]:
+    """Host and port a URL leads to, for naming it in a reason; ``("?", None)`` if unparsable."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return parts.hostname or "?", parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return "?", None

@@ -1,0 +1,117 @@
+"""How a run ends without an attempt of its own: skipped, canceled, or given up while waiting.
+
+Each still leaves its line in the results, of the same shape as an attempt's
+(``finish.record_fields``), and a run given up while it waited for a retry ends its job's
+state, notices and heartbeat as any finished run does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from batch_runner.execution.outcome import AttemptOutcome
+from batch_runner.logs import get_logger
+from batch_runner.runs import notices
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.finish import new_run_id, record_fields, update_job_state
+from batch_runner.state.results import append_result
+from batch_runner.timefmt import iso
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+log = get_logger("batch_runner")
+
+
+def record_skip(
+    ctx: RunnerContext,
+    job_name: str,
+    trigger: str,
+    reason: str,
+    *,
+    max_attempts: int = 1,
+    scheduled_for: str | None = None,
+) -> str:
+    """An occurrence not run because the same job already waits or runs (SPEC 4)."""
+    now = time.time()
+    run_id = new_run_id(now)
+    append_result(
+        ctx.layout,
+        record_fields(
+            ctx,
+            job_name=job_name,
+            start_time=iso(now),
+            end_time=iso(now),
+            status="skipped",
+            error=reason,
+            run_id=run_id,
+            attempt=0,
+            max_attempts=max_attempts,
+            duration_seconds=0.0,
+            trigger=trigger,
+            scheduled_for=scheduled_for,
+        ),
+        now,
+    )
+    log.info("skipped %s: %s", job_name, reason)
+    return run_id
+
+
+def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str | None:
+    """A pending run leaves the queue without another attempt; returns its final status.
+
+    Never started: ``canceled``, with a line of its own. Waiting out a retry's backoff: the
+    run ends as its last attempt did (that attempt's line is already written), and its job's
+    state, notices and heartbeat follow as for any finished run. None when the run started
+    again or finished meanwhile.
+    """
+    now = time.time()
+    if run["attempt"] == 0:
+        if not ctx.store.end_if_pending(run["run_id"], "canceled", reason, now):
+            return None
+        record_canceled(ctx, run, reason)
+        return "canceled"
+    status = run.get("attempt_status") or "error"
+    if not ctx.store.end_if_pending(run["run_id"], status, None, now):
+        return None
+    state = None
+    if run["kind"] == "job":
+        state = update_job_state(ctx, run["job_name"], status, run["started_at"] or now)
+    outcome = AttemptOutcome(
+        status=status,
+        exit_code=run.get("exit_code"),
+        error=run.get("error"),
+        output=run.get("output_tail") or "",
+        output_truncated=bool(run.get("output_truncated")),
+        started_at=run["started_at"] or now,
+        ended_at=run.get("ended_at") or now,
+        pid=run.get("pgid"),
+    )
+    notices.run_finished(ctx, {**run, "status": status}, outcome, state)
+    log.info("%s (run %s) will not be retried: %s", run["job_name"], run["run_id"], reason)
+    return status
+
+
+def record_canceled(ctx: RunnerContext, run: dict[str, Any], reason: str) -> None:
+    """A run removed before it (or its next attempt) started still leaves a line behind."""
+    now = time.time()
+    append_result(
+        ctx.layout,
+        record_fields(
+            ctx,
+            job_name=run["job_name"],
+            end_time=iso(now),
+            status="canceled",
+            error=reason,
+            run_id=run["run_id"],
+            attempt=run["attempt"],
+            max_attempts=run["max_attempts"],
+            duration_seconds=0.0,
+            trigger=run["trigger"],
+            scheduled_for=run["scheduled_for"],
+            log_file=run.get("log_file"),
+        ),
+        now,
+    )

@@ -1,0 +1,54 @@
+"""Every file batch_runner writes, all under the log dir (SPEC 2)."""
+
+from __future__ import annotations
+
+import os
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from batch_runner.paths import StrPath
+
+
+class LogLayout:
+    """Every file batch_runner writes, all under the log dir."""
+
+    __slots__ = ("log_dir",)
+
+    def __init__(self, log_dir: StrPath) -> None:
+        self.log_dir = os.fspath(log_dir)
+
+    @property
+    def results_dir(self) -> str:
+        return os.path.join(self.log_dir, "batch")
+
+    @property
+    def runs_dir(self) -> str:
+        return os.path.join(self.log_dir, "runs")
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.join(self.log_dir, "state")
+
+    @property
+    def database(self) -> str:
+        return os.path.join(self.state_dir, "batch_runner.sqlite3")
+
+    @property
+    def executor_lock(self) -> str:
+        return os.path.join(self.state_dir, "executor.lock")
+
+    @property
+    def scheduler_lock(self) -> str:
+        return os.path.join(self.state_dir, "scheduler.lock")
+
+    @property
+    def config_snapshot(self) -> str:
+        return os.path.join(self.state_dir, "config_snapshot.json")
+
+    def results_file(self, yyyymmdd: str) -> str:
+        return os.path.join(self.results_dir, f"batch_{yyyymmdd}.jsonl")
+
+    def run_log(self, yyyymmdd: str, run_id: str, attempt: int) -> str:
+        suffix = "" if attempt == 1 else f".attempt{attempt}"
+        return os.path.join(self.runs_dir, yyyymmdd, f"{run_id}{suffix}.log")

@@ -1,0 +1,174 @@
+"""The SQLite database file: its schema, its version, opening it, and its transactions.
+
+One file in WAL mode under the log dir, shared by every batch_runner process. The schema is
+created with ``IF NOT EXISTS`` under a lock file, and a database of a newer schema than this
+code knows is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+
+from batch_runner.errors import StorageError
+
+SCHEMA_VERSION = 2
+# How to bring a database of version N up to N + 1: columns to add, as (table, column, type).
+_MIGRATIONS = {
+    1: [("runs", "attempt_status", "TEXT")],
+}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    job_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 1,
+    due_at REAL NOT NULL,
+    scheduled_for TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    exit_code INTEGER,
+    error TEXT,
+    output_tail TEXT,
+    output_truncated INTEGER NOT NULL DEFAULT 0,
+    log_file TEXT,
+    owner_pid INTEGER,
+    pgid INTEGER,
+    host TEXT,
+    label TEXT,
+    progress_percent REAL,
+    progress_message TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    attempt_status TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_waiting ON runs (priority DESC, due_at, seq)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS runs_active_job ON runs (job_name)
+    WHERE status IN ('pending', 'running');
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, seq);
+CREATE TABLE IF NOT EXISTS job_state (
+    job_name TEXT PRIMARY KEY,
+    last_run TEXT,
+    last_status TEXT,
+    error_count INTEGER NOT NULL DEFAULT 0,
+    notified INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS job_plan (job_name TEXT PRIMARY KEY, next_run TEXT);
+"""
+
+
+def connect(path: str, *, durable: bool) -> sqlite3.Connection:
+    """The database at ``path`` (created 0600 with its folder if missing), schema up to date."""
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout = 30000")
+        # FULL syncs every commit: a `queue add` must survive power loss once it returns.
+        # The executor's bookkeeping may lose its last write; that is recovered as
+        # `interrupted` at the next start.
+        db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        _ensure_schema(db, path)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the state database {path}: {exc}") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot create the state database {path}: {exc.strerror}") from exc
+    return db
+
+
+def _ensure_schema(db: sqlite3.Connection, path: str) -> None:
+    if _schema_version(db, path) == SCHEMA_VERSION:
+        return
+    # Creating or upgrading the database is the one step two processes (or the scheduler's
+    # two threads) must not race on: switching to WAL does not wait for a busy handler.
+    guard = os.open(path + ".init-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        version = _schema_version(db, path)
+        if version is not None:
+            _migrate(db, path, version)
+            return
+        if db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+            raise StorageError(f"cannot switch the state database {path} to WAL mode")
+        with Transaction(db, path):
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+    finally:
+        os.close(guard)
+
+
+def _migrate(db: sqlite3.Connection, path: str, version: int) -> None:
+    with Transaction(db, path):
+        for step in range(version, SCHEMA_VERSION):
+            for table, column, kind in _MIGRATIONS[step]:
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:  # an upgrade cut short may have added it
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+
+def _schema_version(db: sqlite3.Connection, path: str) -> int | None:
+    """The database's schema version; None when it is new; refuses a newer one."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError:
+        return None  # a new database: no meta table yet
+    if row is None:
+        return None
+    if int(row[0]) > SCHEMA_VERSION:
+        raise StorageError(
+            f"the state database {path} has schema version {row[0]}, newer than "
+            f"this batch_runner understands ({SCHEMA_VERSION}); upgrade batch_runner"
+        )
+    return int(row[0])
+
+
+class Transaction:
+    """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, never mid-way.
+
+    Commits at the end of the ``with`` block, rolls back on an exception. A class because
+    contextlib costs a millisecond at start-up.
+    """
+
+    __slots__ = ("db", "path")
+
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+        self.db, self.path = db, path
+
+    def __enter__(self) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        db = self.db
+        # Some errors (a full disk) end the transaction by themselves: nothing to roll back.
+        if kind is not None:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc

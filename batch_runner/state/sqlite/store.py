@@ -1,0 +1,269 @@
+"""The store on SQLite: runs (the queue and their bookkeeping), per-job state and plans, flags.
+
+Claiming a run is one ``UPDATE ... RETURNING`` statement, its own ``BEGIN IMMEDIATE``
+transaction in autocommit mode, so two drainers can never take the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+from batch_runner.errors import StorageError
+from batch_runner.state.sqlite.schema import Transaction, connect
+from batch_runner.state.store import FINISHED_STATUSES, Store
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from batch_runner.paths import StrPath
+
+
+def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
+    run = dict(row)
+    run["spec"] = json.loads(run["spec"])
+    run["output_truncated"] = bool(run["output_truncated"])
+    run["stop_requested"] = bool(run["stop_requested"])
+    return run
+
+
+class SqliteStore(Store):
+    """One connection to the state database; see ``Store`` for what each operation means."""
+
+    def __init__(self, path: StrPath, *, durable: bool = False) -> None:
+        self.path = os.fspath(path)
+        self._db = connect(self.path, durable=durable)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def transaction(self) -> Transaction:
+        return Transaction(self._db, self.path)
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def insert_run(self, run: dict[str, Any]) -> None:
+        values = dict(run)
+        values["spec"] = json.dumps(values["spec"])
+        columns = ", ".join(values)
+        marks = ", ".join(f":{key}" for key in values)
+        self._write(f"INSERT INTO runs ({columns}) VALUES ({marks})", values)
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return _row_to_run(row) if row else None
+
+    def run_extras(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(run_ids), 500):  # under SQLite's limit on parameters
+            chunk = run_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._db.execute(
+                "SELECT run_id, priority, attempt, progress_percent, progress_message "
+                f"FROM runs WHERE run_id IN ({marks})",
+                chunk,
+            ):
+                found[row["run_id"]] = dict(row)
+        return found
+
+    def find_runs(self, prefix: str) -> list[dict[str, Any]]:
+        if not prefix.strip():
+            return []  # every id starts with "": that is no id at all, not an ambiguous one
+        rows = self._db.execute(
+            "SELECT * FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY seq LIMIT 2",
+            (prefix, prefix + "\uffff"),
+        ).fetchall()
+        return [_row_to_run(row) for row in rows]
+
+    def active_run_of_job(self, job_name: str) -> dict[str, Any] | None:
+        # kind: an ad-hoc run's job_name is its label (or "adhoc"), which a job may share.
+        row = self._db.execute(
+            "SELECT * FROM runs WHERE job_name = ? AND kind = 'job' "
+            "AND status IN ('pending', 'running') ORDER BY seq LIMIT 1",
+            (job_name,),
+        ).fetchone()
+        return _row_to_run(row) if row else None
+
+    def runs_with_status(self, *statuses: str, limit: int | None = None) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in statuses)
+        sql = (
+            f"SELECT * FROM runs WHERE status IN ({marks}) "
+            "ORDER BY status = 'running' DESC, priority DESC, due_at, seq"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_row_to_run(row) for row in self._db.execute(sql, statuses).fetchall()]
+
+    def claim_next(
+        self,
+        now: float,
+        owner_pid: int,
+        host: str,
+        *,
+        foreground_run_id: str | None = None,
+        first_attempt_only: bool = False,
+    ) -> dict[str, Any] | None:
+        row = self._write(
+            "UPDATE runs SET status = 'running', attempt = attempt + 1, started_at = :now, "
+            "ended_at = NULL, owner_pid = :owner, host = :host, pgid = NULL, exit_code = NULL, "
+            "error = NULL, log_file = NULL WHERE seq = (SELECT seq FROM runs "
+            # Without statistics the planner prefers runs_status and sorts every pending run:
+            # 0.35 ms per claim with 900 waiting, against 0.01 ms reading runs_waiting in order.
+            "INDEXED BY runs_waiting WHERE status = 'pending' AND due_at <= :now "
+            "AND (run_id = :foreground OR NOT EXISTS "
+            "(SELECT 1 FROM meta WHERE key = 'paused' AND value = '1')) "
+            "ORDER BY priority DESC, due_at, seq LIMIT 1) AND (:any_attempt OR attempt = 0) "
+            "RETURNING *",
+            {
+                "now": now,
+                "owner": owner_pid,
+                "host": host,
+                "foreground": foreground_run_id,
+                "any_attempt": not first_attempt_only,
+            },
+        ).fetchone()
+        return _row_to_run(row) if row else None
+
+    def unclaim(self, run_id: str, owner_pid: int) -> None:
+        self._write(
+            "UPDATE runs SET status = 'pending', attempt = 0, started_at = NULL, "
+            "owner_pid = NULL, host = NULL WHERE run_id = ? AND status = 'running' "
+            "AND attempt = 1 AND owner_pid = ? AND pgid IS NULL",
+            (run_id, owner_pid),
+        )
+
+    def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
+
+    def count_pending(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM runs WHERE status = 'pending'").fetchone()
+        return int(row[0])
+
+    def request_stop(self, run_id: str) -> bool:
+        with self.transaction():
+            return (
+                self._db.execute(
+                    "UPDATE runs SET stop_requested = 1 WHERE run_id = ? AND status = 'running'",
+                    (run_id,),
+                ).rowcount
+                == 1
+            )
+
+    def set_progress(self, run_id: str, percent: float | None, message: str | None) -> bool:
+        with self.transaction():
+            return (
+                self._db.execute(
+                    "UPDATE runs SET progress_percent = COALESCE(?, progress_percent), "
+                    "progress_message = COALESCE(?, progress_message) "
+                    "WHERE run_id = ? AND status = 'running'",
+                    (percent, message, run_id),
+                ).rowcount
+                == 1
+            )
+
+    def recent_finished(self, limit: int) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in FINISHED_STATUSES)
+        rows = self._db.execute(
+            f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY seq DESC LIMIT ?",
+            (*FINISHED_STATUSES, limit),
+        ).fetchall()
+        return [_row_to_run(row) for row in rows]
+
+    def next_due_at(self, *, retries_only: bool = False) -> float | None:
+        extra = " AND attempt > 0" if retries_only else ""
+        row = self._db.execute(
+            f"SELECT MIN(due_at) FROM runs WHERE status = 'pending'{extra}"
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        assignments = ", ".join(f"{key} = :{key}" for key in fields)
+        self._write(
+            f"UPDATE runs SET {assignments} WHERE run_id = :run_id", {**fields, "run_id": run_id}
+        )
+
+    # --- per-job state ----------------------------------------------------------------------
+
+    def job_states(self) -> dict[str, dict[str, Any]]:
+        states = {
+            row["job_name"]: dict(row)
+            for row in self._db.execute("SELECT * FROM job_state").fetchall()
+        }
+        for name, next_run in self._db.execute("SELECT job_name, next_run FROM job_plan"):
+            states.setdefault(name, {})["next_run"] = next_run
+        return states
+
+    def job_state(self, job_name: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM job_state WHERE job_name = ?", (job_name,)).fetchone()
+        return dict(row) if row else None
+
+    def save_job_state(self, state: dict[str, Any]) -> None:
+        if self._db.in_transaction:
+            self._save_job_state(state)
+            return
+        with self.transaction():
+            self._save_job_state(state)
+
+    def _save_job_state(self, state: dict[str, Any]) -> None:
+        self._write(
+            "INSERT INTO job_state (job_name, last_run, last_status, error_count, notified) "
+            "VALUES (:job_name, :last_run, :last_status, :error_count, :notified) "
+            "ON CONFLICT (job_name) DO UPDATE SET last_run = :last_run, "
+            "last_status = :last_status, error_count = :error_count, notified = :notified",
+            {"notified": 0, **{k: v for k, v in state.items() if k != "next_run"}},
+        )
+
+    def end_if_pending(self, run_id: str, status: str, error: str | None, now: float) -> bool:
+        with self.transaction():
+            changed = self._db.execute(
+                "UPDATE runs SET status = ?, error = COALESCE(?, error), "
+                "ended_at = COALESCE(ended_at, ?) WHERE run_id = ? AND status = 'pending'",
+                (status, error, now, run_id),
+            ).rowcount
+        return changed == 1
+
+    def set_next_runs(self, next_runs: dict[str, str | None]) -> None:
+        if not next_runs:
+            return
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO job_plan (job_name, next_run) VALUES (?, ?) "
+                "ON CONFLICT (job_name) DO UPDATE SET next_run = excluded.next_run",
+                list(next_runs.items()),
+            )
+
+    def set_next_run(self, job_name: str, next_run: str | None) -> None:
+        self._db.execute(
+            "INSERT INTO job_plan (job_name, next_run) VALUES (?, ?) "
+            "ON CONFLICT (job_name) DO UPDATE SET next_run = excluded.next_run",
+            (job_name, next_run),
+        )
+
+    # --- flags --------------------------------------------------------------------------------
+
+    def is_paused(self) -> bool:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'paused'").fetchone()
+        return row is not None and row[0] == "1"
+
+    def set_paused(self, paused: bool) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('paused', ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value",
+                ("1" if paused else "0",),
+            )
+
+    def delete_finished_before(self, cutoff: float) -> int:
+        marks = ", ".join("?" for _ in FINISHED_STATUSES)
+        with self.transaction():
+            return self._db.execute(
+                f"DELETE FROM runs WHERE status IN ({marks}) "
+                "AND COALESCE(ended_at, created_at) < ?",
+                (*FINISHED_STATUSES, cutoff),
+            ).rowcount

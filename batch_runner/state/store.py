@@ -1,0 +1,158 @@
+"""What the runner asks of the place where runs and job state are kept: the store interface.
+
+A backend (``state.sqlite`` today; a shared database for several hosts can stand beside it)
+implements every method below with the guarantees written in its docstring; the runner never
+reaches past this interface. A run is a plain dict with the columns of the ``runs`` table
+(``run_id``, ``job_name``, ``kind`` (``job`` or ``adhoc``), ``spec``, ``trigger``,
+``priority``, ``status``, ``attempt``, ``max_attempts``, ``due_at``, ...), times in epoch
+seconds. A plain class rather than ``typing.Protocol``: the hot CLI paths do not import typing.
+"""
+
+from __future__ import annotations
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+    from typing import Any
+
+    from batch_runner.state.layout import LogLayout
+
+# How a run can end; ``pending`` and ``running`` are the statuses of a run still in play.
+FINISHED_STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled")
+
+
+class Store:
+    """The operations the runner needs; a backend overrides every one of them."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """``with store.transaction():`` one write transaction, its lock taken up front; the
+        store's calls made inside it join it, all or nothing."""
+        raise NotImplementedError
+
+    # --- the queue of runs ------------------------------------------------------------------
+
+    def insert_run(self, run: dict[str, Any]) -> None:
+        """Accept a run; durable once the call (or its transaction) returns."""
+        raise NotImplementedError
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def find_runs(self, prefix: str) -> list[dict[str, Any]]:
+        """At most two runs whose id starts with ``prefix`` (users type a unique prefix)."""
+        raise NotImplementedError
+
+    def run_extras(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Priority, attempt and progress of those runs the store still holds, by run id."""
+        raise NotImplementedError
+
+    def active_run_of_job(self, job_name: str) -> dict[str, Any] | None:
+        """The pending or running run of a named job (never an ad-hoc run with its label)."""
+        raise NotImplementedError
+
+    def runs_with_status(self, *statuses: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Running runs first, then by priority, due time and arrival."""
+        raise NotImplementedError
+
+    def recent_finished(self, limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` most recently created finished runs, newest first."""
+        raise NotImplementedError
+
+    def count_pending(self) -> int:
+        raise NotImplementedError
+
+    def next_due_at(self, *, retries_only: bool = False) -> float | None:
+        """When the next pending run (or only a retry of a started one) may start."""
+        raise NotImplementedError
+
+    def claim_next(
+        self,
+        now: float,
+        owner_pid: int,
+        host: str,
+        *,
+        foreground_run_id: str | None = None,
+        first_attempt_only: bool = False,
+    ) -> dict[str, Any] | None:
+        """Take the next due run (priority, then due time, then arrival) and mark it running.
+
+        Atomic: no two drainers ever take the same run. While the queue is paused nothing is
+        taken but ``foreground_run_id`` (the run a foreground ``run-job`` waits for), which
+        may also start while it is not first. ``first_attempt_only``: None if the next run is
+        a retry (whose last attempt's details the claim clears, so that ``unclaim`` could not
+        give them back).
+        """
+        raise NotImplementedError
+
+    def unclaim(self, run_id: str, owner_pid: int) -> None:
+        """Put a first attempt claimed by ``owner_pid`` but never started back as it was."""
+        raise NotImplementedError
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        raise NotImplementedError
+
+    def end_if_pending(self, run_id: str, status: str, error: str | None, now: float) -> bool:
+        """A pending run ends with ``status`` without another attempt; False if it had
+        already started again or finished."""
+        raise NotImplementedError
+
+    def request_stop(self, run_id: str) -> bool:
+        """Flag a running run; its runner notices within a second and stops it."""
+        raise NotImplementedError
+
+    def set_progress(self, run_id: str, percent: float | None, message: str | None) -> bool:
+        """Record progress of a running run; False when it is not running."""
+        raise NotImplementedError
+
+    def delete_finished_before(self, cutoff: float) -> int:
+        """Forget finished runs that ended before ``cutoff``; pending and running ones stay."""
+        raise NotImplementedError
+
+    # --- per job --------------------------------------------------------------------------
+
+    def job_states(self) -> dict[str, dict[str, Any]]:
+        """Per job: its state's fields (if it has run) and ``next_run`` (if planned)."""
+        raise NotImplementedError
+
+    def job_state(self, job_name: str) -> dict[str, Any] | None:
+        """last_run, last_status, error_count and notified of a job that has run."""
+        raise NotImplementedError
+
+    def save_job_state(self, state: dict[str, Any]) -> None:
+        """Within the caller's transaction if one is open, else in one of its own."""
+        raise NotImplementedError
+
+    def set_next_runs(self, next_runs: dict[str, str | None]) -> None:
+        """Remember each job's planned next run, for ``list``, ``next`` and catch-up."""
+        raise NotImplementedError
+
+    def set_next_run(self, job_name: str, next_run: str | None) -> None:
+        """``set_next_runs`` for one job, meant for the caller's transaction (with its run)."""
+        raise NotImplementedError
+
+    # --- flags ------------------------------------------------------------------------------
+
+    def is_paused(self) -> bool:
+        raise NotImplementedError
+
+    def set_paused(self, paused: bool) -> None:
+        raise NotImplementedError
+
+
+def open_store(layout: LogLayout, *, durable: bool = False) -> Store:
+    """The store of a log dir. ``durable``: every commit survives power loss (``queue add``)."""
+    from batch_runner.state.sqlite.store import SqliteStore
+
+    return SqliteStore(layout.database, durable=durable)
+
+
+def open_existing_store(layout: LogLayout) -> Store | None:
+    """The store of a log dir that has one; None where nothing was ever stored (opening it
+    would create an empty database wherever a stray path points)."""
+    import os
+
+    return open_store(layout) if os.path.exists(layout.database) else None
