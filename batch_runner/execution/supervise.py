@@ -33,6 +33,10 @@ log = get_logger("batch_runner")
 READ_SIZE = 64 * 1024
 # After the main process exits: how long the pipes may stay quiet before we stop waiting for EOF.
 POST_EXIT_QUIET = 0.1
+# After the main process exits, how long a member of the run's group may take to leave it on
+# purpose (``setsid daemon &``: forked, not detached yet) before the group is ended as left over.
+DETACH_GRACE = 0.25
+_DETACH_POLL = 0.01
 # After the run's processes are gone: the longest we go on reading what is left in the pipes.
 FINAL_DRAIN = 1.0
 # How long to wait for a SIGKILLed child to be reapable before giving up on its exit status.
@@ -94,9 +98,24 @@ class Attempt:
         returncode = self._reap()
         self.last_data = time.monotonic()  # the quiet window starts at the exit
         self._drain(self.deadline, cancellable=True)
-        if self.pipes or procs.group_alive(self.proc.pid):
+        if self.pipes or self._group_stays():
             self._end_processes()
         return None, returncode
+
+    def _group_stays(self) -> bool:
+        """Whether members stay in the run's group once its main process has exited.
+
+        A daemon started on purpose outlives a successful run, but ``setsid`` takes effect only
+        once the forked child runs it: without a moment's grace a busy machine would end the
+        daemon as a left-over member. A background job that stays in the group is ended
+        ``DETACH_GRACE`` later, as before.
+        """
+        deadline = time.monotonic() + DETACH_GRACE
+        while procs.group_alive(self.proc.pid):
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(_DETACH_POLL)
+        return False
 
     def _wait_for_exit(self) -> str | None:
         while not self.exited:
