@@ -12,9 +12,9 @@ pipes are read on until EOF, but a background process may hold them open
 (``bash -c 'sleep 1000 & echo hi'``), so reading stops once they stay quiet for
 ``POST_EXIT_QUIET`` seconds (or at the deadline), and whatever is still in the group
 ``DETACH_GRACE`` seconds later is terminated like a timed-out run: a run leaves nothing
-behind in its group. A descendant that left the session and closed the pipes (``setsid daemon >log 2>&1 &``) was started on purpose
-and outlives a successful run; after a timeout, stop or interrupt it is found by its
-``BATCH_RUN_ID`` and ended too (see ``procs``).
+behind in its group. A descendant that left the session and closed the pipes
+(``setsid daemon >log 2>&1 &``) was started on purpose and outlives a successful run; after
+a timeout, stop or interrupt it is found by its ``BATCH_RUN_ID`` and ended too (see ``procs``).
 """
 
 from __future__ import annotations
