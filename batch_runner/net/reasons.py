@@ -43,7 +43,8 @@ def network_reason(exc: BaseException, host: str, port: int | None, timeout: flo
     if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected):
         return f"connection closed by {target} before a complete response"
     if isinstance(exc, http.client.InvalidURL):  # raised before connecting, e.g. a bad port
-        return f"invalid URL: {exc}"
+        # Not its message: it quotes the URL, path and query (and credentials) included.
+        return f"invalid URL for {host}: a bad port, or a space or control character in it"
     if isinstance(exc, http.client.HTTPException):
         return f"bad HTTP response from {target}: {type(exc).__name__}"
     if isinstance(exc, OSError):

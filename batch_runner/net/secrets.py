@@ -31,7 +31,7 @@ _TWINS = {"cookie": ("set-cookie",), "authorization": ("proxy-authorization",)}
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 # Shorter values would blank out ordinary words of a response. A part of a value ("dark" of
 # "sid=...; theme=dark") must be longer to count: secrets are long, words are short.
-_MIN_SECRET = 4
+_MIN_SECRET = 3
 _MIN_FRAGMENT = 8
 _FRAGMENT_SPLIT = re.compile(r"[\s;,]+")
 

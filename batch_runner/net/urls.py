@@ -37,6 +37,10 @@ def endpoint(url: str) -> tuple[str, int | None]:
 
     try:
         parts = urlsplit(url)
-        return parts.hostname or "?", parts.port or DEFAULT_PORTS.get(parts.scheme)
+        host = parts.hostname or "?"
     except ValueError:
         return "?", None
+    try:
+        return host, parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:  # a port that is not a number, or out of range
+        return host, None

@@ -2,9 +2,10 @@
 
 One module per notifier kind (``command``, ``webhook``, ``email``), ``notice`` for what a notice
 says, ``deliver`` for sending one through every notifier, ``heartbeat`` for ``ping_url``.
-Nothing here is imported on the hot path unless there is something to send: ``events`` imports
-these modules only when a run has a ``ping_url`` or a notice is due. What every outbound call
-shares (``${VAR}``, the secret policy, the wording of network errors) is ``batch_runner.net``.
+Nothing here is imported on the hot path unless there is something to send: ``runs.notices``
+imports these modules only when a run has a ``ping_url`` or a notice is due. What every
+outbound call shares (``${VAR}``, the secret policy, the wording of network errors) is
+``batch_runner.net``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""What every command works against: the validated config, the log dir layout, the store."""
+"""What every command works against: the validated config, the log dir layout, the store;
+and the ids runs are known by."""
 
 from __future__ import annotations
 
 import os
+import time
 
 from batch_runner.config.spec import ConfigSpec
 from batch_runner.state.layout import LogLayout
@@ -34,3 +36,8 @@ class RunnerContext:
     @property
     def root(self) -> str:
         return self.config.root
+
+
+def new_run_id(now: float) -> str:
+    """Sortable by creation time, unique without coordination, safe as a file name."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + os.urandom(3).hex()

@@ -93,8 +93,8 @@ def run_to_completion(
 
     Returns the run as it ended (still ``pending`` only if a signal cut the wait short).
     """
+    run = ctx.store.get_run(run_id)
     while True:
-        run = ctx.store.get_run(run_id)
         if run is None or run["status"] in FINISHED_STATUSES:
             return run or {}
         if interrupter and interrupter.stop_new:
@@ -104,7 +104,9 @@ def run_to_completion(
             drain_due(ctx, interrupter, until_run=run_id)
         finally:
             lock.release()
-        _sleep_until_due(ctx, run_id, interrupter)
+        run = ctx.store.get_run(run_id)
+        if run is not None and run["status"] == "pending" and _sleep_until_due(run, interrupter):
+            run = ctx.store.get_run(run_id)
 
 
 def acquire_interruptibly(lock: FileLock, interrupter: Interrupter | None) -> bool:
@@ -120,15 +122,14 @@ def acquire_interruptibly(lock: FileLock, interrupter: Interrupter | None) -> bo
         interrupter.in_blocking_wait = False
 
 
-def _sleep_until_due(ctx: RunnerContext, run_id: str, interrupter: Interrupter | None) -> None:
-    """A retry waiting out its backoff does not hold the executor: sleep with the lock released."""
-    run = ctx.store.get_run(run_id)
-    if run is None or run["status"] != "pending":
-        return
+def _sleep_until_due(run: dict[str, Any], interrupter: Interrupter | None) -> bool:
+    """A retry waiting out its backoff does not hold the executor: sleep with the lock released
+    (a second at most, then look again); False when it is due already."""
     delay = min(max(run["due_at"] - time.time(), 0.0), 1.0)
     if delay <= 0:
-        return
+        return False
     if interrupter is None:
         time.sleep(delay)
     else:
         interrupter.sleep(delay)
+    return True

@@ -12,8 +12,8 @@ import time
 from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
 from batch_runner.runs import notices
-from batch_runner.runs.context import RunnerContext
-from batch_runner.runs.finish import new_run_id, record_fields, update_job_state
+from batch_runner.runs.context import RunnerContext, new_run_id
+from batch_runner.runs.finish import record_fields, update_job_state
 from batch_runner.state.results import append_result
 from batch_runner.timefmt import iso
 

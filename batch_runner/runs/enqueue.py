@@ -6,9 +6,7 @@ import os
 import time
 
 from batch_runner.config.spec import JobSpec
-from batch_runner.runs.context import RunnerContext
-from batch_runner.runs.endings import record_skip
-from batch_runner.runs.finish import new_run_id
+from batch_runner.runs.context import RunnerContext, new_run_id
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -53,6 +51,8 @@ def enqueue_job(
         active = ctx.store.active_run_of_job(job.name)
         if active is None or _runner_is_gone(ctx, active):
             return _insert(ctx, job, trigger, now, due_at, scheduled_for)
+    from batch_runner.runs.endings import record_skip  # only when a run is turned away
+
     reason = f"job {job.name!r} is already {active['status']} (run {active['run_id']})"
     record_skip(
         ctx, job.name, trigger, reason, max_attempts=job.max_attempts, scheduled_for=scheduled_for

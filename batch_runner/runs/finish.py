@@ -7,8 +7,6 @@ record has the same shape.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 
 from batch_runner.errors import StorageError
@@ -28,11 +26,6 @@ log = get_logger("batch_runner")
 
 FAILED_STATUSES = ("error", "timeout")
 BACKOFF_CAP_SECONDS = 3600.0
-
-
-def new_run_id(now: float) -> str:
-    """Sortable by creation time, unique without coordination, safe as a file name."""
-    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + os.urandom(3).hex()
 
 
 def retry_delay(spec: dict[str, Any], attempt: int) -> float:

@@ -1,7 +1,7 @@
 """The ad-hoc queue's operations (SPEC 10): add, find, remove, stop, pause.
 
 Ad-hoc runs and runs of named jobs share one table and one executor; this module only adds
-the operations users call by hand. Draining is ``runner.drain_due`` for every kind of run.
+the operations users call by hand. Draining is ``drain.drain_due`` for every kind of run.
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 import time
 
 from batch_runner.errors import NotFound, OperationFailed, UsageError
-from batch_runner.runs.context import RunnerContext
-from batch_runner.runs.endings import end_waiting_run
-from batch_runner.runs.finish import new_run_id
+from batch_runner.runs.context import RunnerContext, new_run_id
 from batch_runner.state.wakeup import poke
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -91,6 +89,8 @@ def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
         raise OperationFailed(
             f"run {run['run_id']} is running; use `batch_runner stop {run['run_id']}` to stop it"
         )
+    from batch_runner.runs.endings import end_waiting_run
+
     status = (
         end_waiting_run(ctx, run, "canceled: removed from the queue")
         if (run["status"] == "pending")
@@ -103,6 +103,7 @@ def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
 
 def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
     """Ask the running attempt of a run (by id) or of a job (by name) to stop."""
+    from batch_runner.runs.endings import end_waiting_run
     from batch_runner.runs.recovery import reap_if_free
 
     try:
