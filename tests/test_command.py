@@ -6,12 +6,15 @@ import shlex
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batch_runner.execution.command import (
     SHELL,
     build_argv,
     build_child_env,
     needs_shell,
+    split_words,
 )
 
 PLAIN = [
@@ -131,3 +134,17 @@ def test_child_env_layers_runner_job_and_run_variables() -> None:
         "PYTHONUNBUFFERED": "1",
     }
     assert base["BATCH_RUN_ID"] == "outer"  # the runner's environment is not touched
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list(" \t\x0b\x0c\x1c\xa0\u2003ab-#=/'\"\\\n")), max_size=12)
+)
+def test_split_words_is_shlex_split(command: str) -> None:
+    try:
+        expected = shlex.split(command)
+    except ValueError:
+        with pytest.raises(ValueError):
+            split_words(command)
+        return
+    assert split_words(command) == expected

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -78,7 +77,7 @@ def needs_shell(command: str) -> bool:
     if _has_special_chars(command):
         return True
     try:
-        words = shlex.split(command)
+        words = split_words(command)
     except ValueError:
         return True  # unbalanced quotes: let sh report the syntax error in its own words
     return bool(words) and words[0] in _SHELL_ONLY_WORDS
@@ -116,10 +115,25 @@ def build_argv(command: str | list[str], shell: bool | Literal["auto"] = "auto")
 
 @lru_cache(maxsize=1024)
 def _string_argv(command: str, shell: bool | Literal["auto"]) -> tuple[str, ...]:
-    # Cached: a queue drains the same few commands over and over, each read by shlex twice.
+    # Cached: a queue drains the same few commands over and over, each split twice.
     if shell is True or (shell == "auto" and needs_shell(command)):
         return (SHELL, "-c", command)
-    return tuple(shlex.split(command))
+    return tuple(split_words(command))
+
+
+# Without these, and with no control character, ``shlex.split`` splits on blanks alone.
+_QUOTING = frozenset("'\"\\")
+
+
+def split_words(command: str) -> list[str]:
+    """``shlex.split(command)``. Most commands hold no quote and no escape: for them a split on
+    blanks gives the same words and spares run-job the import of shlex."""
+    plain = command.isascii() and command.replace("\t", " ").isprintable()
+    if plain and _QUOTING.isdisjoint(command):
+        return command.split()
+    import shlex
+
+    return shlex.split(command)
 
 
 def build_child_env(

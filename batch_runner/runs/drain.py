@@ -12,7 +12,6 @@ import time
 from batch_runner.runs.context import RunnerContext
 from batch_runner.runs.execute import Observer, execute_run
 from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
-from batch_runner.runs.recovery import reap_orphans
 from batch_runner.state.locks import FileLock
 from batch_runner.state.store import FINISHED_STATUSES
 
@@ -32,7 +31,7 @@ def drain_due(
 
     While the queue is paused only ``until_run`` (a foreground ``run-job``) may start.
     """
-    reap_orphans(ctx, ctx.config.settings.kill_grace)
+    _reap_orphans(ctx)
     claim = _Claimer(ctx, interrupter, until_run)
     run = claim()
     while run is not None:
@@ -81,7 +80,7 @@ def drain_one(ctx: RunnerContext, interrupter: Interrupter | None) -> str | None
 
     The caller holds the executor lock.
     """
-    reap_orphans(ctx, ctx.config.settings.kill_grace)
+    _reap_orphans(ctx)
     run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host)
     return None if run is None else execute_run(ctx, run, interrupter)[0]
 
@@ -133,3 +132,12 @@ def _sleep_until_due(run: dict[str, Any], interrupter: Interrupter | None) -> bo
     else:
         interrupter.sleep(delay)
     return True
+
+
+def _reap_orphans(ctx: RunnerContext) -> None:
+    """Before a claim: runs left ``running`` by a dead runner (the caller holds the lock)."""
+    running = ctx.store.runs_with_status("running")
+    if running:  # rare: recovery's code is loaded only then, off run-job's usual path
+        from batch_runner.runs.recovery import reap_orphans
+
+        reap_orphans(ctx, ctx.config.settings.kill_grace, running)

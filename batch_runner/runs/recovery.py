@@ -13,16 +13,25 @@ from batch_runner.runs.finish import finish_attempt
 from batch_runner.state.locks import FileLock
 from batch_runner.timefmt import day_stamp
 
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 log = get_logger("batch_runner")
 
 
-def reap_orphans(ctx: RunnerContext, kill_grace: float) -> int:
+def reap_orphans(
+    ctx: RunnerContext, kill_grace: float, orphans: list[dict[str, Any]] | None = None
+) -> int:
     """Mark every ``running`` run ``interrupted`` and kill what is left of its processes.
 
     Only called while holding the executor lock: the runner of a live run holds that lock for
-    the whole attempt, so any run still ``running`` now has lost its runner.
+    the whole attempt, so any run still ``running`` now has lost its runner. ``orphans``:
+    those runs, when the caller has just read them.
     """
-    orphans = ctx.store.runs_with_status("running")
+    if orphans is None:
+        orphans = ctx.store.runs_with_status("running")
     for run in orphans:
         if run["pgid"] is None and run["started_at"]:
             # Its runner died before it reported the run (see executor.STARTED_REPORT_DELAY).
