@@ -160,3 +160,25 @@ def test_a_since_beyond_the_calendar_in_local_time_is_a_usage_error(project: Pat
         project, "history", "--since", "9999-12-31T23:59:59", env={"TZ": "America/New_York"}
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_torn_last_line_never_swallows_the_next_record(project: Path) -> None:
+    """Issue 16.3: half a line left at the end of the day's file (``printf`` of a fragment)."""
+    write_config(project, [job("a", "true")])
+    day = datetime.now().strftime("%Y%m%d")
+    folder = project / "logs" / "batch"
+    folder.mkdir(parents=True)
+    results = folder / f"batch_{day}.jsonl"
+    results.write_bytes(b'{"job_name": "x", "start_ti')
+    ran = run_cli(project, "run-job", "a")
+    assert ran.returncode == 0, ran.stderr
+    lines = results.read_bytes().split(b"\n")
+    assert lines[0] == b'{"job_name": "x", "start_ti'  # ended, left as it was
+    assert json.loads(lines[1])["job_name"] == "a"
+    shown = run_cli(project, "history", "--json")
+    assert [r["job_name"] for r in json.loads(shown.stdout)] == ["a"]
+    assert f"skipped line 1 of {results}: not a whole JSON record" in shown.stderr
+    again = run_cli(project, "run-job", "a")  # a file that ends whole gets no empty line
+    assert again.returncode == 0
+    assert results.read_bytes().count(b"\n") == 3
+    assert len(_history(project)) == 2

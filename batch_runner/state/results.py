@@ -8,6 +8,7 @@ import os
 
 from batch_runner.errors import StorageError
 from batch_runner.files import write_all
+from batch_runner.logs import get_logger
 from batch_runner.state.layout import LogLayout
 from batch_runner.timefmt import day_stamp, parse_iso
 
@@ -16,6 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
+
+log = get_logger("batch_runner")
 
 RECORD_FIELDS = (
     "job_name",
@@ -42,7 +45,9 @@ def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) 
     """Append ``record`` as one line to the results file of the day ``started_at`` falls on.
 
     The line goes out in one write under an flock, so concurrent writers never interleave and a
-    reader never sees half a line from a live writer.
+    reader never sees half a line from a live writer. A file left ending in half a line (a
+    writer killed mid-write on another system, a hand edit) gets its line ended first, so the
+    fragment cannot swallow this record.
     """
     path = layout.results_file(day_stamp(started_at))
     line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
@@ -59,7 +64,7 @@ def append_result(layout: LogLayout, record: dict[str, Any], started_at: float) 
 
 
 def _open_for_append(directory: str, path: str) -> int:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT  # read: the last byte, for a torn line
     try:
         return os.open(path, flags, 0o600)
     except FileNotFoundError:  # the first line ever, or the folder was removed
@@ -69,6 +74,8 @@ def _open_for_append(directory: str, path: str) -> int:
 
 def _append_whole(fd: int, line: bytes, path: str) -> None:
     start = os.lseek(fd, 0, os.SEEK_END)  # under the flock, no one else appends meanwhile
+    if start and os.pread(fd, 1, start - 1) != b"\n":
+        line = b"\n" + line
     try:
         write_all(fd, line)
     except OSError as exc:
@@ -116,6 +123,8 @@ def iter_results_newest_first(
         for order, line in enumerate(reversed(lines)):
             record = _parse_line(line)
             if record is None:
+                if line.strip():
+                    _warn_damaged(path, len(lines) - order)
                 continue
             ended = _time_of(record, "end_time")
             # A run canceled before it started has no start: it sorts by when it was canceled.
@@ -127,6 +136,12 @@ def iter_results_newest_first(
                 heapq.heappush(waiting, (-started, order, record))
         while waiting:
             yield heapq.heappop(waiting)[2]
+
+
+def _warn_damaged(path: str, number: int) -> None:
+    log.warning(
+        "skipped line %d of %s: not a whole JSON record (a torn or damaged line)", number, path
+    )
 
 
 def _parse_line(line: bytes) -> dict[str, Any] | None:
