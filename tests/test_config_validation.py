@@ -156,6 +156,14 @@ CASES = [
     ("bad name chars", config(job(name="a b")), "jobs[0].name", '"a b" is not a valid job name'),
     ("name too long", config(job(name="x" * 65)), "jobs[0].name", "1 to 64"),
     ("name empty", config(job(name="")), "jobs[0].name", "is not a valid job name"),
+    (
+        "name like an option",
+        config(job(name="--help")),
+        "jobs[0].name",
+        '"--help" is not a valid job name: it must not start with "-", which run-job would take '
+        'for an option (did you mean "help"?)',
+    ),
+    ("name only dashes", config(job(name="--")), "jobs[0].name", "is not a valid job name"),
     ("name number", config(job(name=5)), "jobs[0].name", "found 5; expected a string"),
     ("name missing", config(job(name=...)), "jobs[0].name", 'required key "name" is missing'),
     (

@@ -42,13 +42,24 @@ from batch_runner.config.words import did_you_mean, show
 from batch_runner.net.urls import HTTP_METHODS
 from batch_runner.state.store import FINISHED_STATUSES
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Not "-" first: cron lines and systemd units pass the name to run-job, which would take it
+# for an option.
+_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}")
 _NAME_RE = f"^{_NAME.pattern}$"  # for the JSON Schema; Python's "$" would allow a final newline
 
 
 def _check_name(value: str) -> str:
+    stripped = value.lstrip("-")
+    if stripped != value and _NAME.fullmatch(stripped):
+        fail(
+            f'{show(value)} is not a valid job name: it must not start with "-", which run-job '
+            f'would take for an option (did you mean "{stripped}"?)'
+        )
     if not _NAME.fullmatch(value):
-        fail(f'{show(value)} is not a valid job name; use 1 to 64 letters, digits, "_", "." or "-"')
+        fail(
+            f'{show(value)} is not a valid job name; use 1 to 64 letters, digits, "_", "." '
+            'or "-" (not first)'
+        )
     return value
 
 
