@@ -530,3 +530,14 @@ def test_the_printed_line_runs_the_job_from_slash_with_crons_environment(
     assert marker.read_text().strip() == str(project)  # the job ran in the root
     cron_log = (log_dir / "cron.log").read_text()
     assert "hello: success" in cron_log
+
+
+def test_a_config_path_with_a_line_break_injects_nothing_into_a_crontab() -> None:
+    """Issue 16.9: the header comment named the path as it was, line break and all."""
+    evil = "/srv/x\n* * * * * id > /tmp/pwned\n#/batch_config.json"
+    config = config_of(spec("a"))._replace(path=evil)
+    with pytest.raises(CronError, match="line break"):
+        crontab_all(config, "/usr/bin/python3", UTC, datetime(2026, 1, 1, tzinfo=UTC))
+    empty = config_of()._replace(path=evil)  # no job line would catch it: only the header
+    with pytest.raises(CronError, match="line break"):
+        crontab_all(empty, "/usr/bin/python3", UTC, datetime(2026, 1, 1, tzinfo=UTC))

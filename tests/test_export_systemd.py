@@ -348,3 +348,12 @@ def test_systemd_timer_of_an_unknown_job_exits_3(
     write_config(project, [job("a", "true")])
     assert cli("systemd", "--timer", "nope") == 3
     assert "no job named 'nope'" in capsys.readouterr().err
+
+
+def test_a_config_path_with_a_line_break_injects_nothing_into_a_unit() -> None:
+    """Issue 16.9: the first comment of each unit named the path as it was."""
+    config = config_of(spec("a"))._replace(path="/srv/x\nExecStartPre=/bin/id\n#/c.json")
+    with pytest.raises(systemd.UnitError, match="line break"):
+        service_unit(config, "/usr/bin/python3")
+    with pytest.raises(systemd.UnitError, match="line break"):
+        timer_bundle(config.jobs[0], config, "/usr/bin/python3")

@@ -45,9 +45,14 @@ def unit_name(job: JobSpec | None = None) -> str:
 
 def _value(text: str) -> str:
     """A plain value (Description=, WorkingDirectory=): only specifiers need escaping."""
+    return _one_line(text).replace("%", "%%")
+
+
+def _one_line(text: str) -> str:
+    """``text`` as it is; UnitError if it would break out of its line (a comment's too)."""
     if "\n" in text or "\r" in text:
         raise UnitError(f"{text!r} contains a line break, which a unit file cannot hold.")
-    return text.replace("%", "%%")
+    return text
 
 
 def _exec_word(word: str) -> str:
@@ -74,7 +79,7 @@ def service_unit(config: ConfigSpec, python: str, user: str | None = None) -> st
     """``batch-runner.service``: the scheduler, supervised and restarted by systemd."""
     stop = _seconds(config.settings.shutdown_grace + config.settings.kill_grace) + STOP_MARGIN_SEC
     lines = [
-        f"# {unit_name()}.service: the batch_runner scheduler for {config.path}",
+        f"# {unit_name()}.service: the batch_runner scheduler for {_one_line(config.path)}",
         f"# Save as {UNIT_DIR}/{unit_name()}.service, then:",
         f"#   systemctl daemon-reload && systemctl enable --now {unit_name()}.service",
         "",
@@ -220,7 +225,7 @@ def timer_bundle(job: JobSpec, config: ConfigSpec, python: str, user: str | None
     name = unit_name(job)
     return "\n".join(
         [
-            f"# batch_runner job {job.name} from {config.path} as a systemd timer.",
+            f"# batch_runner job {job.name} from {_one_line(config.path)} as a systemd timer.",
             f"# Write the two files below to {UNIT_DIR}/, then:",
             f"#   systemctl daemon-reload && systemctl enable --now {name}.timer",
             "# A running `batch_runner scheduler` runs this job too: disable the job there, or it",
