@@ -91,7 +91,7 @@ def finish_attempt(
     if unjournaled is not None:
         claim_next = None  # the error is raised below: a run claimed now would not start
     try:
-        state, claimed = _record_end_or_alone(ctx, run, fields, retry, outcome, claim_next)
+        state, claimed = _record_end(ctx, run, fields, retry, outcome, claim_next)
     except StorageError:
         if unjournaled is not None:
             raise unjournaled from None  # the first failure says what is wrong (the disk)
@@ -144,23 +144,6 @@ def _ended_fields(run: dict[str, Any], outcome: AttemptOutcome) -> tuple[dict[st
     return fields, retry
 
 
-def _record_end_or_alone(
-    ctx: RunnerContext,
-    run: dict[str, Any],
-    fields: dict[str, Any],
-    retry: bool,
-    outcome: AttemptOutcome,
-    claim_next: Callable[[], dict[str, Any] | None] | None,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    try:
-        return _record_end(ctx, run, fields, retry, outcome, claim_next)
-    except Exception:
-        if claim_next is None:
-            raise
-        # Whatever failed (the claim, the state), this run's end is written on its own.
-        return _record_end(ctx, run, fields, retry, outcome, None)
-
-
 def _record_end(
     ctx: RunnerContext,
     run: dict[str, Any],
@@ -169,13 +152,22 @@ def _record_end(
     outcome: AttemptOutcome,
     claim_next: Callable[[], dict[str, Any] | None] | None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """One transaction: the run's row, its job's state, the next claim; (state, claimed)."""
-    with ctx.store.transaction():
-        ctx.store.update_run(run["run_id"], **fields)
-        state = None
-        if not retry and run["kind"] == "job":
-            state = update_job_state(ctx, run["job_name"], outcome.status, outcome.started_at)
-        return state, claim_next() if claim_next is not None else None
+    """One transaction: the run's row, its job's state, the next claim; (state, claimed).
+
+    Whatever fails with a claim in it (the claim, the state), this run's end is written again
+    on its own.
+    """
+    try:
+        with ctx.store.transaction():
+            ctx.store.update_run(run["run_id"], **fields)
+            state = None
+            if not retry and run["kind"] == "job":
+                state = update_job_state(ctx, run["job_name"], outcome.status, outcome.started_at)
+            return state, claim_next() if claim_next is not None else None
+    except Exception:
+        if claim_next is None:
+            raise
+        return _record_end(ctx, run, fields, retry, outcome, None)
 
 
 def update_job_state(

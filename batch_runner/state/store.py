@@ -10,6 +10,8 @@ seconds. A plain class rather than ``typing.Protocol``: the hot CLI paths do not
 
 from __future__ import annotations
 
+import os
+
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -153,6 +155,4 @@ def open_store(layout: LogLayout, *, durable: bool = False) -> Store:
 def open_existing_store(layout: LogLayout) -> Store | None:
     """The store of a log dir that has one; None where nothing was ever stored (opening it
     would create an empty database wherever a stray path points)."""
-    import os
-
     return open_store(layout) if os.path.exists(layout.database) else None
