@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import time
+
+from batch_runner.valuetype import Record
 
 
 class ScheduleError(ValueError):
@@ -13,18 +14,17 @@ class ScheduleError(ValueError):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class IntervalSchedule:
+# Records, not dataclasses: ``list`` and ``next`` parse every schedule, and importing
+# dataclasses (with inspect, ast, tokenize) cost them more than a millisecond.
+class IntervalSchedule(Record):
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class DailySchedule:
+class DailySchedule(Record):
     at: time
 
 
-@dataclass(frozen=True, slots=True)
-class WeeklySchedule:
+class WeeklySchedule(Record):
     days: frozenset[int]  # Python weekday numbers, Monday = 0 ... Sunday = 6
     at: time
 
