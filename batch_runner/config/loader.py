@@ -23,6 +23,7 @@ from batch_runner.errors import ConfigError
 from batch_runner.logs import get_logger
 from batch_runner.paths import DEFAULT_LOG_DIR, resolve_under_root
 from batch_runner.state.layout import LogLayout
+from batch_runner.state.ownership import check_log_dir
 from batch_runner.valuetype import Record
 from batch_runner.version import __version__
 
@@ -51,6 +52,9 @@ def load_config(config_path: StrPath, root: StrPath) -> ConfigSpec:
     """The validated config, from the snapshot when the file has not changed since."""
     source = read_source(config_path)
     root = os.path.abspath(root)
+    # Before the snapshot is trusted: another account that can write the log dir could have
+    # put its own commands in it.
+    check_log_dir(_log_dir(source.document.get("settings"), root))
     cached = _cached(source, root)
     if cached is not None:
         return cached
@@ -59,7 +63,10 @@ def load_config(config_path: StrPath, root: StrPath) -> ConfigSpec:
 
 def validate_file(config_path: StrPath, root: StrPath) -> ConfigSpec:
     """The config after full validation, whatever the snapshot says; ConfigError if invalid."""
-    return _validate_and_cache(read_source(config_path), os.path.abspath(root))
+    source = read_source(config_path)
+    root = os.path.abspath(root)
+    check_log_dir(_log_dir(source.document.get("settings"), root))
+    return _validate_and_cache(source, root)
 
 
 def read_source(config_path: StrPath) -> Source:
@@ -175,16 +182,17 @@ def _snapshot_key(source: Source, root: str) -> dict[str, Any]:
     }
 
 
-def _snapshot_path(log_dir: Any, root: str) -> str:
-    raw = log_dir if isinstance(log_dir, str) and log_dir else DEFAULT_LOG_DIR
-    return LogLayout(resolve_under_root(root, raw)).config_snapshot
+def _log_dir(settings: Any, root: str) -> str:
+    """The log dir the raw ``settings`` name (validation checks the value; this only finds it)."""
+    raw = settings.get("log_dir") if isinstance(settings, dict) else None
+    return resolve_under_root(root, raw if isinstance(raw, str) and raw else DEFAULT_LOG_DIR)
 
 
 def _cached(source: Source, root: str) -> ConfigSpec | None:
-    settings = source.document.get("settings")
-    log_dir = settings.get("log_dir") if isinstance(settings, dict) else None
+    path = LogLayout(_log_dir(source.document.get("settings"), root)).config_snapshot
     try:
-        with open(_snapshot_path(log_dir, root), "rb") as file:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(fd, "rb") as file:
             snapshot = json.loads(file.read())
     except (OSError, ValueError):
         return None
@@ -208,7 +216,7 @@ def _validate_and_cache(source: Source, root: str) -> ConfigSpec:
 def _store_snapshot(source: Source, root: str, normalized: dict[str, Any]) -> None:
     from batch_runner.files import write_atomic
 
-    path = _snapshot_path(normalized["settings"]["log_dir"], root)
+    path = LogLayout(_log_dir(normalized["settings"], root)).config_snapshot
     payload = {**_snapshot_key(source, root), "config": normalized}
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)

@@ -98,7 +98,8 @@ class RunLog:
 
     def _open(self, path: str) -> int | None:
         # Job output often holds secrets: the run log is the owner's alone.
-        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        # Never through a symlink: the log dir is checked, this is the second line of defence.
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
                 return os.open(path, flags, 0o600)

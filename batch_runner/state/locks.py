@@ -7,9 +7,11 @@ to have lost its runner.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 
+from batch_runner.errors import StorageError
 from batch_runner.files import write_all
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -37,7 +39,15 @@ class FileLock:
         """Take the lock; with ``wait=False`` return False at once if another process has it."""
         if self._fd is not None:
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise StorageError(
+                f"{self.path} is a symlink, and batch_runner follows none in its log dir; "
+                f"remove it (`rm {self.path}`)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -72,8 +82,8 @@ class FileLock:
 def holder_pid(path: StrPath) -> int | None:
     """The pid holding the lock at ``path``, or None when nobody holds it."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # absent, or not a plain file (a symlink): no holder we could trust
         return None
     try:
         try:

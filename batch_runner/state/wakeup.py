@@ -36,7 +36,7 @@ def bind_listener(log_dir: Path | str) -> int | None:
                 return None  # something else took the name: pokes go unheard, runs still run
         # Read and write: with a writer of its own the pipe never reports end-of-file, so the
         # scheduler's select does not spin between pokes.
-        return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
 
@@ -53,7 +53,7 @@ def drain_pipe(fd: int) -> None:
 def poke(log_dir: Path | str) -> None:
     """Tell the scheduler of ``log_dir`` (if one runs) to look at the queue now."""
     try:
-        fd = os.open(fifo_path(log_dir), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(fifo_path(log_dir), os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return  # no pipe, or no scheduler reading it: the run waits for the next drainer
     try:

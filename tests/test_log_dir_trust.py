@@ -1,0 +1,177 @@
+"""Trust: whoever can write the log dir runs commands as the runner's user (issue 16.1).
+
+The reproduction: a mode-1777 ``logs/`` with the day's results file and the executor lock
+planted as symlinks to other files, and a run queued by another account. Every command now
+refuses such a log dir with one sentence naming the path and the fix (exit 78), the way sshd's
+StrictModes refuses a home others can write; files in it are opened without following symlinks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import job, run_cli, write_config
+
+from batch_runner.errors import EXIT_CONFIG
+from batch_runner.state.ownership import UnsafeLogDir, check_log_dir
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make files of others")
+NOBODY = 65534
+
+
+@pytest.fixture
+def proj(project: Path) -> Path:
+    write_config(project, [job("quick", "echo quick")])
+    assert run_cli(project, "run-job", "quick").returncode == 0  # logs/, state/, batch/, runs/
+    return project
+
+
+def refused(result: subprocess.CompletedProcess, path: Path | str, fix: str) -> None:
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert str(path) in result.stderr and fix in result.stderr, result.stderr
+    assert "can run commands as this user" in result.stderr
+
+
+@root_only
+def test_the_reproduced_attack_runs_nothing_and_writes_nowhere(proj: Path) -> None:
+    logs = proj / "logs"
+    victim, other = proj / "victim.txt", proj / "other.txt"
+    victim.write_text("untouched\n")
+    other.write_text("untouched too\n")
+    marker = proj / "ran-as-victim"
+    # What the other account left behind while logs/ was 1777: a queued command and symlinks.
+    added = run_cli(proj, "queue", "add", "--priority", "100", "--", "touch", str(marker))
+    assert added.returncode == 0, added.stderr
+    day = time.strftime("%Y%m%d")
+    results = logs / "batch" / f"batch_{day}.jsonl"
+    results.unlink(missing_ok=True)
+    results.symlink_to(victim)
+    lock = logs / "state" / "executor.lock"
+    lock.unlink()
+    lock.symlink_to(other)
+    logs.chmod(0o1777)
+
+    for argv in (("run-job", "quick"), ("queue", "worker"), ("queue", "list"), ("history",)):
+        refused(run_cli(proj, *argv), logs, f"chmod go-w {logs}")
+    assert not marker.exists()
+    assert victim.read_text() == "untouched\n" and other.read_text() == "untouched too\n"
+
+
+@root_only
+@pytest.mark.parametrize("folder", ["", "state", "batch", "runs"])
+def test_a_folder_of_the_log_dir_that_others_can_write_is_refused(proj: Path, folder: str) -> None:
+    path = proj / "logs" / folder if folder else proj / "logs"
+    path.chmod(0o777)
+    refused(run_cli(proj, "run-job", "quick"), path, f"chmod go-w {path}")
+
+
+@root_only
+def test_a_log_dir_of_another_account_is_refused(proj: Path) -> None:
+    state = proj / "logs" / "state"
+    os.chown(state, NOBODY, -1)
+    refused(run_cli(proj, "status"), state, f"chown root {state}")
+    assert "belongs to nobody" in run_cli(proj, "status").stderr
+
+
+@root_only
+def test_a_state_database_of_another_account_is_refused(proj: Path) -> None:
+    database = proj / "logs" / "state" / "batch_runner.sqlite3"
+    os.chown(database, NOBODY, -1)
+    refused(run_cli(proj, "queue", "list"), database, f"chown root {database}")
+
+
+@root_only
+def test_a_folder_symlinked_by_another_account_is_refused(proj: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    batch = proj / "logs" / "batch"
+    os.rename(batch, elsewhere / "batch")
+    batch.symlink_to(elsewhere / "batch")
+    os.lchown(batch, NOBODY, -1)
+    refused(run_cli(proj, "run-job", "quick"), batch, f"rm {batch}")
+
+
+def test_symlinks_of_our_own_to_private_folders_are_fine(proj: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    runs = proj / "logs" / "runs"
+    os.rename(runs, elsewhere / "runs")
+    runs.symlink_to(elsewhere / "runs")
+    result = run_cli(proj, "run-job", "quick")
+    assert result.returncode == 0, result.stderr
+
+
+@root_only
+def test_a_symlinked_folder_whose_target_sits_in_an_open_folder_is_refused(
+    proj: Path, tmp_path: Path
+) -> None:
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)  # others could rename the target away and put theirs instead
+    runs = proj / "logs" / "runs"
+    os.rename(runs, open_folder / "runs")
+    runs.symlink_to(open_folder / "runs")
+    refused(run_cli(proj, "run-job", "quick"), proj / "logs", f"chmod go-w {open_folder}")
+
+
+def test_a_folder_above_that_others_can_write_is_refused_unless_sticky(tmp_path: Path) -> None:
+    above = tmp_path / "shared"
+    log_dir = above / "project" / "logs"
+    log_dir.mkdir(parents=True)
+    above.chmod(0o777)
+    with pytest.raises(UnsafeLogDir, match=f"{above}, a folder above it, is writable by"):
+        check_log_dir(str(log_dir))
+    above.chmod(0o1777)  # like /tmp: others cannot rename what is not theirs
+    check_log_dir(str(log_dir))
+
+
+@root_only
+def test_group_write_is_fine_for_a_private_group_only(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    log_dir.chmod(0o770)
+    check_log_dir(str(log_dir))  # root's group has no other member: umask 002 is harmless
+    os.chown(log_dir, 0, 100)  # "users": a group others belong to
+    with pytest.raises(UnsafeLogDir, match="writable by its group"):
+        check_log_dir(str(log_dir))
+
+
+def test_a_log_dir_not_made_yet_is_fine(tmp_path: Path) -> None:
+    check_log_dir(str(tmp_path / "not" / "yet"))
+
+
+def test_a_planted_snapshot_symlink_is_not_followed(proj: Path, tmp_path: Path) -> None:
+    snapshot = proj / "logs" / "state" / "config_snapshot.json"
+    forged = json.loads(snapshot.read_text())
+    forged["config"]["jobs"][0]["command"] = "echo forged"
+    planted = tmp_path / "forged.json"
+    planted.write_text(json.dumps(forged))
+    snapshot.unlink()
+    snapshot.symlink_to(planted)
+    result = run_cli(proj, "run-job", "quick")
+    assert result.returncode == 0, result.stderr
+    assert "forged" not in (proj / "logs" / "runs").joinpath(_only_log(proj)).read_text()
+
+
+def test_a_planted_lock_symlink_is_not_written_through(proj: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.txt"
+    other.write_text("untouched\n")
+    lock = proj / "logs" / "state" / "executor.lock"
+    lock.unlink()
+    lock.symlink_to(other)
+    result = run_cli(proj, "run-job", "quick")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and f"`rm {lock}`" in result.stderr, result.stderr
+    assert other.read_text() == "untouched\n"
+
+
+def _only_log(proj: Path) -> str:
+    logs = sorted((proj / "logs" / "runs").rglob("*.log"), key=os.path.getmtime)
+    return str(logs[-1].relative_to(proj / "logs" / "runs"))
