@@ -83,8 +83,12 @@ def holder_pid(path: StrPath) -> int | None:
     """The pid holding the lock at ``path``, or None when nobody holds it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:  # absent, or not a plain file (a symlink): no holder we could trust
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink: no holder we could trust
+            return None
+        raise
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
