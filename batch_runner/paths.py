@@ -17,10 +17,28 @@ if TYPE_CHECKING:
     StrPath: TypeAlias = "str | os.PathLike[str]"
 
 
-def resolve_root(cli_root: str | None, environ: dict[str, str] | os._Environ[str]) -> str:
-    """``--root``, else ``$BATCH_RUNNER_ROOT``, else the current directory; always absolute."""
-    chosen = cli_root or environ.get("BATCH_RUNNER_ROOT") or os.getcwd()
-    return os.path.abspath(os.path.expanduser(chosen))
+def resolve_root(
+    cli_root: str | None,
+    environ: dict[str, str] | os._Environ[str],
+    cli_config: str | None = None,
+) -> str:
+    """``--root``, else ``$BATCH_RUNNER_ROOT``, else the project of a named config, else the
+    current directory; always absolute.
+
+    A named config (``-c`` or ``$BATCH_RUNNER_CONFIG``) brings its project with it, so
+    ``-c /srv/site/config/batch_config.json`` run from anywhere reaches the logs, the state
+    and the executor lock of the scheduler of that config, not a second world in the current
+    directory: the root is the folder holding the config's ``config/`` folder, or the config's
+    own folder when that is not named ``config``.
+    """
+    chosen = cli_root or environ.get("BATCH_RUNNER_ROOT")
+    if chosen:
+        return os.path.abspath(os.path.expanduser(chosen))
+    config = cli_config or environ.get("BATCH_RUNNER_CONFIG")
+    if config:
+        folder = os.path.dirname(os.path.abspath(os.path.expanduser(config)))
+        return os.path.dirname(folder) if os.path.basename(folder) == "config" else folder
+    return os.getcwd()
 
 
 def resolve_config_path(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def root_of(args: argparse.Namespace) -> str:
-    return resolve_root(getattr(args, "root", None), os.environ)
+    return resolve_root(getattr(args, "root", None), os.environ, getattr(args, "config", None))
 
 
 def config_path_of(args: argparse.Namespace) -> str:

@@ -1,0 +1,67 @@
+"""The first hour of a new user (issue 17): each case as they ran it, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, job, write_config
+
+
+def run_from(cwd: Path, *argv: str, **env: str) -> subprocess.CompletedProcess:
+    """The CLI run from ``cwd`` with neither ``$BATCH_RUNNER_ROOT`` nor a config in the env."""
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    environ.pop("BATCH_RUNNER_ROOT", None)
+    if "BATCH_RUNNER_CONFIG" not in env:
+        environ.pop("BATCH_RUNNER_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "batch_runner", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=environ,
+        cwd=cwd,
+    )
+
+
+# --- 1: -c from another folder reaches the config's own project ----------------------------
+
+
+@pytest.mark.parametrize("how", ["-c", "env"])
+def test_a_named_config_brings_its_project_from_anywhere(tmp_path: Path, how: str) -> None:
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    config = write_config(site, [job("quick", "echo quick")])
+    named = {"BATCH_RUNNER_CONFIG": str(config)} if how == "env" else {}
+    option = ["-c", str(config)] if how == "-c" else []
+
+    ran = run_from(elsewhere, *option, "run-job", "quick", **named)
+    assert ran.returncode == 0, ran.stderr
+    assert list((site / "logs" / "batch").glob("batch_*.jsonl")), "the run went elsewhere"
+    assert not (elsewhere / "logs").exists()
+    history = run_from(elsewhere, *option, "history", "--json", **named)
+    assert history.returncode == 0, history.stderr
+    assert [run["job_name"] for run in json.loads(history.stdout)] == ["quick"]
+
+
+def test_a_config_outside_a_config_folder_has_its_own_folder_as_root(tmp_path: Path) -> None:
+    site = tmp_path / "etc-batch"
+    site.mkdir()
+    config = site / "jobs.json"
+    config.write_text(json.dumps({"jobs": [job("quick", "echo quick")]}))
+    ran = run_from(tmp_path, "-c", str(config), "run-job", "quick")
+    assert ran.returncode == 0, ran.stderr
+    assert (site / "logs" / "state" / "batch_runner.sqlite3").exists()
+
+
+def test_root_still_wins_over_the_config_folder(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "site", [job("quick", "echo quick")])
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    ran = run_from(tmp_path, "-c", str(config), "--root", str(chosen), "run-job", "quick")
+    assert ran.returncode == 0, ran.stderr
+    assert (chosen / "logs" / "batch").is_dir() and not (tmp_path / "site" / "logs").exists()
