@@ -250,10 +250,8 @@ def test_all_names_every_job_it_cannot_convert() -> None:
         spec("ok", "daily", "02:00"),
         spec("odd", "interval", "7m"),
     )
-    with pytest.raises(CronError) as caught:
-        crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
-    assert "job 'report'" in str(caught.value) and "job 'odd'" in str(caught.value)
-    assert "'ok'" not in str(caught.value)
+    _, refusals = crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
+    assert [why.split(":")[0] for why in refusals] == ["job 'report'", "job 'odd'"]
 
 
 def test_python_is_absolute_and_keeps_the_venv_symlink(
@@ -289,9 +287,29 @@ def test_no_cron_tz_when_the_clock_is_the_systems(timezone: str | None) -> None:
     assert "CRON_TZ" not in text and len(text.splitlines()) == 1
 
 
-def test_intervals_need_no_cron_tz() -> None:
+def test_intervals_on_a_utc_system_need_no_cron_tz() -> None:
     config = config_of(spec("tick", "interval", "15m", timezone="Asia/Tokyo"))
     assert "CRON_TZ" not in cron.cron_entry(config.jobs[0], config, PYTHON, SYSTEM_TZ, NOW)
+
+
+@pytest.mark.parametrize("system", ["Europe/Berlin", "Australia/Lord_Howe", "America/Santiago"])
+def test_intervals_are_pinned_to_utc_where_the_system_clock_has_dst(system: str) -> None:
+    """Issue 17.14: `0 */4 * * *` on a local clock with DST has a 3 h and a 5 h step a year."""
+    config = config_of(spec("tick", "interval", "4h"), spec("nightly", "daily", "02:00"))
+    entry = cron.cron_entry(config.jobs[0], config, PYTHON, ZoneInfo(system), NOW)
+    assert entry.splitlines()[1:3] == ["CRON_TZ=UTC", entry.splitlines()[2]]
+    assert entry.splitlines()[2].startswith("0 */4 * * * ")
+    text, _ = crontab_all(config, PYTHON, ZoneInfo(system), NOW)
+    lines = text.splitlines()
+    utc = lines.index("CRON_TZ=UTC")
+    assert " run-job tick " in lines[utc + 1] + " "
+    nightly = next(
+        i
+        for i, line in enumerate(lines)
+        if line.endswith("run-job nightly >> /srv/batch/logs/cron.log 2>&1")
+    )
+    assert nightly < utc  # the daily job stays on the system's clock
+    assert lines[-2] == f"CRON_TZ={system}"  # and lines below the block get it back
 
 
 def test_zones_that_keep_one_clock_are_the_same() -> None:
@@ -313,7 +331,7 @@ def _crontab() -> tuple[ConfigSpec, str]:
         spec("tokyo", "daily", "08:00", timezone="Asia/Tokyo"),
         spec("tick", "interval", "5m"),
     )
-    return config, crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
+    return config, crontab_all(config, PYTHON, SYSTEM_TZ, NOW)[0]
 
 
 def test_all_has_a_header_saying_where_it_came_from_and_how_to_install() -> None:
@@ -366,18 +384,22 @@ def test_all_puts_zoned_jobs_last_so_cron_tz_moves_no_other_line() -> None:
 
 def test_all_without_zoned_jobs_sets_no_cron_tz() -> None:
     config = config_of(spec("a"), spec("b", "interval", "5m"))
-    assert "CRON_TZ" not in crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
+    assert "CRON_TZ" not in crontab_all(config, PYTHON, SYSTEM_TZ, NOW)[0]
 
 
-def test_all_refuses_the_whole_crontab_for_one_bad_job() -> None:
+def test_all_keeps_the_other_jobs_and_comments_out_the_one_cron_cannot_express() -> None:
     config = config_of(spec("ok"), spec("odd", "interval", "90m"))
-    with pytest.raises(CronError, match=r"^job 'odd': every 90 minutes"):
-        crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
+    text, refusals = crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
+    assert len(refusals) == 1 and refusals[0].startswith("job 'odd': every 90 minutes")
+    [comment] = [line for line in text.splitlines() if "'odd'" in line]
+    assert comment == f"# Left out, cron cannot run it as configured: {refusals[0]}"
+    assert [line for line in text.splitlines() if " run-job " in line and line[0] != "#"]
+    assert " run-job odd" not in text
 
 
 def test_all_with_no_enabled_job_is_still_a_valid_crontab() -> None:
     config = config_of(spec("off", enabled=False))
-    text = crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
+    text, _ = crontab_all(config, PYTHON, SYSTEM_TZ, NOW)
     assert all(line == "" or line.startswith("#") for line in text.splitlines())
 
 
@@ -423,11 +445,14 @@ def test_cron_refuses_with_exit_2_and_one_sentence(
     assert nearest in err
 
 
-def test_cron_all_refuses_with_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cron_all_with_a_bad_job_exits_2_with_it_commented_out(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_config(project, [job("ok", "true"), job("bad", "true", schedule_time="7h")])
     assert cli("cron", "--all") == 2
     out, err = capsys.readouterr()
-    assert out == "" and "job 'bad'" in err
+    assert "run-job ok " in out and "# Left out, cron cannot run it as configured: job 'bad'" in out
+    assert err.startswith("error: job 'bad': every 7 hours") and err.count("\n") == 1
 
 
 def test_cron_daily_seconds_exit_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -65,3 +65,26 @@ def test_root_still_wins_over_the_config_folder(tmp_path: Path) -> None:
     ran = run_from(tmp_path, "-c", str(config), "--root", str(chosen), "run-job", "quick")
     assert ran.returncode == 0, ran.stderr
     assert (chosen / "logs" / "batch").is_dir() and not (tmp_path / "site" / "logs").exists()
+
+
+# --- 3: cron --all with one job cron cannot express --------------------------------------
+
+
+def test_cron_all_prints_the_crontab_with_the_odd_job_as_a_comment_and_exits_2(
+    tmp_path: Path,
+) -> None:
+    jobs = [
+        job("nightly", "echo n", schedule_type="daily", schedule_time="02:00"),
+        job("odd", "echo o", schedule_time="90m"),
+        job("seconds", "echo s", schedule_type="daily", schedule_time="02:00:30"),
+    ]
+    write_config(tmp_path, jobs)
+    result = run_from(tmp_path, "cron", "--all")
+    assert result.returncode == 2, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("0 2 * * * ") and "run-job nightly" in line for line in lines)
+    left_out = [line for line in lines if line.startswith("# Left out")]
+    assert len(left_out) == 2 and "'odd'" in left_out[0] and "'seconds'" in left_out[1]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert [line.split(":")[1].strip() for line in errors] == ["job 'odd'", "job 'seconds'"]
+    assert all(len(line) < 400 for line in errors)

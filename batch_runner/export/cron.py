@@ -7,6 +7,7 @@ the Python is the one that has batch_runner installed.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -172,18 +173,31 @@ def cron_line(job: JobSpec, config: ConfigSpec, python: str) -> str:
 def cron_entry(
     job: JobSpec, config: ConfigSpec, python: str, system_tz: tzinfo, now: datetime
 ) -> str:
-    """``cron NAME``: the line, after a ``CRON_TZ=`` line if the job's zone is not the system's."""
+    """``cron NAME``: the line, after a ``CRON_TZ=`` line if it needs a zone of its own."""
     line = cron_line(job, config, python)
-    if not needs_cron_tz(job, system_tz, now):
+    zone = cron_zone(job, system_tz, now)
+    if zone is None:
         return line + "\n"
-    return f"{CRON_TZ_COMMENT}\nCRON_TZ={job.timezone}\n{line}\n"
+    return f"{CRON_TZ_COMMENT}\nCRON_TZ={zone}\n{line}\n"
 
 
-def needs_cron_tz(job: JobSpec, system_tz: tzinfo, now: datetime) -> bool:
-    """Whether the job's zone keeps a different clock from the system's over the coming year."""
-    if job.timezone is None or job.schedule_type == "interval":
-        return False  # intervals count elapsed time, whatever the zone
-    return not same_clock(resolve_tz(job.timezone), system_tz, now)
+def cron_zone(job: JobSpec, system_tz: tzinfo, now: datetime) -> str | None:
+    """The ``CRON_TZ`` the job's line needs, or None when the system's clock is the right one.
+
+    An interval counts elapsed time, so its line runs on UTC: on a local clock with daylight
+    saving, ``0 */4 * * *`` has one 3-hour and one 5-hour step a year. A daily or weekly job
+    runs on its own zone's clock when that differs from the system's over the coming year.
+    """
+    if job.schedule_type == "interval":
+        return None if _same_clock(UTC, system_tz, now) else "UTC"
+    if job.timezone is None:
+        return None
+    return None if _same_clock(resolve_tz(job.timezone), system_tz, now) else job.timezone
+
+
+@functools.lru_cache(maxsize=64)
+def _same_clock(a: tzinfo, b: tzinfo, start: datetime) -> bool:
+    return same_clock(a, b, start)  # a year of hours per zone: once, not once per job
 
 
 def same_clock(a: tzinfo, b: tzinfo, start: datetime) -> bool:
@@ -202,8 +216,11 @@ def same_clock(a: tzinfo, b: tzinfo, start: datetime) -> bool:
 # --- a whole crontab -----------------------------------------------------------------------
 
 
-def crontab_all(config: ConfigSpec, python: str, system_tz: tzinfo, now: datetime) -> str:
-    """``cron --all``: a header comment, then the lines of the enabled jobs.
+def crontab_all(
+    config: ConfigSpec, python: str, system_tz: tzinfo, now: datetime
+) -> tuple[str, list[str]]:
+    """``cron --all``: a header comment, then the lines of the enabled jobs; and the reasons
+    of the jobs cron cannot express, which stand in the crontab as comments.
 
     Jobs that need CRON_TZ come last, grouped by zone: CRON_TZ holds for every later line, so a
     job in the system's zone placed after one would silently move to that zone.
@@ -216,24 +233,22 @@ def crontab_all(config: ConfigSpec, python: str, system_tz: tzinfo, now: datetim
             line_of[job.name] = cron_line(job, config, python)
         except CronError as exc:
             refusals.append(str(exc))
-    if refusals:  # every job that cannot be converted, not the first only
-        raise CronError(" ".join(refusals))
     lines = [*_header(config, python, now), *_disabled_note(config)]
-    local = [job for job in enabled if not needs_cron_tz(job, system_tz, now)]
-    lines += [line_of[job.name] for job in local]
-    by_zone: dict[str, list[JobSpec]] = {}
-    for job in enabled:
-        if job not in local:
-            by_zone.setdefault(str(job.timezone), []).append(job)
-    for zone, jobs in by_zone.items():
-        lines += ["", CRON_TZ_COMMENT, f"CRON_TZ={zone}"]
-        lines += [line_of[job.name] for job in jobs]
+    lines += [f"# Left out, cron cannot run it as configured: {_one_line(why)}" for why in refusals]
+    zone_of = {job.name: cron_zone(job, system_tz, now) for job in enabled if job.name in line_of}
+    lines += [line_of[name] for name, zone in zone_of.items() if zone is None]
+    by_zone: dict[str, list[str]] = {}
+    for name, zone in zone_of.items():
+        if zone is not None:
+            by_zone.setdefault(zone, []).append(line_of[name])
+    for zone, zone_lines in by_zone.items():
+        lines += ["", CRON_TZ_COMMENT, f"CRON_TZ={zone}", *zone_lines]
     if by_zone:
         lines += ["", *_zone_reset(system_tz)]
     if not enabled:
         lines.append("# (no enabled jobs)")
     lines.append(f"# END batch_runner {_one_line(config.path)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", refusals
 
 
 def _zone_reset(system_tz: tzinfo) -> list[str]:

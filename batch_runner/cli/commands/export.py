@@ -9,7 +9,7 @@ from pathlib import Path
 
 from batch_runner.cli import app
 from batch_runner.config.spec import ConfigSpec, JobSpec
-from batch_runner.errors import UsageError
+from batch_runner.errors import EXIT_USAGE, UsageError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -43,9 +43,10 @@ def cmd_cron(args: argparse.Namespace) -> int:
     config = app.load(args)
     python = cron.python_executable()
     now, system_tz = datetime.now().astimezone(), resolve_tz(None)
+    refusals: list[str] = []
     try:
         if args.all:
-            text = cron.crontab_all(config, python, system_tz, now)
+            text, refusals = cron.crontab_all(config, python, system_tz, now)
         else:
             job = app.find_job(config, args.name)
             text = cron.cron_entry(job, config, python, system_tz, now)
@@ -56,7 +57,11 @@ def cmd_cron(args: argparse.Namespace) -> int:
     Path(config.settings.log_dir).mkdir(parents=True, exist_ok=True)
     _warn_if_not_startable(python, config.root)
     sys.stdout.write(text)
-    return 0
+    for why in refusals:
+        print(f"error: {why}", file=sys.stderr)
+    # Exit 2 with the crontab printed: `cron --all > f && crontab f` installs nothing until the
+    # user has decided what to do about the jobs left out.
+    return EXIT_USAGE if refusals else 0
 
 
 def cmd_systemd(args: argparse.Namespace) -> int:
