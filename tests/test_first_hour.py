@@ -88,3 +88,19 @@ def test_cron_all_prints_the_crontab_with_the_odd_job_as_a_comment_and_exits_2(
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert [line.split(":")[1].strip() for line in errors] == ["job 'odd'", "job 'seconds'"]
     assert all(len(line) < 400 for line in errors)
+
+
+# --- 8: a command notifier gets one JSON document per line --------------------------------
+
+
+def test_notices_appended_by_cat_stay_one_per_line(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        [job("quick", "true")],
+        settings={"notifiers": [{"type": "command", "command": "cat >> notices.jsonl"}]},
+    )
+    for _ in range(2):
+        result = run_from(tmp_path, "notify-test")
+        assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "notices.jsonl").read_text().splitlines()
+    assert [json.loads(line)["kind"] for line in lines] == ["test", "test"]

@@ -42,7 +42,8 @@ def send(notifier: Mapping[str, Any], notice: dict[str, Any], *, cwd: str) -> No
         except OSError as exc:
             raise NotifierError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
         try:
-            proc.communicate(json.dumps(notice).encode(), timeout=timeout)
+            # One JSON document per line: `cat >> notices.jsonl` keeps notices apart.
+            proc.communicate((json.dumps(notice) + "\n").encode(), timeout=timeout)
         except subprocess.TimeoutExpired:
             kill_group(proc.pid, signal.SIGKILL)  # the whole group: nothing is left behind
             proc.wait()
