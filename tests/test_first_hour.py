@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,25 @@ def test_notices_appended_by_cat_stay_one_per_line(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
     lines = (tmp_path / "notices.jsonl").read_text().splitlines()
     assert [json.loads(line)["kind"] for line in lines] == ["test", "test"]
+
+
+# --- 9: a scheduled run's id is its scheduled time ---------------------------------------
+
+
+def test_a_run_queued_ahead_of_its_occurrence_is_named_after_the_occurrence(
+    project: Path,
+) -> None:
+    from batch_runner.scheduling.daemon import QUEUE_AHEAD_SECONDS, Scheduler
+
+    # A minute before local midnight, on the scheduler's (injected) clock.
+    midnight = time.mktime(time.strptime("2026-12-07 00:00:00", "%Y-%m-%d %H:%M:%S"))
+    clock = [midnight - 60.0]
+    path = write_config(project, [job("tick", "true", schedule_time="60")])
+    sched = Scheduler(
+        path, project, clock=lambda: clock[0], rand=lambda: 0.0, monotonic=lambda: 0.0
+    )
+    sched._plan_all(start_up=True)
+    clock[0] = midnight - QUEUE_AHEAD_SECONDS * 0.9  # queued a little ahead, still yesterday
+    assert sched._fire_due(clock[0]) == 1
+    [run] = sched.ctx.store.runs_with_status("pending")
+    assert run["run_id"].startswith("20261207-000000-"), run["run_id"]

@@ -7,6 +7,7 @@ import time
 
 from batch_runner.config.spec import JobSpec
 from batch_runner.runs.context import RunnerContext, new_run_id
+from batch_runner.timefmt import parse_iso
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -68,7 +69,9 @@ def _insert(
     due_at: float | None,
     scheduled_for: str | None,
 ) -> str:
-    run_id = new_run_id(now)
+    # A scheduled run is known by its occurrence: the 18:04:00 run queued a little ahead gets
+    # an id of 18:04:00, not 18:03:59, and the run of midnight an id of its own day.
+    run_id = new_run_id(parse_iso(scheduled_for) if scheduled_for else now)
     ctx.store.insert_run(
         {
             "run_id": run_id,
