@@ -1,7 +1,9 @@
 """The only writers of the config file: ``add``, ``remove``, ``enable``/``disable``, ``init``.
 
 Each edit changes one thing in the parsed document and keeps everything else: the other jobs,
-unknown keys and the order of keys (Python dicts keep the file's order). The new document is
+unknown keys and the order of keys (Python dicts keep the file's order). The same change is
+made in the file's text (``textedit``), so only the edited job's text changes and the file
+keeps its style: a one-line job stays one line. The new document is
 validated in full before anything is written, and is written atomically (temp file, fsync,
 rename, fsync of the directory) with the original file's mode, so a refused or interrupted
 edit leaves the file exactly as it was.
@@ -20,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from batch_runner.config import textedit
 from batch_runner.config.httpchecks import http_problems
 from batch_runner.config.jsonpos import format_path, scan
 from batch_runner.config.loader import Source, read_source
@@ -53,6 +56,11 @@ def add_job(config_path: Path | str, root: Path | str, job: dict[str, Any]) -> N
     """Append ``job`` to the file; ConfigError if the name is taken or the job is invalid."""
     with _editing(config_path):
         source = _current(config_path)
+        at = scan(source.text)
+        if "jobs" in source.document:
+            edited = textedit.append_element(source.text, at, ("jobs",), dict(job))
+        else:
+            edited = textedit.add_key(source.text, at, (), "jobs", [dict(job)])
         jobs = source.document.setdefault("jobs", [])
         if not isinstance(jobs, list):
             raise ConfigError(
@@ -65,7 +73,7 @@ def add_job(config_path: Path | str, root: Path | str, job: dict[str, Any]) -> N
                 "choose another name or remove that job first"
             )
         jobs.append(dict(job))
-        _write_validated(source, root, f"adding job {name!r}")
+        _write_validated(source, root, f"adding job {name!r}", edited)
 
 
 def remove_job(config_path: Path | str, root: Path | str, name: str) -> None:
@@ -73,16 +81,24 @@ def remove_job(config_path: Path | str, root: Path | str, name: str) -> None:
     with _editing(config_path):
         source = _current(config_path)
         index = _index_of(source, name)
+        edited = textedit.remove_element(source.text, scan(source.text), ("jobs",), index)
         del source.document["jobs"][index]
-        _write_validated(source, root, f"removing job {name!r}")
+        _write_validated(source, root, f"removing job {name!r}", edited)
 
 
 def set_enabled(config_path: Path | str, root: Path | str, name: str, enabled: bool) -> None:
     """Set the ``enabled`` key of the job called ``name``; NotFound if there is none."""
     with _editing(config_path):
         source = _current(config_path)
-        source.document["jobs"][_index_of(source, name)]["enabled"] = enabled
-        _write_validated(source, root, f"{'enabling' if enabled else 'disabling'} job {name!r}")
+        index = _index_of(source, name)
+        job, at = source.document["jobs"][index], scan(source.text)
+        if "enabled" in job:
+            edited = textedit.replace_value(source.text, at, ("jobs", index, "enabled"), enabled)
+        else:
+            edited = textedit.add_key(source.text, at, ("jobs", index), "enabled", enabled)
+        job["enabled"] = enabled
+        action = f"{'enabling' if enabled else 'disabling'} job {name!r}"
+        _write_validated(source, root, action, edited)
 
 
 @contextlib.contextmanager
@@ -137,7 +153,9 @@ def _index_of(source: Source, name: str) -> int:
     raise NotFound(f"no job named {name!r} in {source.path}{hint}")
 
 
-def _write_validated(source: Source, root: Path | str, action: str) -> None:
+def _write_validated(source: Source, root: Path | str, action: str, edited: str | None) -> None:
+    """Validate the edited document and write it: as ``edited`` (the old text with only the
+    edited job's text changed) when that parses to the same document, else in full."""
     from batch_runner.config.validation import validate_document
 
     path = source.path
@@ -153,8 +171,7 @@ def _write_validated(source: Source, root: Path | str, action: str) -> None:
             f"problem{'s' if count != 1 else ''}",
             problems=exc.problems,
         ) from None
-    text = json.dumps(source.document, indent=2, ensure_ascii=False) + "\n"
-    _replace(source, text.encode())
+    _replace(source, _styled(source, edited).encode())
     for problem in http_problems(source.document, os.environ):
         # Only the environment is missing something: the scheduler or run-job run where it
         # is not will refuse the config, so say so now.
@@ -163,6 +180,16 @@ def _write_validated(source: Source, root: Path | str, action: str) -> None:
             "the config where this holds",
             file=sys.stderr,
         )
+
+
+def _styled(source: Source, edited: str | None) -> str:
+    if edited is not None:
+        try:
+            if json.loads(edited) == source.document:
+                return edited
+        except ValueError:
+            pass  # cannot happen for text built from valid JSON; the full rewrite is the net
+    return json.dumps(source.document, indent=2, ensure_ascii=False) + "\n"
 
 
 def _replace(source: Source, data: bytes) -> None:

@@ -26,6 +26,7 @@ class JsonPositions:
 
     text: str
     values: dict[JsonPath, int] = field(default_factory=dict)
+    ends: dict[JsonPath, int] = field(default_factory=dict)  # just past each value
     keys: dict[JsonPath, int] = field(default_factory=dict)
     duplicates: list[tuple[JsonPath, int]] = field(default_factory=list)
     _line_starts: list[int] = field(default_factory=list)
@@ -55,6 +56,7 @@ def scan(text: str) -> JsonPositions:
         # Positions only improve messages; without them the problems are still reported.
         positions.values.clear()
         positions.keys.clear()
+        positions.ends.clear()
     return positions
 
 
@@ -84,6 +86,11 @@ class _Scanner:
         """Records the value starting at or after ``i``; returns the offset just past it."""
         i = self.skip(i)
         self.out.values[path] = i
+        end = self._past(i, path)
+        self.out.ends[path] = end
+        return end
+
+    def _past(self, i: int, path: JsonPath) -> int:
         char = self.text[i]
         if char == "{":
             return self.object(i + 1, path)
