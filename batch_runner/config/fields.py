@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from batch_runner import schedules
 from batch_runner.config.words import did_you_mean, show
+from batch_runner.net import hosts
 
 # Beyond any sensible batch duration, and well inside what timedelta and SQLite can hold.
 MAX_SECONDS = 3650 * 86400
@@ -88,6 +89,14 @@ def _check_url(value: str) -> str:
     return value
 
 
+def _check_host_pattern(value: str) -> str:
+    try:
+        hosts.parse_pattern(value)
+    except hosts.BadHost as exc:
+        fail(f"{show(value)} is not a host pattern: {exc}")
+    return value
+
+
 def tag_of(default: str | None) -> Callable[[Any], str | None]:
     """The discriminator of a tagged union: the ``type`` key, or ``default`` when absent."""
 
@@ -106,6 +115,8 @@ Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
 Delay = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
 Text = Annotated[str, Field(min_length=1)]
 Url = Annotated[str, AfterValidator(_check_url)]
+# A pattern that could never match is an error: it would refuse what its author meant to allow.
+HostPattern = Annotated[str, AfterValidator(_check_host_pattern)]
 TimeZone = Annotated[str | None, AfterValidator(_check_timezone)]
 CommandLine = _checked(
     {

@@ -14,7 +14,7 @@ from typing import Any
 
 from batch_runner.config.problems import Problem
 from batch_runner.net import envrefs, hosts
-from batch_runner.net.urls import InvalidUrl, host_of
+from batch_runner.net.urls import InvalidUrl, checked_host, host_of
 
 _REFERENCING_KEYS = ("url", "headers", "params", "body")
 
@@ -25,7 +25,8 @@ def http_problems(
     *,
     check_variables: bool = True,
 ) -> list[Problem]:
-    """Every unset variable an HTTP job refers to, and every job URL to a host not allowed.
+    """Every unset variable an HTTP job refers to, and every job URL to a host the attempt
+    would refuse: one not allowed, or one that is no clear host name or address.
 
     Without ``check_variables`` unset variables are not problems, and a URL that refers to
     one is not checked against ``allow_hosts`` (its host may come from the environment).
@@ -52,17 +53,25 @@ def _job_problems(
             if name not in environ:
                 problems.append(Problem((*at, *path), _unset(name)))
     url = job.get("url")
-    if problems or not allow or not isinstance(url, str):
+    if problems or not isinstance(url, str):
         return problems
     if not check_variables and envrefs.references(url):
         return problems
+    problem = _host_problem(envrefs.expand(url, environ, "the URL"), allow)
+    return [Problem((*at, "url"), problem)] if problem else []
+
+
+def _host_problem(url: str, allow: tuple[str, ...]) -> str | None:
+    """Why the attempt would refuse the host of ``url`` (judged as ``httpjob.prepare`` does)."""
     try:
-        host = host_of(envrefs.expand(url, environ, "the URL"))
+        host_of(url)
     except InvalidUrl:
-        return problems  # a malformed URL is reported by the model
-    if not hosts.host_allowed(host, allow):
-        problems.append(Problem((*at, "url"), hosts.refusal(host)))
-    return problems
+        return None  # a malformed URL is reported by the model
+    try:
+        host = checked_host(url)
+    except InvalidUrl as exc:
+        return str(exc)
+    return None if hosts.host_allowed(host, allow) else hosts.refusal(host)
 
 
 def _unset(name: str) -> str:

@@ -22,12 +22,14 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from batch_runner import schedules
 from batch_runner.config.fields import (
     CommandLine,
     Delay,
+    HostPattern,
     Seconds,
     Shell,
     Strict,
@@ -41,6 +43,8 @@ from batch_runner.config.fields import (
 from batch_runner.config.words import did_you_mean, show
 from batch_runner.net.urls import HTTP_METHODS
 from batch_runner.state.store import FINISHED_STATUSES
+
+SMTPS_PORT = 465  # TLS from the first byte, as notify.email speaks it
 
 # Not "-" first: cron lines and systemd units pass the name to run-job, which would take it
 # for an option.
@@ -202,6 +206,19 @@ class EmailNotifier(Strict):
     password_env: Text | None = None
     timeout: Seconds = 30
 
+    @model_validator(mode="after")
+    def _login_over_tls(self) -> EmailNotifier:
+        # The sender refuses such a login too (notify.email); saying so here makes it a
+        # config error that validate and a reload report, not a failure at the first notice.
+        login = [key for key in ("username_env", "password_env") if getattr(self, key)]
+        if login and not self.starttls and self.smtp_port != SMTPS_PORT:
+            fail(
+                f"a login ({', '.join(login)}) needs TLS, or the password crosses the network "
+                f'in clear text; set "starttls": true, or "smtp_port": {SMTPS_PORT} for TLS '
+                "from the first byte"
+            )
+        return self
+
 
 Notifier = Annotated[
     Annotated[CommandNotifier, Tag("command")]
@@ -214,7 +231,9 @@ Notifier = Annotated[
 class HttpSettings(Strict):
     max_response_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
     mask_headers: list[Text] = ["Authorization", "Cookie", "X-Api-Key"]
-    allow_hosts: list[Text] = Field([], description="host patterns; empty means any host")
+    allow_hosts: list[HostPattern] = Field(
+        [], description='"host", "1.2.3.4", "::1" or "*.domain"; empty means any host'
+    )
 
 
 class SettingsModel(Strict):

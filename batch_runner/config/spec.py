@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 # Bumped whenever the normalized dict changes shape or validation gets stricter, so a snapshot
 # an older rule let through is never trusted (2: a NUL in a command is refused; 3: last_run
 # must be a date and time, kept with its offset, and a weekly time has no empty day; 4: a job
-# name does not start with "-").
-SNAPSHOT_FORMAT = 4
+# name does not start with "-"; 5: an SMTP login needs TLS, hosts are parsed once and a "%"
+# in one is refused).
+SNAPSHOT_FORMAT = 5
 
 
 class HttpRequestSpec(Record):

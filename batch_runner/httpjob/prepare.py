@@ -4,6 +4,7 @@ The spec holds the request as the user wrote it: ``${VAR}`` references unresolve
 perhaps in the URL. ``prepare`` resolves the references, merges ``params`` into the query
 string, moves URL credentials into an ``Authorization: Basic`` header (as curl does), encodes
 the body and checks the host against ``allow_hosts``: all before any connection is made. The
+host is parsed once (``net.hosts``) and the URL sent names it in that form. The
 ``shown_*`` fields keep the written form, masked, for the run log and the summary; ``secrets``
 lists what ``net.secrets`` counts as secret, for scrubbing whatever comes back.
 """
@@ -19,7 +20,7 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from batch_runner.net import envrefs, hosts
 from batch_runner.net.secrets import MASK, Scrubber, mask_headers, masked_values, safe_url
-from batch_runner.net.urls import DEFAULT_PORTS, HTTP_METHODS, InvalidUrl, host_of
+from batch_runner.net.urls import DEFAULT_PORTS, HTTP_METHODS, InvalidUrl, checked_host, with_host
 from batch_runner.version import __version__
 
 
@@ -127,21 +128,23 @@ def _with_params(url: str, params: Mapping[str, str], keep: str = "") -> str:
 def _split_url(
     url: str, allow_hosts: tuple[str, ...]
 ) -> tuple[str, str, int, tuple[str, str] | None]:
-    """The URL without credentials, its host and port, and the credentials if it had any."""
+    """The URL without credentials, its host and port, and the credentials if it had any.
+
+    The URL returned names its host as it was checked (``checked_host``), so the connection
+    goes to that very host.
+    """
     try:
-        host = host_of(url)
+        host = checked_host(url)
     except InvalidUrl as exc:
         raise RequestProblem(str(exc)) from None
     if not hosts.host_allowed(host, allow_hosts):
         raise RequestProblem(hosts.refusal(host))
     parts = urlsplit(url)
-    port = parts.port
     credentials = None
     if parts.username is not None or parts.password is not None:
         credentials = (unquote(parts.username or ""), unquote(parts.password or ""))
-    netloc = parts.netloc.rpartition("@")[2]
-    clean = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    return clean, host, port or DEFAULT_PORTS[parts.scheme], credentials
+    clean = urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
+    return with_host(clean, host), host, parts.port or DEFAULT_PORTS[parts.scheme], credentials
 
 
 def _has(headers: Mapping[str, str], name: str) -> bool:

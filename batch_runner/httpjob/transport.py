@@ -7,6 +7,8 @@ Three of its defaults are changed here:
 - redirects: followed at most ``MAX_REDIRECTS`` times, only over http(s), only to allowed hosts,
   without credentials in the new URL, and without the masked headers (``Authorization``,
   cookies, API keys) once they lead to another origin; the body of a redirect is never read;
+- the host: each connection goes to the host that was checked (``net.hosts``), never to
+  another reading of the URL (``check_destination``);
 - the body: read in chunks, never more than the cap plus one chunk, so memory stays bounded
   whatever the server sends;
 - the connections are tracked, so another thread can ``abort()`` a blocked read at once.
@@ -34,6 +36,7 @@ from batch_runner.httpjob.prepare import PreparedRequest
 from batch_runner.net import hosts
 from batch_runner.net.reasons import network_reason
 from batch_runner.net.secrets import mask_names, safe_url
+from batch_runner.net.urls import InvalidUrl, checked_host, with_host
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
@@ -107,7 +110,7 @@ class Exchange:
     def _exchange(self) -> Response:
         req = self.request
         opener = urllib.request.build_opener(
-            _Redirects(self), _Http(self.track), _Https(self.track, ssl.create_default_context())
+            _Redirects(self), _Http(self), _Https(self, ssl.create_default_context())
         )
         request = urllib.request.Request(
             req.url, data=req.data, headers=req.headers, method=req.method
@@ -167,16 +170,43 @@ class Exchange:
             raise Failure(f"redirect refused: {safe_url(new_url)} is not an http(s) URL")
         if self.redirects >= MAX_REDIRECTS:
             raise Failure(f"too many redirects (more than {MAX_REDIRECTS})")
-        if not hosts.host_allowed(parts.hostname, self.allow_hosts):
-            raise Failure(f"redirect refused: {hosts.refusal(parts.hostname)}")
-        return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        try:
+            host = checked_host(new_url)
+        except InvalidUrl as exc:
+            raise Failure(f"redirect refused: {exc}") from None
+        if not hosts.host_allowed(host, self.allow_hosts):
+            raise Failure(f"redirect refused: {hosts.refusal(host)}")
+        return with_host(new_url, host)
 
     def moved_to(self, url: str) -> None:
-        """A redirect is being followed: errors from now on name its host."""
+        """A redirect (checked, so its host is in the checked form) is being followed: the
+        connection must go to its host, and errors from now on name it."""
         parts = urlsplit(url)
         self.redirects += 1
         self.url, self.host = url, parts.hostname or self.host
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
+
+    def check_destination(self, req: urllib.request.Request) -> None:
+        """Failure unless urllib is about to reach the host that was checked.
+
+        urllib decodes the host of a URL again before it connects; a URL from
+        ``prepare`` or ``check_redirect`` has nothing left to decode, and this makes sure.
+        Through a proxy, the host is what the proxy is asked for.
+        """
+        tunnel = getattr(req, "_tunnel_host", None)  # set by urllib for https via a proxy
+        if tunnel:  # the host:port of the proxy's CONNECT
+            destination = str(tunnel)
+        elif req.has_proxy():  # http through a proxy: the URL in the request line
+            destination = urlsplit(req.full_url).netloc
+        else:
+            destination = req.host
+        # http.client's own split of "host:port", so this compares what it will use.
+        host = http.client.HTTPConnection(destination).host
+        if host != self.host:
+            raise Failure(
+                f"refused: the connection would go to {host}, not to {self.host}, "
+                "the host that was checked"
+            )
 
     def _reason(self, exc: BaseException) -> str:
         """The sentence every outbound call uses (``net.reasons``), naming the current hop."""
@@ -184,22 +214,25 @@ class Exchange:
 
 
 class _Http(urllib.request.HTTPHandler):
-    def __init__(self, track: Callable[..., Any]) -> None:
+    def __init__(self, exchange: Exchange) -> None:
         super().__init__()
-        self._track = track
+        self._exchange = exchange
 
     def http_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(self._track(http.client.HTTPConnection), req)
+        self._exchange.check_destination(req)
+        return self.do_open(self._exchange.track(http.client.HTTPConnection), req)
 
 
 class _Https(urllib.request.HTTPSHandler):
-    def __init__(self, track: Callable[..., Any], context: ssl.SSLContext) -> None:
+    def __init__(self, exchange: Exchange, context: ssl.SSLContext) -> None:
         super().__init__(context=context)
         self.context = context
-        self._track = track
+        self._exchange = exchange
 
     def https_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(self._track(http.client.HTTPSConnection), req, context=self.context)
+        self._exchange.check_destination(req)
+        connection = self._exchange.track(http.client.HTTPSConnection)
+        return self.do_open(connection, req, context=self.context)
 
 
 class _Redirects(urllib.request.HTTPRedirectHandler):

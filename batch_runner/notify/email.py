@@ -1,7 +1,8 @@
 """The ``email`` notifier: SMTP, with STARTTLS and credentials from environment variables.
 
 Port 465 speaks TLS from the first byte (SMTPS), as every mail provider documents it; any other
-port starts in plain text and upgrades with STARTTLS when ``starttls`` is set. The SMTP
+port starts in plain text and upgrades with STARTTLS when ``starttls`` is set. A login is only
+ever sent over TLS: without it the sender refuses, as validation does. The SMTP
 server's own answers are quoted as it gave them; every other failure (a timeout, TLS, a refused
 connection) is worded by ``net.reasons``, as for every outbound call. The password is a secret
 (``net.secrets``): it is scrubbed from every reason.
@@ -80,8 +81,22 @@ def _send(
         if notifier.get("starttls") and port != SMTPS_PORT:
             smtp.starttls(context=context)
         if username is not None:
+            _require_tls(smtp)
             smtp.login(username, password or "")
         smtp.send_message(message)
+
+
+def _require_tls(smtp: smtplib.SMTP) -> None:
+    """NotifierError unless the connection is encrypted now, before a password is sent.
+
+    Validation refuses a login without ``starttls`` or port 465 already; this judges the socket
+    itself, so no notifier dict, however it got here, sends the password in clear text.
+    """
+    if not isinstance(smtp.sock, ssl.SSLSocket):
+        raise NotifierError(
+            "refused to log in without TLS, which would send the password in clear text; "
+            f'set "starttls": true, or "smtp_port": {SMTPS_PORT}'
+        )
 
 
 def build_message(notifier: Mapping[str, Any], notice: dict[str, Any]) -> EmailMessage:
