@@ -139,7 +139,15 @@ def test_queue_add_refuses_a_smuggled_host(project: Path) -> None:
     url = "http://evil.com%23.allowed.example/x"
     result = run_cli(project, "queue", "add", "--http", "GET", url)
     assert result.returncode == 2, result.stdout
-    assert "is not in settings.http.allow_hosts" in result.stderr
+    assert 'the host may not hold "%"' in result.stderr
+
+
+def test_queue_add_refuses_a_percent_in_a_host_without_an_allow_list(project: Path) -> None:
+    """Refused when queued, as validate refuses it, not only when the run starts."""
+    write_config(project, [])
+    result = run_cli(project, "queue", "add", "--http", "GET", "http://loc%61lhost/x")
+    assert result.returncode == 2 and 'the host may not hold "%"' in result.stderr
+    assert run_cli(project, "queue", "list", "--json").stdout.strip() == "[]"
 
 
 # --- what is allowed still works, and goes where it was checked --------------------------------

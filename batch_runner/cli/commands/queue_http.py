@@ -101,14 +101,17 @@ def _method(method: str) -> str:
 def _url(url: str, allow_hosts: tuple[str, ...]) -> str:
     from batch_runner.net import envrefs, hosts
     from batch_runner.net.secrets import safe_url
-    from batch_runner.net.urls import InvalidUrl, host_of
+    from batch_runner.net.urls import InvalidUrl, checked_host, host_of
 
     try:
         host = host_of(url)
+        # A host given by a ${VAR} is only known when the run starts; it is checked then.
+        if envrefs.references(host):
+            return url
+        host = checked_host(url)  # a "%" in it is refused now, not when the run starts
     except InvalidUrl as exc:
         raise UsageError(f"--http: {exc}") from None
-    # A host given by a ${VAR} is only known when the run starts; it is checked then.
-    if not envrefs.references(host) and not hosts.host_allowed(host, allow_hosts):
+    if not hosts.host_allowed(host, allow_hosts):
         raise UsageError(f"--http {safe_url(url)}: {hosts.refusal(host)}")
     return url
 
