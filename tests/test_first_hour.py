@@ -127,3 +127,63 @@ def test_a_run_queued_ahead_of_its_occurrence_is_named_after_the_occurrence(
     assert sched._fire_due(clock[0]) == 1
     [run] = sched.ctx.store.runs_with_status("pending")
     assert run["run_id"].startswith("20261207-000000-"), run["run_id"]
+
+
+# --- 2: a config edit that does not validate blocks only what needs the new config ----------
+
+READ_AND_CONTROL = [
+    ("status",),
+    ("history",),
+    ("list",),
+    ("next",),
+    ("queue", "list"),
+    ("stop", "quick"),
+    ("cron", "quick"),
+    ("systemd",),
+]
+
+
+@pytest.mark.parametrize("breakage", ["trailing comma", "bad schedule", "custom log dir"])
+def test_read_and_control_commands_work_from_the_last_good_config(
+    tmp_path: Path, breakage: str
+) -> None:
+    settings = {"log_dir": "var/batch"} if breakage == "custom log dir" else {}
+    config = write_config(tmp_path, [job("quick", "echo quick")], settings=settings)
+    assert run_from(tmp_path, "run-job", "quick").returncode == 0  # validated: a snapshot
+    good = config.read_text()
+    if breakage == "bad schedule":
+        config.write_text(good.replace('"schedule_time": "3600"', '"schedule_time": "25:00x"'))
+    else:  # the most common slip of a hand edit; the log dir must still be found
+        config.write_text(good.replace('"command": "echo quick"', '"command": "echo quick",,'))
+    assert config.read_text() != good
+
+    for argv in READ_AND_CONTROL:
+        result = run_from(tmp_path, *argv)
+        # stop: the job is found in the last good config, and is not running.
+        expected = (1, "is not running") if argv[0] == "stop" else (0, "")
+        assert result.returncode == expected[0], (argv, result.stderr)
+        assert expected[1] in result.stderr
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+        assert len(warnings) == 1, (argv, result.stderr)
+        assert "working from the last config that validated" in warnings[0]
+        assert "batch_runner validate" in warnings[0]
+    listed = run_from(tmp_path, "list", "--json")
+    assert [row["name"] for row in json.loads(listed.stdout)] == ["quick"]
+    history = run_from(tmp_path, "history", "--json")
+    assert len(json.loads(history.stdout)) == 1  # the run made before the edit
+
+    for argv in (
+        ("validate",),
+        ("run-job", "quick"),
+        ("add", "x", "true", "--type", "daily", "--time", "02:00"),
+    ):
+        result = run_from(tmp_path, *argv)
+        assert result.returncode == 78, (argv, result.stderr)
+        assert "last config" not in result.stderr
+
+
+def test_without_a_config_that_ever_validated_the_error_stands(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [job("quick", "echo quick")])
+    config.write_text(config.read_text().replace('"3600"', '"25:00x"'))
+    result = run_from(tmp_path, "status")
+    assert result.returncode == 78 and "last config" not in result.stderr

@@ -54,7 +54,7 @@ def load_config(config_path: StrPath, root: StrPath) -> ConfigSpec:
     root = os.path.abspath(root)
     # Before the snapshot is trusted: another account that can write the log dir could have
     # put its own commands in it.
-    check_log_dir(_log_dir(source.document.get("settings"), root))
+    check_log_dir(log_dir_of(source.document.get("settings"), root))
     cached = _cached(source, root)
     if cached is not None:
         return cached
@@ -65,7 +65,7 @@ def validate_file(config_path: StrPath, root: StrPath) -> ConfigSpec:
     """The config after full validation, whatever the snapshot says; ConfigError if invalid."""
     source = read_source(config_path)
     root = os.path.abspath(root)
-    check_log_dir(_log_dir(source.document.get("settings"), root))
+    check_log_dir(log_dir_of(source.document.get("settings"), root))
     return _validate_and_cache(source, root)
 
 
@@ -182,14 +182,14 @@ def _snapshot_key(source: Source, root: str) -> dict[str, Any]:
     }
 
 
-def _log_dir(settings: Any, root: str) -> str:
+def log_dir_of(settings: Any, root: str) -> str:
     """The log dir the raw ``settings`` name (validation checks the value; this only finds it)."""
     raw = settings.get("log_dir") if isinstance(settings, dict) else None
     return resolve_under_root(root, raw if isinstance(raw, str) and raw else DEFAULT_LOG_DIR)
 
 
 def _cached(source: Source, root: str) -> ConfigSpec | None:
-    path = LogLayout(_log_dir(source.document.get("settings"), root)).config_snapshot
+    path = LogLayout(log_dir_of(source.document.get("settings"), root)).config_snapshot
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with open(fd, "rb") as file:
@@ -216,7 +216,7 @@ def _validate_and_cache(source: Source, root: str) -> ConfigSpec:
 def _store_snapshot(source: Source, root: str, normalized: dict[str, Any]) -> None:
     from batch_runner.files import write_atomic
 
-    path = LogLayout(_log_dir(normalized["settings"], root)).config_snapshot
+    path = LogLayout(log_dir_of(normalized["settings"], root)).config_snapshot
     payload = {**_snapshot_key(source, root), "config": normalized}
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
