@@ -14,7 +14,7 @@ from batch_runner.errors import NotFound, UsageError
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable
     from typing import Any
 
 STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled", "skipped")
@@ -44,7 +44,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     since = _parse_since(args.since)
     config = app.load(args)
     layout = LogLayout(Path(config.settings.log_dir))
-    rows = _select_rows(iter_results_newest_first(layout, since), args)
+    wanted = iter_results_newest_first(layout, since, _wanted(args))
+    rows = list(islice(wanted, min(args.limit, sys.maxsize)))  # a huge limit means all
     if not rows and args.name is not None:
         _require_known_name(config, layout, args.name)
     if args.json:
@@ -54,17 +55,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _select_rows(
-    records: Iterable[dict[str, Any]], args: argparse.Namespace
-) -> list[dict[str, Any]]:
-    """The first ``--limit`` records of the job and status asked for."""
-    wanted = (
-        r
-        for r in records
-        if (args.name is None or r.get("job_name") == args.name)
-        and (args.status is None or r.get("status") == args.status)
+def _wanted(args: argparse.Namespace) -> Callable[[dict[str, Any]], bool]:
+    """The job and status asked for: the others are dropped as they are read, never held."""
+    name, status = args.name, args.status
+    return lambda r: (
+        (name is None or r.get("job_name") == name)
+        and (status is None or r.get("status") == status)
     )
-    return list(islice(wanted, min(args.limit, sys.maxsize)))  # a huge limit means all
 
 
 def _require_known_name(config: Any, layout: Any, name: str) -> None:
@@ -75,9 +72,8 @@ def _require_known_name(config: Any, layout: Any, name: str) -> None:
     """
     from batch_runner.state.results import iter_results_newest_first
 
-    if config.job(name) is None and not any(
-        r.get("job_name") == name for r in iter_results_newest_first(layout)
-    ):
+    ran = iter_results_newest_first(layout, keep=lambda r: r.get("job_name") == name)
+    if config.job(name) is None and next(ran, None) is None:
         app.find_job(config, name)
 
 
@@ -174,9 +170,12 @@ def _recorded_runs(layout: Any, prefix: str) -> list[dict[str, Any]]:
     if not prefix.strip():
         return []
     found: dict[str, dict[str, Any]] = {}
-    for record in iter_results_newest_first(layout):
+    matching = iter_results_newest_first(
+        layout, keep=lambda r: str(r.get("run_id") or "").startswith(prefix)
+    )
+    for record in matching:
         run_id = str(record.get("run_id") or "")
-        if run_id.startswith(prefix) and run_id not in found:
+        if run_id not in found:
             found[run_id] = {**record, "attempt": record.get("attempt") or 0}
             if run_id == prefix or len(found) > 1:
                 break
