@@ -16,11 +16,25 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "") -> None:
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str = "",
+    wrap: Sequence[str] = (),
+    shrink: Sequence[str] = (),
+    optional: Sequence[str] = (),
+) -> None:
+    """A table whose ids, names, times and statuses are never wrapped nor cut.
+
+    Columns named in ``wrap`` (a schedule in words) wrap between words, never inside one; those
+    in ``shrink`` (an error, a command) give up their width first, cut with an ellipsis. On a
+    terminal too narrow for every column at that, the ``optional`` ones are left out, in that
+    order (``--json`` and piped output have them all). Piped, every row is one line at full
+    width, whatever the terminal.
+    """
     cells = [[_cell(value) for value in row] for row in rows]
-    if sys.stdout.isatty():
-        _rich_table(headers, cells, title)
-    else:
+    if not sys.stdout.isatty() or not _rich_table(headers, cells, title, wrap, shrink, optional):
         _plain_table(headers, cells)
 
 
@@ -29,7 +43,8 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    # One row per line: a line break inside a value (an error's stderr tail) would split it.
+    return " ".join(str(value).splitlines())
 
 
 def _plain_table(headers: Sequence[str], rows: list[list[str]]) -> None:
@@ -41,20 +56,95 @@ def _plain_table(headers: Sequence[str], rows: list[list[str]]) -> None:
     sys.stdout.write("\n".join(line.rstrip() for line in lines) + "\n")
 
 
-def _rich_table(headers: Sequence[str], rows: list[list[str]], title: str) -> None:
+# A shrinking column keeps at least this much ("exit co…"): enough to tell some errors apart.
+_SHRUNK_WIDTH = 8
+# What each column costs beyond its text: a space of padding either side and the separator.
+_COLUMN_OVERHEAD = 3
+
+
+def _rich_table(
+    headers: Sequence[str],
+    rows: list[list[str]],
+    title: str,
+    wrap: Sequence[str],
+    shrink: Sequence[str],
+    optional: Sequence[str],
+) -> bool:
+    """Print the table on the terminal; False when even without the optional columns it is
+    too wide (then plain lines, which the terminal may wrap, but nothing is cut)."""
     from rich.console import Console
+
+    console = Console()
+    shown = list(headers)
+    droppable = [header for header in optional if header in shown]
+    while True:
+        widths = _widths(headers, rows, shown, wrap, shrink, console.width)
+        if widths is not None:
+            console.print(_build(headers, rows, shown, widths, title, wrap, shrink))
+            return True
+        if not droppable:
+            return False
+        shown.remove(droppable.pop(0))
+
+
+def _widths(
+    headers: Sequence[str],
+    rows: list[list[str]],
+    shown: list[str],
+    wrap: Sequence[str],
+    shrink: Sequence[str],
+    room: int,
+) -> list[int] | None:
+    """Each shown column's width, chosen here rather than by rich, which would squeeze a
+    no-wrap column (an id) to nothing before it cut a long error; None if they cannot fit."""
+    least, most = [], []
+    for header in shown:
+        texts = [header, *(row[headers.index(header)] for row in rows)]
+        natural = max(len(text) for text in texts)
+        if header in wrap:
+            least.append(max(len(word) for text in texts for word in text.split()))
+        elif header in shrink:
+            least.append(min(_SHRUNK_WIDTH, natural))
+        else:
+            least.append(natural)
+        most.append(natural)
+    spare = room - sum(least) - _COLUMN_OVERHEAD * len(shown) + 1
+    if spare < 0:
+        return None
+    widths = list(least)
+    # What is left goes to the schedules first (fewer lines), then to the errors.
+    for kind in (wrap, shrink):
+        for index, header in enumerate(shown):
+            if header in kind:
+                extra = min(spare, most[index] - widths[index])
+                widths[index] += extra
+                spare -= extra
+    return widths
+
+
+def _build(
+    headers: Sequence[str],
+    rows: list[list[str]],
+    shown: list[str],
+    widths: list[int],
+    title: str,
+    wrap: Sequence[str],
+    shrink: Sequence[str],
+) -> Any:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title or None, header_style="bold")
-    for index, header in enumerate(headers):
-        # Never "…": names, ids and times are copied by hand, so long values fold instead;
-        # the first column (the name) is never broken, nor is a word of a header.
-        table.add_column(
-            header,
-            overflow="fold",
-            no_wrap=index == 0,
-            min_width=max(len(word) for word in header.split()),
-        )
+    # No outer border: columns apart as `ps` or `kubectl` print them, and nothing to lose at
+    # the right edge of a narrow terminal.
+    table = Table(title=title or None, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
+    for header, width in zip(shown, widths, strict=True):
+        if header in shrink:
+            table.add_column(header, width=width, no_wrap=True, overflow="ellipsis")
+        elif header in wrap:
+            table.add_column(header, width=width, overflow="fold")  # wide enough for any word
+        else:
+            table.add_column(header, width=width, no_wrap=True)
+    indexes = [headers.index(header) for header in shown]
     for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+        table.add_row(*(row[index] for index in indexes))
+    return table

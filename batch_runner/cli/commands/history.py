@@ -82,16 +82,19 @@ def _print_history_table(rows: list[dict[str, Any]]) -> None:
         ["start", "job", "status", "attempt", "duration", "run id", "error"],
         [
             [
-                str(r.get("start_time") or r.get("end_time") or "")[:19].replace("T", " "),
+                # To the minute, as `list` shows times; --json has them whole.
+                str(r.get("start_time") or r.get("end_time") or "")[:16].replace("T", " "),
                 r.get("job_name"),
                 r.get("status"),
                 f"{r.get('attempt')}/{r.get('max_attempts')}",
                 _duration(r.get("duration_seconds")),
                 r.get("run_id"),
-                (r.get("error") or "").split("\n")[0][:60] or None,
+                (r.get("error") or "").split("\n")[0] or None,
             ]
             for r in rows
         ],
+        shrink=("error",),
+        optional=("attempt", "duration"),
     )
 
 

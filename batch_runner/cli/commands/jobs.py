@@ -81,10 +81,26 @@ def next_run_of(job: JobSpec, state: dict[str, Any], now: float, live: bool) -> 
     return schedules.next_fire(schedule, after, tz).isoformat()
 
 
-def describe_job(job: JobSpec) -> str:
+def describe_job(job: JobSpec, now: float | None = None) -> str:
+    """The schedule in words, with the job's zone where its clock is not the system's."""
     from batch_runner import schedules
 
-    return schedules.describe(schedules.parse_schedule(job.schedule_type, job.schedule_time))
+    words = schedules.describe(schedules.parse_schedule(job.schedule_type, job.schedule_time))
+    zone = _own_zone(job, time.time() if now is None else now)
+    return f"{words} {zone}" if zone and job.schedule_type != "interval" else words
+
+
+def _own_zone(job: JobSpec, now: float) -> str | None:
+    """The job's time zone name when its clock differs from the system's, else None."""
+    if job.timezone is None:
+        return None
+    from batch_runner import schedules
+
+    own, system = schedules.resolve_tz(job.timezone), schedules.resolve_tz(None)
+    # Now and half a year on: zones that differ only in summer (Berlin, Lagos) differ.
+    instants = [datetime.fromtimestamp(now + offset, own) for offset in (0, 183 * 86400)]
+    same = all(t.utcoffset() == t.astimezone(system).utcoffset() for t in instants)
+    return None if same else job.timezone
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -92,7 +108,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from batch_runner.state.locks import holder_pid
 
     alive = holder_pid(ctx.layout.scheduler_lock) is not None
-    rows = job_rows(ctx.config, ctx.store.job_states(), time.time(), scheduler_alive=alive)
+    now = time.time()
+    rows = job_rows(ctx.config, ctx.store.job_states(), now, scheduler_alive=alive)
     if args.json:
         render.print_json(rows)
         return 0
@@ -102,8 +119,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             [
                 r["name"],
                 r["enabled"],
-                describe_job(job),
-                _short(r["next_run"]),
+                describe_job(job, now),
+                _next_run_cell(job, r["next_run"], now),
                 _short(r["last_run"]),
                 r["last_status"],
                 r["error_count"],
@@ -111,8 +128,32 @@ def cmd_list(args: argparse.Namespace) -> int:
             for r, job in zip(rows, ctx.config.jobs, strict=True)
         ],
         title=f"jobs in {ctx.config.path}",
+        wrap=("schedule",),
+        optional=("enabled", "errors", "last run", "last status"),
     )
     return 0
+
+
+def _next_run_cell(job: JobSpec, next_run: str | None, now: float) -> str | None:
+    """In the job's zone, named, where that is not the system's; an interval with no
+    scheduler to hold its plan is counted from now, and says so."""
+    if not job.enabled:
+        return "(disabled)"  # said here too: the enabled column is the first a narrow table drops
+    if next_run is None and job.enabled and job.schedule_type == "interval":
+        from batch_runner import schedules
+
+        interval = schedules.parse_schedule(job.schedule_type, job.schedule_time)
+        counted = datetime.fromtimestamp(now + interval.seconds).astimezone()  # type: ignore[union-attr]
+        return f"{counted:%Y-%m-%d %H:%M} (from now)"
+    if next_run is None:
+        return None
+    zone = _own_zone(job, now)
+    if zone is None or job.schedule_type == "interval":
+        return _short(next_run)
+    from batch_runner import schedules
+
+    moment = datetime.fromisoformat(next_run).astimezone(schedules.resolve_tz(zone))
+    return f"{moment:%Y-%m-%d %H:%M} {moment.tzname()}"  # "EST": short, and says the zone
 
 
 def _short(iso_time: str | None) -> str | None:

@@ -187,6 +187,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             ]
             for v in views
         ],
+        shrink=("job or label: command",),
+        optional=("priority", "created"),
     )
     return 0
 
@@ -200,7 +202,7 @@ def _what(view: dict[str, Any]) -> str:
     name = view.get("label") or (view["job_name"] if view["job_name"] != "adhoc" else None)
     if name:
         text = f"{name}: {text}" if text else name
-    return text[:70] or view["job_name"]
+    return text or view["job_name"]  # a terminal cuts it with an ellipsis; piped, it is whole
 
 
 def cmd_show(args: argparse.Namespace) -> int:
