@@ -67,3 +67,10 @@ class StorageError(BatchRunnerError):
     """The log dir or the state database cannot be written or read (full disk, permissions)."""
 
     exit_code = EXIT_FAILED
+
+
+class DamagedState(StorageError):
+    """The state database is damaged or is no database at all (exit 1): it stays so until it
+    is moved aside (``doctor --repair``), so a long-running process stops rather than retries."""
+
+    exit_code = EXIT_FAILED

@@ -7,13 +7,14 @@ The log dir is a 2 MiB tmpfs, so these tests need root (and mount); they skip ot
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import job, run_cli, write_config
-from fault_helpers import FINISHED, integrity, jsonl_records, runs
+from fault_helpers import FINISHED, database, integrity, jsonl_records, runs
 
 
 @pytest.fixture
@@ -45,6 +46,12 @@ def _fill(path: Path) -> None:
                 out.flush()
         except OSError:
             pass
+
+
+def _in_order(root: Path) -> list[str]:
+    """Run ids in the order the runs were accepted."""
+    with sqlite3.connect(database(root), timeout=30) as db:
+        return [row[0] for row in db.execute("SELECT run_id FROM runs ORDER BY seq")]
 
 
 def _one_sentence_error(result: subprocess.CompletedProcess) -> str:
@@ -115,9 +122,13 @@ def test_a_result_that_cannot_be_written_still_ends_the_run_as_it_ended(project:
     error = _one_sentence_error(run_cli(project, "run-job", "quick"))
     assert str(results) in error
     assert list(runs(project).values()) == ["success", "success"]
+    assert "kept in the state database" in error
     results.rmdir()
     assert run_cli(project, "run-job", "quick").returncode == 0
     assert list(runs(project).values()) == ["success"] * 3
+    # The line the directory kept out is appended by the next run, once (the first run's
+    # line went with the file this test removed).
+    assert [r["run_id"] for r in jsonl_records(project)] == _in_order(project)[1:]
 
 
 def test_a_result_that_cannot_be_written_before_a_retry_leaves_no_run_behind(
@@ -143,3 +154,7 @@ def test_a_result_that_cannot_be_written_before_a_retry_leaves_no_run_behind(
     again = run_cli(project, "run-job", "flaky")  # not turned away by a leftover retry
     assert again.returncode == 1, again.stderr
     assert sorted(runs(project).values()) == ["error", "error", "success"]
+    # Both attempts of the first flaky run are appended, each once, before the second's.
+    first, second = _in_order(project)[1:]
+    attempts = [(r["run_id"], r["attempt"]) for r in jsonl_records(project)]
+    assert attempts == [(first, 1), (first, 2), (second, 1), (second, 2)]

@@ -52,3 +52,18 @@ def test_a_newer_database_is_refused_with_a_sentence(tmp_path: Path) -> None:
         )
     with pytest.raises(StorageError, match="newer than this batch_runner understands"):
         Store(path)
+
+
+def test_a_version_2_database_gains_the_table_of_unwritten_lines(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    Store(path).close()
+    with sqlite3.connect(path) as db:  # what a version-2 database looked like
+        db.execute("DROP TABLE unwritten_results")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    store = Store(path)
+    assert not store.has_unwritten()
+    store.remember_unwritten("r1", 1.0, {"run_id": "r1", "status": "success"})
+    (line,) = store.unwritten()
+    assert line["run_id"] == "r1" and line["record"] == {"run_id": "r1", "status": "success"}
+    assert store.forget_unwritten(line["seq"]) and not store.forget_unwritten(line["seq"])
+    assert _version(path) == SCHEMA_VERSION == 3

@@ -1,8 +1,9 @@
 """How a run ends without an attempt of its own: skipped, canceled, or given up while waiting.
 
 Each still leaves its line in the results, of the same shape as an attempt's
-(``finish.record_fields``), and a run given up while it waited for a retry ends its job's
-state, notices and heartbeat as any finished run does.
+(``finish.record_fields``) and kept for later as an attempt's is when it cannot be written;
+a run given up while it waited for a retry ends its job's state, notices and heartbeat as any
+finished run does.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
 from batch_runner.runs import notices
 from batch_runner.runs.context import RunnerContext, new_run_id
-from batch_runner.runs.finish import record_fields, update_job_state
-from batch_runner.state.results import append_result
+from batch_runner.runs.finish import append_or_keep, record_fields, update_job_state
 from batch_runner.timefmt import iso
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -37,8 +37,8 @@ def record_skip(
     """An occurrence not run because the same job already waits or runs (SPEC 4)."""
     now = time.time()
     run_id = new_run_id(now)
-    append_result(
-        ctx.layout,
+    append_or_keep(
+        ctx,
         record_fields(
             ctx,
             job_name=job_name,
@@ -97,8 +97,8 @@ def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str
 def record_canceled(ctx: RunnerContext, run: dict[str, Any], reason: str) -> None:
     """A run removed before it (or its next attempt) started still leaves a line behind."""
     now = time.time()
-    append_result(
-        ctx.layout,
+    append_or_keep(
+        ctx,
         record_fields(
             ctx,
             job_name=run["job_name"],

@@ -2,7 +2,9 @@
 
 Every way an attempt can end (it finished, its runner died) is written here, and the lines of
 runs that end without one (``runs.endings``) are built by the same ``record_fields``, so every
-record has the same shape.
+record has the same shape. A line the JSONL cannot take (a full disk) is kept in the store with
+the end of its run, and appended by the next runner that writes a line of its own
+(``state.journal``).
 """
 
 from __future__ import annotations
@@ -82,20 +84,27 @@ def finish_attempt(
     one commit instead of two between runs. Should that commit fail, the end is written alone.
     When the JSONL line cannot be written (a full disk), the run's row is still brought up to
     date, so the run ends as it really did instead of being taken for the run of a dead runner
-    later. The error is raised once the run has ended; before a retry it is only logged, so
-    whoever waits for the run (a ``run-job`` from cron) stays with it to the end instead of
-    leaving a pending retry behind that would turn the job's next runs away.
+    later, and the line is kept with it, to be appended later. The error is raised once the
+    run has ended; before a retry it is only logged, so whoever waits for the run (a
+    ``run-job`` from cron) stays with it to the end instead of leaving a pending retry behind
+    that would turn the job's next runs away.
     """
-    unjournaled = _journal(ctx, run, outcome)
+    record = result_record(run, outcome, ctx)
+    unjournaled = _journal(ctx, record, outcome.started_at)
     fields, retry = _ended_fields(run, outcome)
     if unjournaled is not None:
         claim_next = None  # the error is raised below: a run claimed now would not start
+    unwritten = None if unjournaled is None else record
     try:
-        state, claimed = _record_end(ctx, run, fields, retry, outcome, claim_next)
+        state, claimed = _record_end(
+            ctx, run, fields, retry, outcome.started_at, claim_next, unwritten
+        )
     except StorageError:
         if unjournaled is not None:
             raise unjournaled from None  # the first failure says what is wrong (the disk)
         raise
+    if unjournaled is not None:
+        unjournaled = kept_for_later(unjournaled)
     if not retry:
         notices.run_finished(ctx, {**run, **fields}, outcome, state)
     if unjournaled is not None:
@@ -110,15 +119,57 @@ def finish_attempt(
     return fields["status"], claimed
 
 
-def _journal(
-    ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutcome
-) -> StorageError | None:
-    """Write the attempt's JSONL line; the error when it cannot be written (a full disk)."""
+def _journal(ctx: RunnerContext, record: dict[str, Any], started_at: float) -> StorageError | None:
+    """Write the attempt's JSONL line, after any a full disk kept back (so the file stays
+    nearly in the order attempts ended); the error when it cannot be written."""
+    write_waiting_results(ctx)
     try:
-        append_result(ctx.layout, result_record(run, outcome, ctx), outcome.started_at)
+        append_result(ctx.layout, record, started_at)
     except StorageError as exc:
         return exc
     return None
+
+
+def append_or_keep(ctx: RunnerContext, record: dict[str, Any], started_at: float) -> None:
+    """Append a line that ends no attempt (a skip, a cancel); when it cannot be written, keep
+    it in the store for later and raise the error, saying so."""
+    try:
+        append_result(ctx.layout, record, started_at)
+    except StorageError as exc:
+        try:
+            ctx.store.remember_unwritten(record.get("run_id"), started_at, record)
+        except StorageError:
+            raise exc from None  # the store shares the full disk: the line is lost
+        raise kept_for_later(exc) from None
+
+
+def kept_for_later(exc: StorageError) -> StorageError:
+    return StorageError(
+        f"{exc}; the result line is kept in the state database and appended by the next "
+        "run once the file can be written"
+    )
+
+
+_warned: set[str] = set()  # what a long-running process already said about waiting lines
+
+
+def write_waiting_results(ctx: RunnerContext) -> None:
+    """Append the lines a full disk kept back, if any. A failure is logged (once per process
+    and reason) and never raised: the disk may still be full, and the lines keep waiting; and
+    the line of the attempt that ends now must not wait for them."""
+    try:
+        if not ctx.store.has_unwritten():
+            return
+        from batch_runner.state.journal import write_waiting  # rare: off run-job's usual path
+
+        count = write_waiting(ctx.store, ctx.layout)
+    except StorageError as exc:
+        if str(exc) not in _warned:
+            _warned.add(str(exc))
+            log.warning("%s; the result lines kept back wait for the next try", exc)
+        return
+    if count:
+        log.info("appended %d result line(s) kept back when they could not be written", count)
 
 
 def _ended_fields(run: dict[str, Any], outcome: AttemptOutcome) -> tuple[dict[str, Any], bool]:
@@ -149,25 +200,30 @@ def _record_end(
     run: dict[str, Any],
     fields: dict[str, Any],
     retry: bool,
-    outcome: AttemptOutcome,
+    started_at: float,
     claim_next: Callable[[], dict[str, Any] | None] | None,
+    unwritten: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """One transaction: the run's row, its job's state, the next claim; (state, claimed).
+    """One transaction: the run's row, its job's state, its line if the JSONL did not take
+    it, the next claim; (state, claimed).
 
     Whatever fails with a claim in it (the claim, the state), this run's end is written again
     on its own.
     """
+    store = ctx.store
     try:
-        with ctx.store.transaction():
-            ctx.store.update_run(run["run_id"], **fields)
+        with store.transaction():
+            store.update_run(run["run_id"], **fields)
+            if unwritten is not None:
+                store.remember_unwritten(run["run_id"], started_at, unwritten)
             state = None
             if not retry and run["kind"] == "job":
-                state = update_job_state(ctx, run["job_name"], outcome.status, outcome.started_at)
+                state = update_job_state(ctx, run["job_name"], fields["attempt_status"], started_at)
             return state, claim_next() if claim_next is not None else None
     except Exception:
         if claim_next is None:
             raise
-        return _record_end(ctx, run, fields, retry, outcome, None)
+        return _record_end(ctx, run, fields, retry, started_at, None, unwritten)
 
 
 def update_job_state(

@@ -9,7 +9,7 @@ from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.execution.procs import first_group_of_run, terminate_run
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
-from batch_runner.runs.finish import finish_attempt
+from batch_runner.runs.finish import finish_attempt, write_waiting_results
 from batch_runner.state.locks import FileLock
 from batch_runner.timefmt import day_stamp
 
@@ -66,8 +66,10 @@ def reap_if_free(ctx: RunnerContext, lock: FileLock | None = None) -> int:
 
     For the places that do not drain at once (a worker with nothing due, ``stop``, the
     scheduler between wake-ups); ``drain_due`` reaps under the lock before every batch anyway.
-    ``lock``: the caller's executor lock, if it has one.
+    ``lock``: the caller's executor lock, if it has one. Result lines a full disk kept back are
+    appended here too, so they need not wait for the next run.
     """
+    write_waiting_results(ctx)
     if not ctx.store.runs_with_status("running"):
         return 0
     lock = lock or FileLock(ctx.layout.executor_lock)

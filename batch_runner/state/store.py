@@ -144,6 +144,28 @@ class Store:
     def set_paused(self, paused: bool) -> None:
         raise NotImplementedError
 
+    # --- result lines the JSONL could not take (a full disk) --------------------------------
+
+    def remember_unwritten(
+        self, run_id: str | None, started_at: float, record: dict[str, Any]
+    ) -> None:
+        """Keep a result line until it can be appended to the day file of ``started_at``;
+        within the caller's transaction if one is open (the end of its run), else its own."""
+        raise NotImplementedError
+
+    def has_unwritten(self) -> bool:
+        """Whether a line waits; cheap enough to ask after every run."""
+        raise NotImplementedError
+
+    def unwritten(self) -> list[dict[str, Any]]:
+        """Every waiting line, oldest first: ``seq``, ``run_id``, ``started_at``, ``record``."""
+        raise NotImplementedError
+
+    def forget_unwritten(self, seq: int) -> bool:
+        """Drop a line once appended; False if another process had dropped it already. Meant
+        for the caller's transaction, which is what keeps two writers of it apart."""
+        raise NotImplementedError
+
 
 def open_store(layout: LogLayout, *, durable: bool = False) -> Store:
     """The store of a log dir. ``durable``: every commit survives power loss (``queue add``)."""

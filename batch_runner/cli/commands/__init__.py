@@ -29,6 +29,7 @@ COMMANDS = {
     "cron": "export",
     "systemd": "export",
     "clean": "maintenance",
+    "doctor": "doctor",
     "notify-test": "notifycmd",
     "queue": "queue",
     "stop": "control",

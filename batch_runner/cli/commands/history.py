@@ -9,7 +9,7 @@ from itertools import islice
 from pathlib import Path
 
 from batch_runner.cli import app, render
-from batch_runner.errors import NotFound, UsageError
+from batch_runner.errors import NotFound, StorageError, UsageError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -104,12 +104,17 @@ def _with_run_keys(layout: Any, rows: list[dict[str, Any]]) -> list[dict[str, An
     extras: dict[str, dict[str, Any]] = {}
     from batch_runner.state.store import open_existing_store
 
-    store = open_existing_store(layout) if rows else None
-    if store is not None:
-        try:
-            extras = store.run_extras([str(r.get("run_id")) for r in rows])
-        finally:
-            store.close()
+    try:
+        store = open_existing_store(layout) if rows else None
+        if store is not None:
+            try:
+                extras = store.run_extras([str(r.get("run_id")) for r in rows])
+            finally:
+                store.close()
+    except StorageError as exc:
+        # The results are whole without the queue's extras: a damaged database must not
+        # hide the history that `doctor --repair` rebuilds it from.
+        print(f"warning: {exc}; priority and progress are left out", file=sys.stderr)
     shaped = []
     for row in rows:
         extra = extras.get(str(row.get("run_id"))) or {}
@@ -145,7 +150,12 @@ def _duration(seconds: float | None) -> str | None:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     ctx = app.context(args)
-    matches = ctx.store.find_runs(args.run_id) or _recorded_runs(ctx.layout, args.run_id)
+    try:
+        matches = ctx.store.find_runs(args.run_id)
+    except StorageError as exc:  # the run logs and results do not need the database
+        print(f"warning: {exc}", file=sys.stderr)
+        matches = []
+    matches = matches or _recorded_runs(ctx.layout, args.run_id)
     if not matches:
         raise NotFound(f"no run with id {args.run_id!r}; `batch_runner history` lists run ids")
     if len(matches) > 1 and matches[0]["run_id"] != args.run_id:

@@ -2,7 +2,8 @@
 
 One file in WAL mode under the log dir, shared by every batch_runner process. The schema is
 created with ``IF NOT EXISTS`` under a lock file, and a database of a newer schema than this
-code knows is refused rather than misread.
+code knows is refused rather than misread. Every error SQLite raises, reading or writing,
+leaves here as a ``StorageError`` naming the file (``storage_error``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,34 @@ import fcntl
 import os
 import sqlite3
 
-from batch_runner.errors import StorageError
+from batch_runner.errors import DamagedState, StorageError
 
-SCHEMA_VERSION = 2
-# How to bring a database of version N up to N + 1: columns to add, as (table, column, type).
-_MIGRATIONS = {
+SCHEMA_VERSION = 3
+# How long a statement waits for another process's lock before it fails.
+BUSY_TIMEOUT_SECONDS = 30.0
+
+# Result lines the JSONL could not take (a full disk), kept until they are appended: a table,
+# not a column of runs, as one run can leave several (an attempt, then its retry) and a skipped
+# occurrence leaves one without any run row.
+_UNWRITTEN = """
+CREATE TABLE IF NOT EXISTS unwritten_results (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT,
+    started_at REAL NOT NULL,
+    record TEXT NOT NULL
+)"""
+
+# How to bring a database of version N up to N + 1: columns to add, as (table, column, type),
+# or a statement that may run twice (an upgrade cut short is done again from its start).
+_MIGRATIONS: dict[int, list[tuple[str, str, str] | str]] = {
     1: [("runs", "attempt_status", "TEXT")],
+    2: [_UNWRITTEN],
 }
+
+# SQLite's primary result codes (the low byte of an extended one) that mean the file is
+# damaged or is no database at all: retrying cannot help, moving it aside can.
+_DAMAGED_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_LOCKED_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +88,20 @@ CREATE TABLE IF NOT EXISTS job_state (
 );
 CREATE TABLE IF NOT EXISTS job_plan (job_name TEXT PRIMARY KEY, next_run TEXT);
 """
+SCHEMA += _UNWRITTEN + ";\n"
+
+
+def storage_error(path: str, exc: sqlite3.Error, doing: str) -> StorageError:
+    """The one sentence for an SQLite error while ``doing`` (open, read, write) ``path``."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in _DAMAGED_CODES:
+        return damaged_error(path, str(exc))
+    if code in _LOCKED_CODES:
+        return StorageError(
+            f"cannot {doing} the state database {path}: another process kept it locked for "
+            f"over {BUSY_TIMEOUT_SECONDS:g} s ({exc})"
+        )
+    return StorageError(f"cannot {doing} the state database {path}: {exc}")
 
 
 def connect(path: str, *, durable: bool) -> sqlite3.Connection:
@@ -74,19 +110,28 @@ def connect(path: str, *, durable: bool) -> sqlite3.Connection:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         if not os.path.exists(path):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         # FULL syncs every commit: a `queue add` must survive power loss once it returns.
         # The executor's bookkeeping may lose its last write; that is recovered as
         # `interrupted` at the next start.
         db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         _ensure_schema(db, path)
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the state database {path}: {exc}") from exc
+        raise storage_error(path, exc, "open") from exc
     except OSError as exc:
         raise StorageError(f"cannot create the state database {path}: {exc.strerror}") from exc
     return db
+
+
+def damaged_error(path: str, reason: str) -> DamagedState:
+    return DamagedState(
+        f"the state database {path} is damaged ({reason}); move it aside and rebuild it from "
+        "the JSONL results with `batch_runner doctor --repair`: they hold every finished run "
+        "and each job's last status, while runs still waiting in the queue, the queue's pause "
+        "and the planned next runs are lost"
+    )
 
 
 def _ensure_schema(db: sqlite3.Connection, path: str) -> None:
@@ -118,7 +163,11 @@ def _ensure_schema(db: sqlite3.Connection, path: str) -> None:
 def _migrate(db: sqlite3.Connection, path: str, version: int) -> None:
     with Transaction(db, path):
         for step in range(version, SCHEMA_VERSION):
-            for table, column, kind in _MIGRATIONS[step]:
+            for change in _MIGRATIONS[step]:
+                if isinstance(change, str):
+                    db.execute(change)
+                    continue
+                table, column, kind = change
                 present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                 if column not in present:  # an upgrade cut short may have added it
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -129,10 +178,14 @@ def _schema_version(db: sqlite3.Connection, path: str) -> int | None:
     """The database's schema version; None when it is new; refuses a newer one."""
     try:
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    except sqlite3.OperationalError:
-        return None  # a new database: no meta table yet
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None  # a new database: no meta table yet
+        raise  # locked, say: never taken for a new database
     if row is None:
         return None
+    if not str(row[0]).isdigit():
+        raise damaged_error(path, f"its schema version {row[0]!r} is no number")
     if int(row[0]) > SCHEMA_VERSION:
         raise StorageError(
             f"the state database {path} has schema version {row[0]}, newer than "
@@ -157,18 +210,23 @@ class Transaction:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
+            raise storage_error(self.path, exc, "write") from exc
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        db = self.db
         # Some errors (a full disk) end the transaction by themselves: nothing to roll back.
         if kind is not None:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self._roll_back()
             return
         try:
-            db.execute("COMMIT")
+            self.db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
+            self._roll_back()
+            raise storage_error(self.path, exc, "write") from exc
+
+    def _roll_back(self) -> None:
+        # Quietly: the error that ended the transaction is the one to report, not this one.
+        try:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass

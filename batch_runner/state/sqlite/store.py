@@ -1,7 +1,10 @@
-"""The store on SQLite: runs (the queue and their bookkeeping), per-job state and plans, flags.
+"""The store on SQLite: runs (the queue and their bookkeeping), per-job state and plans, flags,
+and the result lines the JSONL could not take yet.
 
 Claiming a run is one ``UPDATE ... RETURNING`` statement, its own ``BEGIN IMMEDIATE``
-transaction in autocommit mode, so two drainers can never take the same run.
+transaction in autocommit mode, so two drainers can never take the same run. Every statement
+goes through ``_read``, ``_first`` or ``_write``: no SQLite error leaves this module but as a
+``StorageError`` naming the file.
 """
 
 from __future__ import annotations
@@ -10,8 +13,7 @@ import json
 import os
 import sqlite3
 
-from batch_runner.errors import StorageError
-from batch_runner.state.sqlite.schema import Transaction, connect
+from batch_runner.state.sqlite.schema import Transaction, connect, storage_error
 from batch_runner.state.store import FINISHED_STATUSES, Store
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -53,7 +55,7 @@ class SqliteStore(Store):
         self._write(f"INSERT INTO runs ({columns}) VALUES ({marks})", values)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = self._first("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         return _row_to_run(row) if row else None
 
     def run_extras(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -61,7 +63,7 @@ class SqliteStore(Store):
         for start in range(0, len(run_ids), 500):  # under SQLite's limit on parameters
             chunk = run_ids[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
-            for row in self._db.execute(
+            for row in self._read(
                 "SELECT run_id, priority, attempt, progress_percent, progress_message "
                 f"FROM runs WHERE run_id IN ({marks})",
                 chunk,
@@ -72,19 +74,19 @@ class SqliteStore(Store):
     def find_runs(self, prefix: str) -> list[dict[str, Any]]:
         if not prefix.strip():
             return []  # every id starts with "": that is no id at all, not an ambiguous one
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT * FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY seq LIMIT 2",
             (prefix, prefix + "\uffff"),
-        ).fetchall()
+        )
         return [_row_to_run(row) for row in rows]
 
     def active_run_of_job(self, job_name: str) -> dict[str, Any] | None:
         # kind: an ad-hoc run's job_name is its label (or "adhoc"), which a job may share.
-        row = self._db.execute(
+        row = self._first(
             "SELECT * FROM runs WHERE job_name = ? AND kind = 'job' "
             "AND status IN ('pending', 'running') ORDER BY seq LIMIT 1",
             (job_name,),
-        ).fetchone()
+        )
         return _row_to_run(row) if row else None
 
     def runs_with_status(self, *statuses: str, limit: int | None = None) -> list[dict[str, Any]]:
@@ -95,7 +97,7 @@ class SqliteStore(Store):
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_row_to_run(row) for row in self._db.execute(sql, statuses).fetchall()]
+        return [_row_to_run(row) for row in self._read(sql, statuses)]
 
     def claim_next(
         self,
@@ -106,7 +108,7 @@ class SqliteStore(Store):
         foreground_run_id: str | None = None,
         first_attempt_only: bool = False,
     ) -> dict[str, Any] | None:
-        row = self._write(
+        row = self._first(
             "UPDATE runs SET status = 'running', attempt = attempt + 1, started_at = :now, "
             "ended_at = NULL, owner_pid = :owner, host = :host, pgid = NULL, exit_code = NULL, "
             "error = NULL, log_file = NULL WHERE seq = (SELECT seq FROM runs "
@@ -124,7 +126,8 @@ class SqliteStore(Store):
                 "foreground": foreground_run_id,
                 "any_attempt": not first_attempt_only,
             },
-        ).fetchone()
+            "write",
+        )
         return _row_to_run(row) if row else None
 
     def unclaim(self, run_id: str, owner_pid: int) -> None:
@@ -139,16 +142,31 @@ class SqliteStore(Store):
         try:
             return self._db.execute(sql, params)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the state database {self.path}: {exc}") from exc
+            raise storage_error(self.path, exc, "write") from exc
+
+    def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        # Fetched here: a damaged page is found while stepping through rows, not at execute.
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise storage_error(self.path, exc, "read") from exc
+
+    def _first(self, sql: str, params: Any = (), doing: str = "read") -> sqlite3.Row | None:
+        """The first row (of a read, or of a write's ``RETURNING``)."""
+        try:
+            row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise storage_error(self.path, exc, doing) from exc
+        return row
 
     def count_pending(self) -> int:
-        row = self._db.execute("SELECT COUNT(*) FROM runs WHERE status = 'pending'").fetchone()
-        return int(row[0])
+        row = self._first("SELECT COUNT(*) FROM runs WHERE status = 'pending'")
+        return int(row[0]) if row else 0
 
     def request_stop(self, run_id: str) -> bool:
         with self.transaction():
             return (
-                self._db.execute(
+                self._write(
                     "UPDATE runs SET stop_requested = 1 WHERE run_id = ? AND status = 'running'",
                     (run_id,),
                 ).rowcount
@@ -158,7 +176,7 @@ class SqliteStore(Store):
     def set_progress(self, run_id: str, percent: float | None, message: str | None) -> bool:
         with self.transaction():
             return (
-                self._db.execute(
+                self._write(
                     "UPDATE runs SET progress_percent = COALESCE(?, progress_percent), "
                     "progress_message = COALESCE(?, progress_message) "
                     "WHERE run_id = ? AND status = 'running'",
@@ -169,18 +187,16 @@ class SqliteStore(Store):
 
     def recent_finished(self, limit: int) -> list[dict[str, Any]]:
         marks = ", ".join("?" for _ in FINISHED_STATUSES)
-        rows = self._db.execute(
+        rows = self._read(
             f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY seq DESC LIMIT ?",
             (*FINISHED_STATUSES, limit),
-        ).fetchall()
+        )
         return [_row_to_run(row) for row in rows]
 
     def next_due_at(self, *, retries_only: bool = False) -> float | None:
         extra = " AND attempt > 0" if retries_only else ""
-        row = self._db.execute(
-            f"SELECT MIN(due_at) FROM runs WHERE status = 'pending'{extra}"
-        ).fetchone()
-        return None if row[0] is None else float(row[0])
+        row = self._first(f"SELECT MIN(due_at) FROM runs WHERE status = 'pending'{extra}")
+        return None if row is None or row[0] is None else float(row[0])
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         assignments = ", ".join(f"{key} = :{key}" for key in fields)
@@ -191,16 +207,13 @@ class SqliteStore(Store):
     # --- per-job state ----------------------------------------------------------------------
 
     def job_states(self) -> dict[str, dict[str, Any]]:
-        states = {
-            row["job_name"]: dict(row)
-            for row in self._db.execute("SELECT * FROM job_state").fetchall()
-        }
-        for name, next_run in self._db.execute("SELECT job_name, next_run FROM job_plan"):
+        states = {row["job_name"]: dict(row) for row in self._read("SELECT * FROM job_state")}
+        for name, next_run in self._read("SELECT job_name, next_run FROM job_plan"):
             states.setdefault(name, {})["next_run"] = next_run
         return states
 
     def job_state(self, job_name: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT * FROM job_state WHERE job_name = ?", (job_name,)).fetchone()
+        row = self._first("SELECT * FROM job_state WHERE job_name = ?", (job_name,))
         return dict(row) if row else None
 
     def save_job_state(self, state: dict[str, Any]) -> None:
@@ -221,7 +234,7 @@ class SqliteStore(Store):
 
     def end_if_pending(self, run_id: str, status: str, error: str | None, now: float) -> bool:
         with self.transaction():
-            changed = self._db.execute(
+            changed = self._write(
                 "UPDATE runs SET status = ?, error = COALESCE(?, error), "
                 "ended_at = COALESCE(ended_at, ?) WHERE run_id = ? AND status = 'pending'",
                 (status, error, now, run_id),
@@ -232,14 +245,17 @@ class SqliteStore(Store):
         if not next_runs:
             return
         with self.transaction():
-            self._db.executemany(
-                "INSERT INTO job_plan (job_name, next_run) VALUES (?, ?) "
-                "ON CONFLICT (job_name) DO UPDATE SET next_run = excluded.next_run",
-                list(next_runs.items()),
-            )
+            try:
+                self._db.executemany(
+                    "INSERT INTO job_plan (job_name, next_run) VALUES (?, ?) "
+                    "ON CONFLICT (job_name) DO UPDATE SET next_run = excluded.next_run",
+                    list(next_runs.items()),
+                )
+            except sqlite3.Error as exc:
+                raise storage_error(self.path, exc, "write") from exc
 
     def set_next_run(self, job_name: str, next_run: str | None) -> None:
-        self._db.execute(
+        self._write(
             "INSERT INTO job_plan (job_name, next_run) VALUES (?, ?) "
             "ON CONFLICT (job_name) DO UPDATE SET next_run = excluded.next_run",
             (job_name, next_run),
@@ -248,12 +264,12 @@ class SqliteStore(Store):
     # --- flags --------------------------------------------------------------------------------
 
     def is_paused(self) -> bool:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'paused'").fetchone()
+        row = self._first("SELECT value FROM meta WHERE key = 'paused'")
         return row is not None and row[0] == "1"
 
     def set_paused(self, paused: bool) -> None:
         with self.transaction():
-            self._db.execute(
+            self._write(
                 "INSERT INTO meta (key, value) VALUES ('paused', ?) ON CONFLICT (key) "
                 "DO UPDATE SET value = excluded.value",
                 ("1" if paused else "0",),
@@ -262,8 +278,33 @@ class SqliteStore(Store):
     def delete_finished_before(self, cutoff: float) -> int:
         marks = ", ".join("?" for _ in FINISHED_STATUSES)
         with self.transaction():
-            return self._db.execute(
+            return self._write(
                 f"DELETE FROM runs WHERE status IN ({marks}) "
                 "AND COALESCE(ended_at, created_at) < ?",
                 (*FINISHED_STATUSES, cutoff),
             ).rowcount
+
+    # --- result lines the JSONL could not take ------------------------------------------------
+
+    def remember_unwritten(
+        self, run_id: str | None, started_at: float, record: dict[str, Any]
+    ) -> None:
+        sql = "INSERT INTO unwritten_results (run_id, started_at, record) VALUES (?, ?, ?)"
+        line = json.dumps(record, ensure_ascii=False, default=str)
+        if self._db.in_transaction:
+            self._write(sql, (run_id, started_at, line))
+            return
+        with self.transaction():
+            self._write(sql, (run_id, started_at, line))
+
+    def has_unwritten(self) -> bool:
+        return self._first("SELECT 1 FROM unwritten_results LIMIT 1") is not None
+
+    def unwritten(self) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT seq, run_id, started_at, record FROM unwritten_results ORDER BY seq"
+        )
+        return [{**dict(row), "record": json.loads(row["record"])} for row in rows]
+
+    def forget_unwritten(self, seq: int) -> bool:
+        return self._write("DELETE FROM unwritten_results WHERE seq = ?", (seq,)).rowcount == 1
