@@ -187,3 +187,43 @@ def test_without_a_config_that_ever_validated_the_error_stands(tmp_path: Path) -
     config.write_text(config.read_text().replace('"3600"', '"25:00x"'))
     result = run_from(tmp_path, "status")
     assert result.returncode == 78 and "last config" not in result.stderr
+
+
+# --- 6: failures are warnings, the notice threshold an error, with journal priorities ------
+
+
+def test_failures_are_warnings_and_the_notice_an_error_in_the_journal(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        [job("failing", "exit 3", notify_after=1), job("fine", "true")],
+    )
+    journal = tmp_path / "journal.txt"
+    for name in ("failing", "fine"):
+        with open(journal, "ab") as stream:
+            info = os.fstat(stream.fileno())
+            environ = {
+                **os.environ,
+                "PYTHONPATH": str(REPO),
+                "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}",  # as systemd sets it
+            }
+            environ.pop("BATCH_RUNNER_ROOT", None)
+            subprocess.run(
+                [sys.executable, "-m", "batch_runner", "-l", "info", "run-job", name],
+                stdout=subprocess.DEVNULL,
+                stderr=stream,
+                env=environ,
+                cwd=tmp_path,
+                timeout=30,
+            )
+    lines = journal.read_text().splitlines()
+    [end_failing] = [line for line in lines if "end failing" in line]
+    assert end_failing.startswith("<4>") and " WARNING end failing " in end_failing
+    assert "error — exit code 3" in end_failing
+    [notice] = [line for line in lines if "notice:" in line]
+    assert notice.startswith("<3>") and " ERROR notice: " in notice
+    [end_fine] = [line for line in lines if "end fine" in line]
+    assert end_fine.startswith("<6>") and " INFO end fine " in end_fine
+    # Not the journal (a file of its own): no priority prefixes.
+    plain = run_from(tmp_path, "-l", "info", "run-job", "failing", JOURNAL_STREAM="1:2")
+    assert any(line.split(" ", 2)[1] == "WARNING" for line in plain.stderr.splitlines())
+    assert not any(line.startswith("<") for line in plain.stderr.splitlines())

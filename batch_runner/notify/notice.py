@@ -103,5 +103,6 @@ def notice_subject(notice: dict[str, Any]) -> str:
 
 def log_notice(notice: dict[str, Any]) -> None:
     """Every notice also goes to the runner's log: the one place that works without notifiers."""
-    emit = log.warning if notice["kind"] == "failure" else log.info
+    # The notice threshold is an error: the job has failed notify_after times in a row.
+    emit = log.error if notice["kind"] == "failure" else log.info
     emit("notice: %s", notice["text"])

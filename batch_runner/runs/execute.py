@@ -23,6 +23,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# The attempt ends that mean something went wrong (not a stop a user asked for).
+FAILED_STATUSES = frozenset({"error", "timeout", "interrupted"})
+
 log = get_logger("batch_runner")
 
 STOP_CHECK_INTERVAL = 1.0
@@ -119,7 +122,10 @@ class _Announcer:
         if self.observer is not None:
             self.observer("end", run, outcome.status if status != "pending" else "retry pending")
         reason = f" — {outcome.error.splitlines()[0]}" if outcome.error else ""
-        log.info("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status, reason)
+        # A failed attempt is a warning, so `journalctl -p warning` shows a job that keeps
+        # failing; a stop asked for by a user is not.
+        emit = log.warning if outcome.status in FAILED_STATUSES else log.info
+        emit("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status, reason)
 
 
 def _record_started(ctx: RunnerContext, run: dict[str, Any], pid: int) -> None:
