@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, job, write_config
+from conftest import REPO, job, read_results, run_cli, write_config
 
 
 def run_from(cwd: Path, *argv: str, **env: str) -> subprocess.CompletedProcess:
@@ -127,6 +127,12 @@ def test_a_run_queued_ahead_of_its_occurrence_is_named_after_the_occurrence(
     assert sched._fire_due(clock[0]) == 1
     [run] = sched.ctx.store.runs_with_status("pending")
     assert run["run_id"].startswith("20261207-000000-"), run["run_id"]
+    sched.ctx.store.close()
+    time.sleep(max(0.0, run["due_at"] - time.time()))
+    assert run_cli(project, "queue", "worker").returncode == 0
+    [record] = read_results(project)
+    # Its run log is in the folder of its day, whatever day it runs on.
+    assert Path(record["log_file"]).parent.name == "20261207", record["log_file"]
 
 
 # --- 2: a config edit that does not validate blocks only what needs the new config ----------

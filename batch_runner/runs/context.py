@@ -9,6 +9,7 @@ import time
 from batch_runner.config.spec import ConfigSpec
 from batch_runner.state.layout import LogLayout
 from batch_runner.state.store import Store, open_store
+from batch_runner.timefmt import day_stamp
 
 
 class RunnerContext:
@@ -41,3 +42,11 @@ class RunnerContext:
 def new_run_id(now: float) -> str:
     """Sortable by creation time, unique without coordination, safe as a file name."""
     return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + os.urandom(3).hex()
+
+
+def run_day(run_id: str, started_at: float) -> str:
+    """YYYYMMDD of the folder a run's logs go to: the day its id carries (a scheduled run's
+    occurrence, so the midnight run's logs are in that day's folder, and every attempt of a
+    run in one folder), else the day it started (an id made otherwise)."""
+    day = run_id[:8]
+    return day if len(day) == 8 and day.isdigit() else day_stamp(started_at)

@@ -13,10 +13,9 @@ from batch_runner.execution.outcome import AttemptOutcome, AttemptRequest
 from batch_runner.logs import get_logger
 from batch_runner.paths import resolve_under_root
 from batch_runner.runs import notices
-from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.context import RunnerContext, run_day
 from batch_runner.runs.finish import finish_attempt
 from batch_runner.runs.interrupt import Interrupter
-from batch_runner.timefmt import day_stamp
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -43,7 +42,7 @@ def execute_run(
     """Execute one claimed attempt and record it; returns the run's new status, and the next
     run when ``claim_next`` is given (see ``finish.finish_attempt``)."""
     run["log_file"] = ctx.layout.run_log(
-        day_stamp(run["started_at"]), run["run_id"], run["attempt"]
+        run_day(run["run_id"], run["started_at"]), run["run_id"], run["attempt"]
     )
     announcer = _Announcer(run, observer)
     request = attempt_request(ctx, run)

@@ -8,10 +8,9 @@ import time
 from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.execution.procs import first_group_of_run, terminate_run
 from batch_runner.logs import get_logger
-from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.context import RunnerContext, run_day
 from batch_runner.runs.finish import finish_attempt, write_waiting_results
 from batch_runner.state.locks import FileLock
-from batch_runner.timefmt import day_stamp
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -38,7 +37,8 @@ def reap_orphans(
             run["pgid"] = first_group_of_run(run["run_id"])
         terminate_run(run["pgid"], run["run_id"], kill_grace)
         if run["log_file"] is None and run["started_at"]:
-            path = ctx.layout.run_log(day_stamp(run["started_at"]), run["run_id"], run["attempt"])
+            day = run_day(run["run_id"], run["started_at"])
+            path = ctx.layout.run_log(day, run["run_id"], run["attempt"])
             run["log_file"] = path if os.path.exists(path) else None
         now = time.time()
         who = f"pid {run['owner_pid']}" if run["owner_pid"] else "unknown"
