@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,6 +22,10 @@ _RUN_JOB_FLAGS = ("--no-wait", "--queue")
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (cli/completion.py)
+        from batch_runner.cli.completion import complete
+
+        complete()
     if argv in (["--version"], ["-V"]):
         # The fastest path: cron and scripts probe this; no parser, no imports.
         print(f"batch_runner {__version__}")

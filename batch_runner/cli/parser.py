@@ -51,7 +51,8 @@ def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--root",
         default=default,
         metavar="DIR",
-        help="project root (default: $BATCH_RUNNER_ROOT or the current directory)",
+        help="project root (default: $BATCH_RUNNER_ROOT, else the project of a named config, "
+        "else the current directory)",
     )
     parser.add_argument(
         "-l",

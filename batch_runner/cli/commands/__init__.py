@@ -34,6 +34,7 @@ COMMANDS = {
     "queue": "queue",
     "stop": "control",
     "progress": "control",
+    "completion": "shellcompletion",
 }
 
 # The common options that take a value, each with the attribute it sets: the parser defines

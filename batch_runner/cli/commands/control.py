@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from batch_runner.cli import app
+from batch_runner.cli import app, completion
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("stop", help="ask a running attempt to stop (by run id or job name)")
-    p.add_argument("target", metavar="RUN_ID_OR_JOB")
+    completion.offers(
+        p.add_argument("target", metavar="RUN_ID_OR_JOB"), completion.jobs_and_run_ids
+    )
     p.set_defaults(handler=cmd_stop)
     common(p)
     p = sub.add_parser("progress", help="report progress from inside a run")

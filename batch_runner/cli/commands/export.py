@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from batch_runner.cli import app
+from batch_runner.cli import app, completion
 from batch_runner.config.spec import ConfigSpec, JobSpec
 from batch_runner.errors import EXIT_USAGE, UsageError
 
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("cron", help="print a crontab line for a job, or a crontab for all")
-    p.add_argument("name", nargs="?", help="the job to print a line for")
+    completion.offers(
+        p.add_argument("name", nargs="?", help="the job to print a line for"), completion.job_names
+    )
     p.add_argument("--all", action="store_true", help="a whole crontab for the enabled jobs")
     p.set_defaults(handler=cmd_cron)
     common(p)

@@ -8,7 +8,7 @@ import sys
 from itertools import islice
 from pathlib import Path
 
-from batch_runner.cli import app, render
+from batch_runner.cli import app, completion, render
 from batch_runner.errors import NotFound, StorageError, UsageError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -22,7 +22,7 @@ STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled",
 
 def register(sub: Any, common: Any) -> None:
     p = sub.add_parser("history", help="past attempts, newest first")
-    p.add_argument("name", nargs="?", help="only this job")
+    completion.offers(p.add_argument("name", nargs="?", help="only this job"), completion.job_names)
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--since", metavar="DATE", help="e.g. 2026-11-01 or 2026-11-01T08:00")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
@@ -30,7 +30,7 @@ def register(sub: Any, common: Any) -> None:
     p.set_defaults(handler=cmd_history)
     common(p)
     p = sub.add_parser("logs", help="the full output of a run")
-    p.add_argument("run_id", metavar="RUN_ID")
+    completion.offers(p.add_argument("run_id", metavar="RUN_ID"), completion.run_ids)
     p.set_defaults(handler=cmd_logs)
     common(p)
 

@@ -6,7 +6,7 @@ import argparse
 import time
 from datetime import datetime
 
-from batch_runner.cli import app, render
+from batch_runner.cli import app, completion, render
 from batch_runner.config.spec import ConfigSpec, JobSpec
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -41,7 +41,7 @@ def register(sub: Any, common: Any) -> None:
         ("disable", "switch a job off"),
     ):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("name")
+        completion.offers(p.add_argument("name"), completion.job_names)
         p.set_defaults(handler=cmd_edit, edit=name)
         common(p)
 

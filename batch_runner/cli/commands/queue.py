@@ -65,7 +65,7 @@ def _list(qsub: Any, common: Any) -> None:
 
 def _show(qsub: Any, common: Any) -> None:
     p = qsub.add_parser("show", help="every field of one run")
-    p.add_argument("run_id", metavar="ID")
+    _offers_run_ids(p.add_argument("run_id", metavar="ID"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_show)
     common(p)
@@ -81,12 +81,18 @@ def _clean(qsub: Any, common: Any) -> None:
     p.add_argument("--keep-days", type=int, default=7, metavar="N")
 
 
+def _offers_run_ids(action: Any) -> None:
+    from batch_runner.cli import completion  # not on `queue add`'s path
+
+    completion.offers(action, completion.run_ids)
+
+
 def _simple(
     qsub: Any, common: Any, name: str, helptext: str, handler: Any, *, with_id: bool = False
 ) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = qsub.add_parser(name, help=helptext)
     if with_id:
-        p.add_argument("run_id", metavar="ID")
+        _offers_run_ids(p.add_argument("run_id", metavar="ID"))
     p.set_defaults(handler=handler)
     common(p)
     return p

@@ -17,8 +17,10 @@ EXIT_BY_STATUS = {"success": EXIT_OK, "timeout": EXIT_TIMEOUT}
 
 
 def register(sub: Any, common: Any) -> None:
+    from batch_runner.cli import completion  # not on the cron line's path, which skips argparse
+
     p = sub.add_parser("run-job", help="run a job now, in the foreground")
-    p.add_argument("name")
+    completion.offers(p.add_argument("name"), completion.job_names)
     p.add_argument("--queue", action="store_true", help="enqueue the run instead and print its id")
     p.add_argument("--no-wait", action="store_true", help="exit 75 at once if the executor is busy")
     p.set_defaults(handler=cmd_run_job)
