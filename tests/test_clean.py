@@ -39,7 +39,9 @@ def test_clean_removes_only_old_finished_things(project: Path) -> None:
         )
     result = run_cli(project, "clean")
     assert result.returncode == 0, result.stderr
-    assert "removed 1 result files, 1 days of run logs, 1 finished runs" in result.stdout
+    assert result.stdout.strip() == (
+        "kept the last 7 days: removed 1 result file, 1 day of run logs, 1 finished run"
+    )
     assert not old_results.exists() and not old_runs.exists()
     assert len(list((logs / "batch").glob("*.jsonl"))) == 1  # today's stays
     assert store.get_run("old-done") is None
@@ -62,3 +64,17 @@ def test_the_shipped_config_runs_its_jobs(tmp_path: Path) -> None:
     for name in names:
         result = run_cli(tmp_path, "run-job", name)
         assert result.returncode == 0, (name, result.stdout, result.stderr)
+
+
+def test_keep_days_0_keeps_nothing_finished(project: Path) -> None:
+    """Issue 17.12: it said "kept the last 1 days" and left today's runs in the history."""
+    write_config(project, [job("a", "echo a")])
+    assert run_cli(project, "run-job", "a").returncode == 0
+    waiting = run_cli(project, "queue", "add", "--delay", "1h", "--", "true").stdout.strip()
+    result = run_cli(project, "clean", "--keep-days", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("kept nothing finished: removed 1 result file, 1 day of run")
+    assert json.loads(run_cli(project, "history", "--json").stdout) == []
+    assert [
+        r["run_id"] for r in json.loads(run_cli(project, "queue", "list", "--json").stdout)
+    ] == [waiting]

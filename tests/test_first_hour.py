@@ -233,3 +233,56 @@ def test_failures_are_warnings_and_the_notice_an_error_in_the_journal(tmp_path: 
     plain = run_from(tmp_path, "-l", "info", "run-job", "failing", JOURNAL_STREAM="1:2")
     assert any(line.split(" ", 2)[1] == "WARNING" for line in plain.stderr.splitlines())
     assert not any(line.startswith("<") for line in plain.stderr.splitlines())
+
+
+# --- 12: the smaller surprises ----------------------------------------------------------
+
+
+def test_validate_names_a_trailing_comma_and_where_it_is(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [job("a", "true")])
+    text = config.read_text()
+    broken = text.replace('"schedule_time": "3600"', '"schedule_time": "3600",')
+    config.write_text(broken)
+    result = run_from(tmp_path, "validate")
+    assert result.returncode == 78
+    comma = broken.index('"3600",') + len('"3600"')
+    line = broken.count("\n", 0, comma) + 1
+    column = comma - broken.rfind("\n", 0, comma)
+    assert f"line {line}, column {column}: " in result.stderr
+    assert "a trailing comma before '}'" in result.stderr and "remove it" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("9am", "09:00"), ("9:30 pm", "21:30"), ("12am", "00:00"), ("0930", "09:30")],
+)
+def test_a_time_written_another_way_gets_a_hint(tmp_path: Path, written: str, meant: str) -> None:
+    write_config(tmp_path, [job("a", "true", schedule_type="daily", schedule_time=written)])
+    result = run_from(tmp_path, "validate")
+    assert result.returncode == 78 and f'(did you mean "{meant}"?)' in result.stderr
+
+
+def test_an_empty_folder_says_how_to_reach_an_existing_project(tmp_path: Path) -> None:
+    result = run_from(tmp_path, "list")
+    assert result.returncode == 78
+    assert "batch_runner init" in result.stderr and "--root DIR" in result.stderr
+
+
+def test_queue_list_shows_when_a_delayed_run_is_due(tmp_path: Path) -> None:
+    write_config(tmp_path, [job("a", "true")])
+    assert (
+        run_from(tmp_path, "queue", "add", "--at", "2099-01-01T08:00", "--", "true").returncode == 0
+    )
+    listed = run_from(tmp_path, "queue", "list").stdout.splitlines()
+    assert listed[0].split()[:5] == ["ID", "STATUS", "PRIORITY", "CREATED", "DUE"]
+    assert "2099-01-01 08:00:00" in listed[1]
+    assert "finished runs too" in run_from(tmp_path, "queue", "list", "--help").stdout
+
+
+def test_a_reason_does_not_repeat_its_status() -> None:
+    from batch_runner.runs.execute import reason_after
+
+    assert (
+        reason_after("interrupted", "interrupted: runner shutting down") == "runner shutting down"
+    )
+    assert reason_after("error", "exit code 3\nboom") == "exit code 3"

@@ -117,7 +117,10 @@ def _where_the_project_is(path: str) -> str:
                 f"the project above is {folder}: run from there, or give --root {folder} "
                 "(`batch_runner init` would start a second one here)"
             )
-    return "run `batch_runner init` to create it"
+    return (
+        "run `batch_runner init` to create it here, or point at an existing project with "
+        "--root DIR, -c FILE or $BATCH_RUNNER_ROOT"
+    )
 
 
 def _decode(path: str, data: bytes) -> str:
@@ -146,6 +149,16 @@ def _parse(path: str, text: str) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
+        comma = _trailing_comma(text, exc.pos)
+        if comma is not None:
+            line = text.count("\n", 0, comma) + 1
+            column = comma - (text.rfind("\n", 0, comma) + 1) + 1
+            closer = text[exc.pos]
+            raise ConfigError(
+                f"{path}: line {line}, column {column}: the config file is not valid JSON: "
+                f"a trailing comma before {closer!r}; JSON allows no comma after the last "
+                "item, so remove it"
+            ) from None
         raise ConfigError(
             f"{path}: line {exc.lineno}, column {exc.colno}: the config file is "
             f"not valid JSON: {exc.msg}"
@@ -156,6 +169,14 @@ def _parse(path: str, text: str) -> Any:
         raise ConfigError(f"{path}: the config file is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
         raise ConfigError(f"{path}: the config file cannot be read as JSON: {exc}") from None
+
+
+def _trailing_comma(text: str, error_at: int) -> int | None:
+    """Where the comma is, when json stopped at a "}" or "]" that follows one."""
+    if error_at >= len(text) or text[error_at] not in "}]":
+        return None
+    before = text[:error_at].rstrip()
+    return len(before) - 1 if before.endswith(",") else None
 
 
 def _kind_of(value: Any) -> str:

@@ -120,11 +120,18 @@ class _Announcer:
         run = self.run
         if self.observer is not None:
             self.observer("end", run, outcome.status if status != "pending" else "retry pending")
-        reason = f" — {outcome.error.splitlines()[0]}" if outcome.error else ""
+        reason = f" — {reason_after(outcome.status, outcome.error)}" if outcome.error else ""
         # A failed attempt is a warning, so `journalctl -p warning` shows a job that keeps
         # failing; a stop asked for by a user is not.
         emit = log.warning if outcome.status in FAILED_STATUSES else log.info
         emit("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status, reason)
+
+
+def reason_after(status: str, error: str) -> str:
+    """The first line of ``error`` as it reads after its status: "interrupted — runner shutting
+    down", not "interrupted — interrupted: runner shutting down"."""
+    first = error.splitlines()[0] if error else ""
+    return first.removeprefix(f"{status}: ")
 
 
 def _record_started(ctx: RunnerContext, run: dict[str, Any], pid: int) -> None:

@@ -97,10 +97,34 @@ def _parse_time(text: str, kind: str, whole: str | None = None) -> time:
     hour, minute, second = (int(g) if g else 0 for g in match.groups()) if match else (-1, 0, 0)
     if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
         where = f"{show(text)} in {show(whole)}" if whole is not None else show(text)
+        hint = _clock_hint(text)
+        hint = f' (did you mean "{hint}"?)' if hint else ""
         raise ScheduleError(
-            f"{kind} schedule_time {where} is not a time of day; use {_TIME_ALLOWED}."
+            f"{kind} schedule_time {where} is not a time of day; use {_TIME_ALLOWED}{hint}."
         )
     return time(hour, minute, second)
+
+
+# "9am", "9:30 PM", "0930", "9.30", "9h30": what people write for a time of day.
+_TWELVE_HOUR_RE = re.compile(r"(\d{1,2})(?:[:.](\d{2}))?\s*([ap])\.?m\.?", re.IGNORECASE)
+_OTHER_CLOCK_RE = re.compile(r"(\d{1,2})(?:[.hH]|(?=\d{2}$))(\d{2})?")
+
+
+def _clock_hint(text: str) -> str | None:
+    """The "HH:MM" a time written another way means, if it is clear."""
+    text = text.strip()
+    match = _TWELVE_HOUR_RE.fullmatch(text)
+    if match:
+        hour, minute = int(match[1]), int(match[2] or 0)
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if match[3].lower() == "p" else 0)
+    else:
+        match = _OTHER_CLOCK_RE.fullmatch(text)
+        if not match:
+            return None
+        hour, minute = int(match[1]), int(match[2] or 0)
+    return f"{hour:02d}:{minute:02d}" if hour <= 23 and minute <= 59 else None
 
 
 def _parse_weekly(text: str) -> WeeklySchedule:

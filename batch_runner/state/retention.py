@@ -22,10 +22,12 @@ class CleanReport(Record):
 
 
 def clean(layout: LogLayout, store: Store, keep_days: int, now: float | None = None) -> CleanReport:
-    """Delete what is older than ``keep_days`` whole days before today (local time)."""
+    """Delete what is older than ``keep_days`` whole days before today (local time); with 0,
+    every finished run, today's too (only runs waiting or running stay)."""
     now = time.time() if now is None else now
     cutoff = now - keep_days * 86400
-    oldest_kept = day_stamp(cutoff)
+    # "9" sorts after every day: with nothing to keep, today's files go as well.
+    oldest_kept = day_stamp(cutoff) if keep_days > 0 else "9"
     results = [path for day, path in result_files_newest_first(layout) if day < oldest_kept]
     for path in results:
         os.unlink(path)

@@ -30,8 +30,13 @@ def cmd_clean(args: argparse.Namespace) -> int:
     if keep < 0 or keep > 100_000:
         raise UsageError(f"--keep-days must be between 0 and 100000, not {keep}")
     report = clean(ctx.layout, ctx.store, keep)
+    kept = "nothing finished" if keep == 0 else f"the last {_count(keep, 'day')}"
     print(
-        f"kept the last {keep} days: removed {report.result_files} result files, "
-        f"{report.run_log_days} days of run logs, {report.runs} finished runs"
+        f"kept {kept}: removed {_count(report.result_files, 'result file')}, "
+        f"{_count(report.run_log_days, 'day')} of run logs, {_count(report.runs, 'finished run')}"
     )
     return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

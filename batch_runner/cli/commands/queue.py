@@ -50,7 +50,7 @@ def _add(qsub: Any, common: Any) -> None:
 
 def _list(qsub: Any, common: Any) -> None:
     p = qsub.add_parser("list", help="pending and running runs (--all: finished too)")
-    p.add_argument("--all", action="store_true")
+    p.add_argument("--all", action="store_true", help="finished runs too, the latest first")
     p.add_argument(
         "--limit",
         type=int,
@@ -181,14 +181,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         render.print_json(views)
         return 0
+    # A due column only when some run waits for its time (--delay, --at, a retry's backoff).
+    now = time.time()
+    delayed = any(r["status"] == "pending" and (r.get("due_at") or 0) > now for r in runs)
+    headers = ["id", "status", "priority", "created", *(["due"] if delayed else [])]
     render.print_table(
-        ["id", "status", "priority", "created", "job or label: command"],
+        [*headers, "job or label: command"],
         [
             [
                 v["run_id"],
                 v["status"],
                 v["priority"],
-                (v["created_at"] or "")[:19].replace("T", " "),
+                _minute(v["created_at"]),
+                *([_minute(v["due_at"]) if v["status"] == "pending" else None] if delayed else []),
                 _what(v),
             ]
             for v in views
@@ -197,6 +202,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         optional=("priority", "created"),
     )
     return 0
+
+
+def _minute(iso_time: str | None) -> str:
+    return (iso_time or "")[:19].replace("T", " ")
 
 
 def _what(view: dict[str, Any]) -> str:
