@@ -6,7 +6,9 @@
   same processes one by one (`subprocess.run(["true"], start_new_session=True)`), and against
   task-spooler (`tsp`) and `nq` when they are installed (Debian packages task-spooler, nq);
 - `queue add` latency with 10 and with 10,000 runs pending;
-- `queue list` with 100,000 finished runs.
+- `queue list` with 100,000 finished runs;
+- `stop` latency: from running `batch_runner stop` to the end of the run it stops (SPEC: within
+  2 s plus `kill_grace`); the test suite only checks that a stop ends a run at all.
 Run it with the Python that has batch_runner installed (a non-editable `pip install .`).
 """
 
@@ -184,6 +186,31 @@ def list_latency(root: Path, finished: int, repeat: int) -> float:
     return median_ms([PY, "-m", "batch_runner", "queue", "list"], env, repeat)
 
 
+def stop_latency(root: Path, repeat: int) -> list[float]:
+    """Seconds from starting `stop` to the end of a `sleep` run that a queue worker executes."""
+    env = project(root)
+    store = Store(root / "logs" / "state" / "batch_runner.sqlite3")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    samples = []
+    for _ in range(repeat):
+        run_id = subprocess.run(
+            [PY, "-m", "batch_runner", "queue", "add", "--", "sleep", "1000"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        worker = subprocess.Popen([PY, "-m", "batch_runner", "queue", "worker"], env=env, **quiet)
+        while (store.get_run(run_id) or {}).get("status") != "running":
+            time.sleep(0.01)
+        asked = time.time()
+        subprocess.run([PY, "-m", "batch_runner", "stop", run_id], env=env, check=True, **quiet)
+        worker.wait(timeout=60)
+        samples.append((store.get_run(run_id) or {})["ended_at"] - asked)
+    store.close()
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1000)
@@ -209,6 +236,7 @@ def main() -> None:
         add_10 = add_latency(tmp / "add10", 10, args.repeat)
         add_10k = add_latency(tmp / "add10k", 10_000, args.repeat)
         list_100k = list_latency(tmp / "list", 100_000, max(5, args.repeat // 3))
+        stops = stop_latency(tmp / "stop", max(5, args.repeat // 3))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{'measure':<54} {'value':>12}  target / note")
@@ -235,6 +263,11 @@ def main() -> None:
         f"{add_10k / add_10 - 1:+.0%} vs 10 pending (target within 20%)"
     )
     print(f"{'queue list, 100,000 finished runs':<54} {list_100k:>8.1f} ms  < 300 ms")
+    stop_label = f"stop to the run's end, median of {len(stops)} (max)"
+    print(
+        f"{stop_label:<54} {statistics.median(stops) * 1000:>8.0f} ms  "
+        f"({max(stops) * 1000:.0f}) within 2 s + kill_grace (SPEC)"
+    )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-# How long a "hanging" server holds a request: longer than any timeout under test, shorter
-# than the test's own patience; released at once when the server stops.
-HANG_SECONDS = 10.0
+from margins import SLOW
+
+# How long a "hanging" server holds a request: far longer than any timeout under test, so a
+# client that waits for the server instead fails a test's PROMPT bound; released at once when
+# the server stops.
+HANG_SECONDS = SLOW
 
 
 def wait_until(predicate: Any, timeout: float = 10.0) -> None:
@@ -74,7 +77,9 @@ class HttpServer(_Background):
     """Answers 200 "OK"; a path containing ``hang`` waits, ``500`` fails, ``redirect`` redirects.
 
     ``echo`` fails with 500 and quotes the path and the ``X-`` headers it got, as a server that
-    explains a refusal by echoing the request would.
+    explains a refusal by echoing the request would. ``/together/N/...`` answers 200 only once
+    N such requests wait at the same time (503 if they never do): clients sent one after the
+    other never get there.
     """
 
     def __init__(self) -> None:
@@ -84,10 +89,27 @@ class HttpServer(_Background):
         self._server.daemon_threads = True
         self._server.owner = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._meetings: dict[int, threading.Barrier] = {}
+        self._meetings_lock = threading.Lock()
 
     def __enter__(self) -> HttpServer:
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        for barrier in self._meetings.values():
+            barrier.abort()
+        super().__exit__(*exc)
+
+    def meet(self, count: int) -> bool:
+        """Wait until ``count`` requests wait here at once; False if they never do."""
+        with self._meetings_lock:
+            barrier = self._meetings.setdefault(count, threading.Barrier(count))
+        try:
+            barrier.wait(HANG_SECONDS)
+        except threading.BrokenBarrierError:
+            return False
+        return True
 
     def paths(self) -> list[str]:
         return [seen.path for seen in self.requests]
@@ -111,6 +133,8 @@ class _HttpHandler(BaseHTTPRequestHandler):
         if "hang" in self.path:
             owner.release.wait(HANG_SECONDS)
         status, extra = 200, {}
+        if self.path.startswith("/together/") and not owner.meet(int(self.path.split("/")[2])):
+            status = 503
         if "500" in self.path:
             status = 500
         elif "redirect" in self.path:

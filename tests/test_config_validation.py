@@ -53,7 +53,11 @@ FILE_CASES = [
     ("empty", "", "the config file is empty"),
     ("whitespace only", " \n\t\n", "the config file is empty"),
     ("malformed", '{"jobs": [}', "line 1, column 11: the config file is not valid JSON"),
-    ("trailing comma", '{\n  "jobs": [],\n}', "line 3, column 1: the config file is not valid"),
+    (
+        "trailing comma",
+        '{\n  "jobs": [],\n}',
+        "line 2, column 13: the config file is not valid JSON: a trailing comma",
+    ),
     ("single quotes", "{'jobs': []}", "line 1, column 2: the config file is not valid JSON"),
     ("top level list", "[]", "the top level is a list; expected a JSON object"),
     ("top level string", '"jobs"', "the top level is a string"),

@@ -1,7 +1,8 @@
 """One attempt of a real command: spawn, wait, timeout, stop, kill, capture (SPEC 5).
 
 Real tiny processes with short real timeouts. ``execute`` bounds every wait by the request's
-timeout, and every helper that waits has its own bound.
+timeout, and every helper that waits has its own bound. A check that something ends promptly
+makes the broken path wait ``SLOW`` seconds (a grace, the job's own end) and asserts ``PROMPT``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import process_running as running
+from margins import PROMPT, SLOW
 
 from batch_runner.execution.capture import cut_marker
 from batch_runner.execution.command import build_child_env
@@ -68,6 +70,25 @@ def reap_leftovers() -> Iterator[list[int]]:
     for pid in pids:
         if running(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def process_state(pid: int) -> str:
+    """One letter from /proc: R, S, T (stopped), Z..., or "" once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2]
+
+
+def wait_until(condition: Any, timeout: float = SLOW) -> bool:
+    """For process-table changes, which give no event to wait on."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 # -- success, exit codes, signals ---------------------------------------------------------
@@ -203,13 +224,15 @@ def test_empty_command(tmp_path: Path) -> None:
 
 def test_timeout_kills_the_whole_tree(tmp_path: Path, reap_leftovers: list[int]) -> None:
     start = time.monotonic()
-    outcome = run(tmp_path, ["bash", "-c", "sleep 1000 & echo $!; sleep 1000"], timeout=0.3)
+    argv = ["bash", "-c", f"sleep 1000 & echo $!; sleep {SLOW:g}"]
+    outcome = run(tmp_path, argv, timeout=0.3, kill_grace=SLOW)
     elapsed = time.monotonic() - start
     grandchild = int(outcome.output.split()[0])
     reap_leftovers += [grandchild, outcome.pid]
     assert (outcome.status, outcome.exit_code) == ("timeout", None)
     assert outcome.error == "timed out after 0.3 s"
-    assert 0.3 <= elapsed < 1.5
+    # Ended at the timeout by SIGTERM alone: not at the job's own end, nor after the grace.
+    assert 0.3 <= elapsed < PROMPT
     assert not running(grandchild) and not running(outcome.pid)
 
 
@@ -223,18 +246,32 @@ def test_timeout_kills_stragglers_that_left_the_group(
     assert not running(escaped)
 
 
-def test_sigterm_ignored_means_sigkill_after_the_grace(tmp_path: Path) -> None:
+def test_sigterm_ignored_means_sigkill_after_the_grace(
+    tmp_path: Path, reap_leftovers: list[int]
+) -> None:
     start = time.monotonic()
-    outcome = run(tmp_path, ["sh", "-c", "trap '' TERM; sleep 1000"], timeout=0.2, kill_grace=0.3)
+    script = f"trap '' TERM; sleep {SLOW:g} & echo $!; wait"  # sleep inherits the ignored TERM
+    outcome = run(tmp_path, ["sh", "-c", script], timeout=0.2, kill_grace=0.3)
+    elapsed = time.monotonic() - start
+    child = int(outcome.output)
+    reap_leftovers += [child, outcome.pid]
     assert outcome.status == "timeout"
-    assert 0.5 <= time.monotonic() - start < 2.0
+    # The grace was given in full, and SIGKILL ended both at its end, not at the job's own end.
+    assert 0.5 <= elapsed < PROMPT
+    assert not running(child) and not running(outcome.pid)
 
 
 def test_a_stopped_job_is_woken_to_handle_sigterm(tmp_path: Path) -> None:
+    def stopped(pid: int) -> None:  # on_started: the timeout is only checked once this returns
+        assert wait_until(lambda: process_state(pid) == "T"), "the job never stopped itself"
+
+    script = "trap 'echo cleaning up; exit 3' TERM; kill -STOP $$; echo resumed"
+    request = make_request(tmp_path, ["sh", "-c", script], timeout=0.2, kill_grace=SLOW)
     start = time.monotonic()
-    outcome = run(tmp_path, ["sh", "-c", "kill -STOP $$"], timeout=0.2, kill_grace=5.0)
-    assert outcome.status == "timeout"
-    assert time.monotonic() - start < 2.0  # SIGCONT let SIGTERM through: no SIGKILL wait
+    outcome = execute(request, on_started=stopped)
+    # SIGCONT let SIGTERM through: its handler ran, and no SIGKILL came at the grace's end.
+    assert (outcome.status, outcome.exit_code, outcome.output) == ("timeout", 3, "cleaning up\n")
+    assert time.monotonic() - start < PROMPT
 
 
 def test_output_written_while_dying_is_kept(tmp_path: Path) -> None:
@@ -255,11 +292,12 @@ def test_grandchild_holding_the_pipe_does_not_hang_the_run(
     tmp_path: Path, reap_leftovers: list[int]
 ) -> None:
     start = time.monotonic()
-    outcome = run(tmp_path, ["bash", "-c", "sleep 1000 & echo $!; echo hi"])
+    argv = ["bash", "-c", f"sleep {SLOW:g} & echo $!; echo hi"]
+    outcome = run(tmp_path, argv, timeout=2 * SLOW)
     grandchild = int(outcome.output.split()[0])
     reap_leftovers.append(grandchild)
     assert (outcome.status, outcome.output.split()[1]) == ("success", "hi")
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < PROMPT  # not until the pipe's EOF, nor the timeout
     assert not running(grandchild)  # the group is the run's: nothing of it outlives the run
 
 
@@ -276,14 +314,23 @@ def test_a_deliberate_daemon_outlives_a_successful_run(
     tmp_path: Path, reap_leftovers: list[int]
 ) -> None:
     """A process that left the session and the pipes was started on purpose (documented)."""
-    outcome = run(tmp_path, ["sh", "-c", "setsid sleep 1000 >/dev/null 2>&1 & echo $!"])
+    # The job ends once the daemon has left its session (field 6 of stat), so a slow fork on a
+    # loaded machine cannot leave it in the run's group when the group is looked at.
+    script = (
+        "setsid sleep 1000 >/dev/null 2>&1 & d=$!; "
+        "while [ \"$(cut -d' ' -f6 /proc/$d/stat)\" = $$ ]; do :; done; echo $d"
+    )
+    outcome = run(tmp_path, ["sh", "-c", script])
     reap_leftovers.append(int(outcome.output))
     assert outcome.status == "success"
     assert running(int(outcome.output))
 
 
 def test_late_output_of_a_background_process_is_kept(tmp_path: Path) -> None:
-    outcome = run(tmp_path, ["sh", "-c", "(sleep 0.02; echo late) & echo early"])
+    # "late" comes once the main process is gone (reaped: kill -0 fails), not after a nap that
+    # a loaded machine could stretch past the quiet window.
+    script = "(while kill -0 $$ 2>/dev/null; do :; done; echo late) & echo early"
+    outcome = run(tmp_path, ["sh", "-c", script])
     assert outcome.output == "early\nlate\n"
 
 
@@ -308,10 +355,10 @@ def test_cancel_through_wake_fd_stops_at_once(tmp_path: Path, reap_leftovers: li
     start = time.monotonic()
     try:
         outcome = execute(
-            make_request(tmp_path, ["bash", "-c", "sleep 1000 & echo $!; wait"]),
+            make_request(tmp_path, ["bash", "-c", "sleep 1000 & echo $!; wait"], timeout=2 * SLOW),
             cancel=cancel,
             wake_fd=read_fd,
-            cancel_poll_interval=60,
+            cancel_poll_interval=2 * SLOW,
         )
     finally:
         timer.cancel()
@@ -319,24 +366,30 @@ def test_cancel_through_wake_fd_stops_at_once(tmp_path: Path, reap_leftovers: li
         os.close(write_fd)
     reap_leftovers.append(int(outcome.output))
     assert (outcome.status, outcome.error) == ("stopped", "stopped by request")
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < PROMPT  # the wake-up, not the poll interval, asked
     assert len(calls) == 1  # only the wake-up asked; its bytes were read, so no busy loop
     assert not running(int(outcome.output))
 
 
 def test_cancel_is_polled_without_a_wake_fd(tmp_path: Path) -> None:
     calls: list[int] = []
+    interval, asked = 0.01, 20
 
     def cancel() -> str | None:
         calls.append(1)
-        return "interrupted" if len(calls) >= 3 else None
+        return "interrupted" if len(calls) >= asked else None
 
     start = time.monotonic()
     outcome = execute(
-        make_request(tmp_path, ["sleep", "1000"]), cancel=cancel, cancel_poll_interval=0.05
+        make_request(tmp_path, ["sleep", "1000"], timeout=2 * SLOW),
+        cancel=cancel,
+        cancel_poll_interval=interval,
     )
+    elapsed = time.monotonic() - start
     assert (outcome.status, outcome.error) == ("interrupted", "interrupted: runner shutting down")
-    assert 0.1 <= time.monotonic() - start < 1.0
+    # Never more often than the interval; and at it: 20 checks at the default second would be
+    # 20 s, and without polling the run would go on to its timeout.
+    assert asked * interval <= elapsed < PROMPT
 
 
 def test_a_failing_cancel_check_does_not_end_the_job(tmp_path: Path) -> None:
@@ -365,9 +418,17 @@ def test_on_started_gets_the_pid_and_its_exception_leaves_no_process(
     reap_leftovers += pids
     assert not running(pids[0])
     seen: list[int] = []
-    # Reported once the child has run for STARTED_REPORT_DELAY (a quicker one may not be).
-    outcome = execute(make_request(tmp_path, ["sleep", "0.2"]), on_started=seen.append)
-    assert seen == [outcome.pid]
+    gate = tmp_path / "reported"
+
+    def report(pid: int) -> None:
+        seen.append(pid)
+        gate.touch()
+
+    # Reported once the child has run for STARTED_REPORT_DELAY (a quicker one may not be): this
+    # one runs until it is reported, so a loaded machine cannot make it the quicker kind.
+    waiting = ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.01; done"]
+    outcome = execute(make_request(tmp_path, waiting), on_started=report)
+    assert outcome.status == "success" and seen == [outcome.pid]
 
 
 def test_on_spawned_comes_once_the_child_runs_and_not_for_one_that_cannot_start(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO, job, read_results, run_cli, write_config
+from margins import PROMPT
 from notify_servers import HttpServer, capture_runner_log, wait_until
 
 from batch_runner.notify import heartbeat
@@ -127,7 +128,7 @@ def test_a_hanging_ping_is_given_up_after_its_timeout(
     capture_runner_log(caplog, monkeypatch)
     started = time.monotonic()
     assert heartbeat.ping(f"{http.url}/hang", "start", timeout=0.3) is False
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < PROMPT  # the server holds it for SLOW s
     assert "heartbeat start to" in caplog.text and "timed out after 0.3 s" in caplog.text
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from http_servers import PROXY_VARIABLES, Server, start
+from margins import PROMPT, SLOW
 
 from batch_runner.config.spec import HttpSettings
 from batch_runner.execution.executor import AttemptOutcome, AttemptRequest
@@ -129,8 +131,8 @@ def test_404_is_an_error(tmp_path: Path, server: Server) -> None:
 
 def test_slow_server_times_out_at_the_run_timeout(tmp_path: Path, server: Server) -> None:
     began = time.monotonic()
-    outcome = attempt(tmp_path, server.url("/slow?s=5"), timeout=0.5)
-    assert time.monotonic() - began < 2.5
+    outcome = attempt(tmp_path, server.url(f"/slow?s={SLOW:g}"), timeout=0.5)
+    assert time.monotonic() - began < PROMPT
     assert outcome.status == "error"
     assert outcome.error == "timed out after 0.5 s"
     assert outcome.extra["response_status"] is None
@@ -140,14 +142,19 @@ def test_slow_server_times_out_at_the_run_timeout(tmp_path: Path, server: Server
 def test_the_timeout_bounds_a_hanging_name_lookup_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    released = threading.Event()
+
     def hang(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(5)
+        released.wait(SLOW)
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
     monkeypatch.setattr(socket, "getaddrinfo", hang)
     began = time.monotonic()
-    outcome = attempt(tmp_path, "http://slow-dns.invalid/", timeout=0.5)
-    assert time.monotonic() - began < 2.5
+    try:
+        outcome = attempt(tmp_path, "http://slow-dns.invalid/", timeout=0.5)
+    finally:
+        released.set()
+    assert time.monotonic() - began < PROMPT
     assert outcome.error == "timed out after 0.5 s"
 
 
@@ -182,8 +189,10 @@ def test_a_stop_request_in_the_store_ends_the_attempt(tmp_path: Path, server: Se
         asked.append(time.monotonic() - began)
         return time.monotonic() - began > 0.3
 
-    outcome = attempt(tmp_path, server.url("/slow?s=5"), timeout=30, stop_requested=stop_requested)
-    assert time.monotonic() - began < 2.5
+    outcome = attempt(
+        tmp_path, server.url(f"/slow?s={SLOW:g}"), timeout=2 * SLOW, stop_requested=stop_requested
+    )
+    assert time.monotonic() - began < PROMPT
     assert (outcome.status, outcome.error) == ("stopped", "stopped by request")
     assert len(asked) <= 3  # not at every poll: it is a database query
 
@@ -192,11 +201,11 @@ def test_a_stop_request_ends_the_attempt_at_once(tmp_path: Path, server: Server)
     began = time.monotonic()
     outcome = attempt(
         tmp_path,
-        server.url("/slow?s=5"),
-        timeout=30,
+        server.url(f"/slow?s={SLOW:g}"),
+        timeout=2 * SLOW,
         cancel=lambda: "stopped" if time.monotonic() - began > 0.3 else None,
     )
-    assert time.monotonic() - began < 2
+    assert time.monotonic() - began < PROMPT
     assert (outcome.status, outcome.error) == ("stopped", "stopped by request")
 
 

@@ -60,6 +60,7 @@ def test_one_failing_notifier_exits_1(project: Path, http: HttpServer) -> None:
                 {
                     "type": "email",
                     "smtp_host": "127.0.0.1",
+                    "starttls": True,  # a login goes over TLS or not at all
                     "from": "a@example.org",
                     "to": ["b@example.org"],
                     "username_env": "NO_SUCH_USER_VAR",

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli, write_config
+from margins import PROMPT
 from notify_servers import SmtpServer, capture_runner_log, make_certificate
 
 from batch_runner.notify.deliver import Delivery, deliver_all
@@ -181,7 +182,7 @@ def test_a_server_that_never_answers_is_given_up_after_the_timeout() -> None:
         delivery = send(email_notifier(server.port, timeout=0.5))
         took = time.monotonic() - started
     assert not delivery.ok and delivery.reason == "timed out after 0.5 s"
-    assert took < 1.5
+    assert took < PROMPT  # the server would hang for SLOW seconds
 
 
 def test_nothing_listening_is_a_failure() -> None:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from margins import PROMPT
 from notify_servers import HttpServer
 
 from batch_runner.net.secrets import describe_url
@@ -61,16 +62,18 @@ def test_an_error_status_is_a_failure_with_its_reason(http: HttpServer) -> None:
 def test_a_hanging_server_is_given_up_after_the_timeout(http: HttpServer) -> None:
     started = time.monotonic()
     [delivery] = send(webhook(f"{http.url}/hang", timeout=0.4))
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < PROMPT  # the server holds it for SLOW s
     assert not delivery.ok and delivery.reason == "timed out after 0.4 s"
 
 
 def test_notifiers_run_side_by_side(http: HttpServer) -> None:
-    """Three hanging notifiers cost one timeout, not three."""
-    started = time.monotonic()
-    deliveries = send(*(webhook(f"{http.url}/hang/{n}", timeout=0.4) for n in range(3)))
-    assert time.monotonic() - started < 1.2
-    assert [d.ok for d in deliveries] == [False] * 3
+    """Three notifiers are in flight at once, so hanging ones cost one timeout, not three.
+
+    The server answers only once all three wait on it together: notifiers sent one after the
+    other would each time out waiting for the others.
+    """
+    deliveries = send(*(webhook(f"{http.url}/together/3/{n}", timeout=10) for n in range(3)))
+    assert [d.ok for d in deliveries] == [True] * 3, [d.reason for d in deliveries]
     assert [d.label for d in deliveries] == [f"webhook {http.url}/… #{n}" for n in (1, 2, 3)]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, job, process_running, read_results, run_cli, start_cli, write_config
 from conftest import wait_for as wait_until
+from margins import PROMPT, SLOW
 
 
 def add(root: Path, *argv: str) -> str:
@@ -151,14 +152,14 @@ def test_stop_ends_the_attempt_and_its_group_without_retry(queue_project: Path) 
         "--",
         "bash",
         "-c",
-        f"sleep 1000 & echo $! > {pids}; sleep 1000",
+        f"sleep 1000 & echo $! > {pids}; sleep {SLOW:g}",
     )
     worker = start(queue_project, "queue", "worker")
     wait_for(lambda: pids.exists() and pids.read_text().strip())
-    asked = time.monotonic()
     assert run_cli(queue_project, "stop", run_id).returncode == 0
-    wait_for(lambda: show(queue_project, run_id)["status"] == "stopped", timeout=2 + 0.5 + 5)
-    assert time.monotonic() - asked < 2 + 0.5 + 2  # within 2 s plus kill_grace, with slack
+    # Ended by the stop, not by the job's own end SLOW s later. How soon (SPEC: within 2 s plus
+    # kill_grace) is a figure: benchmarks/bench_queue.py measures it.
+    wait_for(lambda: show(queue_project, run_id)["status"] == "stopped", timeout=PROMPT)
     assert worker.wait(timeout=20) == 0
     view = show(queue_project, run_id)
     assert view["attempt"] == 1  # no retry after a stop

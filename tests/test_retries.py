@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, job, read_results, run_cli, write_config
+from fault_helpers import database
 
 from batch_runner.runs.finish import BACKOFF_CAP_SECONDS, retry_delay
 
@@ -171,39 +173,61 @@ def test_a_success_after_failed_runs_resets_the_count(project: Path) -> None:
 
 
 def test_a_waiting_retry_does_not_hold_the_executor(project: Path) -> None:
-    """While A waits out its backoff, B (started meanwhile) runs; then A's retry."""
-    counter = project / "count"
+    """While A waits out its backoff, B (waiting in line meanwhile) runs; then A's retry."""
+    counter, gate = project / "count", project / "gate"
+    # A's first attempt fails only once B waits in line, however slowly B starts; the second
+    # attempt succeeds.
+    script = (
+        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {counter}; "
+        f"if [ $n -eq 1 ]; then while [ ! -e {gate} ]; do sleep 0.01; done; exit 1; fi"
+    )
     write_config(
         project,
         [
-            job("a", counting(counter, 2), max_attempts=2, backoff="fixed", backoff_seconds=1.5),
+            job("a", ["sh", "-c", script], max_attempts=2, backoff="fixed", backoff_seconds=1.5),
             job("b", "echo b"),
         ],
     )
-    env = {**os.environ, "BATCH_RUNNER_ROOT": str(project), "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(
-        [sys.executable, "-m", "batch_runner", "run-job", "a"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first, second = _start(project, "a"), None
     try:
-        _wait_for(lambda: len(read_results(project)) == 1)
-        second = run_cli(project, "run-job", "b")
-        assert second.returncode == 0, second.stderr
+        _wait_for(counter.exists)
+        second = _start(project, "b")
+        _wait_for(lambda: _statuses_of(project, "b") == ["pending"])
+        gate.touch()
+        assert second.wait(timeout=30) == 0, second.stderr.read() if second.stderr else ""
         assert first.wait(timeout=30) == 0
     finally:
-        if first.poll() is None:
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=10)
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
     a1, b, a2 = read_results(project)
     assert (a1["job_name"], a1["attempt"], a1["status"]) == ("a", 1, "error")
     assert (b["job_name"], b["status"]) == ("b", "success")
     assert (a2["job_name"], a2["attempt"], a2["status"]) == ("a", 2, "success")
     assert when(b, "end_time") <= when(a2, "start_time")
     assert when(a2, "start_time") - when(a1, "end_time") >= 1.5 - 0.01
+
+
+def _start(root: Path, name: str) -> subprocess.Popen:
+    env = {**os.environ, "BATCH_RUNNER_ROOT": str(root), "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", "run-job", name],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _statuses_of(root: Path, name: str) -> list[str]:
+    """Straight from the state database: ``run-job`` queues its run before it waits its turn."""
+    if not database(root).exists():
+        return []
+    with sqlite3.connect(database(root), timeout=30) as db:
+        query = "SELECT status FROM runs WHERE job_name = ?"
+        return [status for (status,) in db.execute(query, (name,))]
 
 
 def test_the_scheduler_runs_the_retries_of_a_scheduled_run(project: Path) -> None:

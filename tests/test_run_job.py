@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from conftest import job, read_results, run_cli, start_cli, wait_for, write_config
+from margins import SLOW
 
 from batch_runner.state.results import RECORD_FIELDS
 
@@ -143,7 +144,9 @@ def test_two_run_jobs_never_overlap(project: Path) -> None:
 
 def test_no_wait_exits_75_when_the_executor_is_busy(project: Path) -> None:
     marker = project / "started"
-    write_config(project, [job("long", f"touch {marker}; sleep 2"), job("other", "true")])
+    # It runs until the end of the test (SIGTERM below): both refusals below find it running
+    # however slowly they start.
+    write_config(project, [job("long", f"touch {marker}; sleep {SLOW:g}"), job("other", "true")])
     holder = _start(project, "run-job", "long")
     try:
         _wait_for(marker.exists)

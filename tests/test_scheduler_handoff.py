@@ -98,13 +98,16 @@ def test_a_run_queued_ahead_starts_at_its_due_time_without_another_poke(project:
     dispatcher = Dispatcher(lambda: config)
     dispatcher.start()
     try:
-        due = time.time() + 0.5
+        due = time.time() + 1.0
         run_id = enqueue_job(ctx, config.job("tick"), "schedule", due_at=due)
         dispatcher.poke()
-        time.sleep(0.1)
-        assert ctx.store.get_run(run_id)["status"] == "pending"
-        assert not dispatcher.busy  # the lock is not held ahead of the run
-        assert other.acquire(wait=False)  # so a run-job is not turned away before it
+        time.sleep(0.1)  # the poke is taken: the run is found not due, the thread sleeps to it
+        busy, free = dispatcher.busy, other.acquire(wait=False)
+        status = ctx.store.get_run(run_id)["status"]
+        if time.time() < due:  # still ahead of the run (a loaded machine may keep us past it)
+            assert status == "pending"
+            assert not busy  # the lock is not held ahead of the run
+            assert free  # so a run-job is not turned away before it
         other.release()
         # The idle re-check is a minute away: only the due time itself can start it now.
         wait_for(lambda: ctx.store.get_run(run_id)["status"] == "success", 10)
