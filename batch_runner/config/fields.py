@@ -86,6 +86,10 @@ def _check_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         fail(f"{show(value)} is not an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - reading it is the check: a bad port raises
+    except ValueError:
+        fail(f"{show(value)} has a port that is not a number from 0 to 65535")
     return value
 
 

@@ -26,8 +26,10 @@ from batch_runner.schedules.kinds import (
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Far beyond any sensible batch interval, and well inside what timedelta can hold.
 MAX_INTERVAL_SECONDS = 3650 * 86400
-_INTERVAL_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)", re.IGNORECASE)
-_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+# [0-9], not \d (any Unicode digit: Arabic-Indic "02:00" was a time), and the units spelled
+# out, not IGNORECASE (which lets U+017F, the long s, match "s" and then find no unit for it).
+_INTERVAL_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhdSMHD]?)")
+_TIME_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
 _INTERVAL_ALLOWED = 'seconds as a number, or a number with a unit such as "90s", "15m", "2h", "1d"'
 _TIME_ALLOWED = '"HH:MM" or "HH:MM:SS" (00:00 to 23:59:59)'
 _WEEKLY_ALLOWED = (
