@@ -88,11 +88,6 @@ def test_a_file_that_is_no_database_is_the_same_sentence(project: Path) -> None:
         assert "is damaged" in error and "doctor --repair" in error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the dispatcher to stop the scheduler on DamagedState (scheduling/, see the "
-    "state-damage report); today it logs a traceback every second and keeps going",
-)
 def test_the_scheduler_exits_with_the_sentence(damaged: Path) -> None:
     database = damaged / "logs" / "state" / "batch_runner.sqlite3"
     # A run due now makes the executor thread read the damaged table at once.

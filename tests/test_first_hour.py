@@ -286,3 +286,60 @@ def test_a_reason_does_not_repeat_its_status() -> None:
         reason_after("interrupted", "interrupted: runner shutting down") == "runner shutting down"
     )
     assert reason_after("error", "exit code 3\nboom") == "exit code 3"
+
+
+# --- 11: the scheduler says at start when the first runs come ---------------------------
+
+
+def test_the_scheduler_logs_the_first_runs_to_come_at_start(tmp_path: Path) -> None:
+    import signal
+
+    from conftest import start_cli
+
+    jobs = [job(f"j{n}", "true", schedule_time=f"{n + 1}h") for n in range(7)]
+    write_config(tmp_path, jobs)
+    scheduler = start_cli(tmp_path, "scheduler")
+    lines: list[str] = []
+    try:
+        assert scheduler.stderr is not None
+        while not any("more: `batch_runner next` lists them" in line for line in lines):
+            line = scheduler.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        scheduler.communicate(timeout=30)
+    nexts = [line.split(" INFO ", 1)[1] for line in lines if " INFO next: " in line]
+    assert [line.split()[1] for line in nexts] == ["j0", "j1", "j2", "j3", "j4"]
+    assert nexts[0].endswith("(in 1.0 h)\n") and nexts[4].endswith("(in 5.0 h)\n")
+    assert "... and 2 more: `batch_runner next` lists them" in lines[-1]
+
+
+def test_status_says_stopping_during_the_shutdown_grace(tmp_path: Path) -> None:
+    import signal
+
+    from conftest import start_cli, wait_for
+
+    marker = tmp_path / "started"
+    write_config(
+        tmp_path,
+        [job("slow", f"touch {marker}; sleep 30", schedule_time="1")],
+        settings={"shutdown_grace": 60},
+    )
+    scheduler = start_cli(tmp_path, "scheduler")
+    try:
+        wait_for(marker.exists, 30)
+        assert run_from(tmp_path, "status").stdout.startswith(
+            f"scheduler: alive, pid {scheduler.pid}"
+        )
+        scheduler.send_signal(signal.SIGTERM)
+        wait_for(lambda: "stopping" in run_from(tmp_path, "status").stdout, 30)
+        assert run_from(tmp_path, "status").stdout.startswith(
+            f"scheduler: stopping, pid {scheduler.pid}"
+        )
+        status = json.loads(run_from(tmp_path, "status", "--json").stdout)
+        assert status["scheduler"] == {"alive": True, "pid": scheduler.pid}  # the contract's
+        assert [run["job_name"] for run in status["running"]] == ["slow"]
+    finally:
+        scheduler.kill()
+        scheduler.communicate(timeout=30)

@@ -14,7 +14,9 @@ pipes are read on until EOF, but a background process may hold them open
 ``DETACH_GRACE`` seconds later is terminated like a timed-out run: a run leaves nothing
 behind in its group. A descendant that left the session and closed the pipes
 (``setsid daemon >log 2>&1 &``) was started on purpose and outlives a successful run; after
-a timeout, stop or interrupt it is found by its ``BATCH_RUN_ID`` and ended too (see ``procs``).
+a timeout, stop or interrupt it is found by its ``BATCH_RUN_ID`` and ended too (see ``procs``),
+or, when it dropped its environment, as a descendant of the job or an orphan the job left to
+the runner, which is their child subreaper (see ``reaper``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from batch_runner.execution import procs
+from batch_runner.execution import procs, reaper
 from batch_runner.execution.capture import OutputCapture
 from batch_runner.execution.judge import judge, start_error
 from batch_runner.execution.outcome import AttemptOutcome, AttemptRequest
@@ -57,6 +59,7 @@ def execute(
     """
     started_at = time.time()
     limits = (request.run_log_max_bytes, request.output_max_bytes)
+    reaper.adopt()  # before the first job: its orphans must come back to us
     with OutputCapture(request.log_path, *limits, open_log=False) as capture:
         try:
             proc, out_fd, err_fd = _spawn(request)
@@ -73,7 +76,12 @@ def execute(
         hooks = Hooks(
             on_spawned, on_started, cancel, wake_fd if cancel else None, cancel_poll_interval
         )
-        verdict, returncode = _supervise(proc, (out_fd, err_fd), request, capture, hooks)
+        reaper.spawned(proc.pid)
+        try:
+            verdict, returncode = _supervise(proc, (out_fd, err_fd), request, capture, hooks)
+        finally:
+            reaper.waited(proc.pid)
+    reaper.reap_zombies()  # the orphans a timeout or a stop has just ended, say
     status, reason = judge(verdict, returncode, request.timeout)
     exit_code = None if returncode is None or returncode < 0 else returncode
     return _outcome(status, exit_code, reason, capture, started_at, proc.pid)
@@ -109,7 +117,7 @@ def _supervise(
 
 def _abort(proc: subprocess.Popen[bytes], run_id: str) -> None:
     """Never leave an unsupervised job behind: no grace, the exception is on its way."""
-    procs.terminate_run(proc.pid, run_id, 0.0, own_group=True)
+    procs.terminate_run(proc.pid, run_id, 0.0, own_group=True, scope=reaper.RunScope(proc))
     try:
         proc.wait(timeout=REAP_WAIT)
     except subprocess.TimeoutExpired:

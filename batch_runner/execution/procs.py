@@ -3,8 +3,10 @@
 Every attempt runs as the leader of its own session and group, so the group is the run. A
 descendant that called ``setsid`` has left the group, but it still carries the run's id in its
 environment (``/proc/<pid>/environ`` is the environment it was started with), which is how it
-is found. Zombies count as gone: some inits (containers) never reap them, and a zombie holds
-no resources but its pid.
+is found. One that also dropped its environment is found by the executor's ``RunScope``
+(see ``reaper``): it is a descendant of the job, or an orphan the job left to the runner.
+Zombies count as gone: some inits (containers) never reap them, and a zombie holds no
+resources but its pid.
 """
 
 from __future__ import annotations
@@ -18,20 +20,28 @@ import time
 
 from batch_runner.valuetype import Record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from batch_runner.execution.reaper import RunScope
+
 # After SIGKILL, how long to wait for the kernel to finish the processes off.
 KILL_WAIT = 1.0
 # While waiting, the process table is read again this often to see newly forked members.
 _RESCAN = 0.25
 # Bound on the pidfds opened at once while waiting (a fork bomb must not exhaust fds).
 _MAX_PIDFDS = 256
+_TAG = b"\0BATCH_RUN_ID="
 
 
-class _Proc(Record):
+class Proc(Record):
     """A process found in /proc."""
 
     pid: int
     pgid: int
+    ppid: int
+    session: int
     marked: bool  # it carries BATCH_RUN_ID=<run_id>
+    tagged: bool  # it carries a BATCH_RUN_ID, this run's or another's
     started: int  # its start time in clock ticks since boot
 
 
@@ -67,39 +77,55 @@ def first_group_of_run(run_id: str) -> int | None:
     return min(found)[3] if found else None
 
 
-def terminate_run(pgid: int | None, run_id: str, grace: float, *, own_group: bool = False) -> bool:
+def terminate_run(
+    pgid: int | None,
+    run_id: str,
+    grace: float,
+    *,
+    own_group: bool = False,
+    scope: RunScope | None = None,
+) -> bool:
     """SIGTERM the run's group and stragglers, SIGKILL whatever is left after ``grace`` s.
 
     ``own_group`` says the caller knows ``pgid`` is the run's (the executor, whose leader is not
     reaped yet). Otherwise, as when a dead runner's run is reaped at start-up, the pid may have
     been reused since, so the group is signalled only if a member carries the run's id.
+    ``scope`` adds what the run left that nothing else ties to it (see ``reaper``).
     Returns True when nothing of the run is left running.
     """
     group = _checked_group(pgid, run_id, own_group)
-    signal_run(group, run_id, signal.SIGTERM)
-    return kill_remaining(group, run_id, time.monotonic() + max(grace, 0.0))
+    signal_run(group, run_id, signal.SIGTERM, scope)
+    return kill_remaining(group, run_id, time.monotonic() + max(grace, 0.0), scope)
 
 
-def kill_remaining(pgid: int | None, run_id: str, deadline: float) -> bool:
+def kill_remaining(
+    pgid: int | None, run_id: str, deadline: float, scope: RunScope | None = None
+) -> bool:
     """After SIGTERM: wait until ``deadline`` (monotonic) for the run to go, then SIGKILL it.
 
     Split from ``terminate_run`` so the executor can read the pipes while the run dies and
-    still send a single SIGTERM (a second one means "hurry" to some programs).
+    still send a single SIGTERM (a second one means "hurry" to some programs). SIGKILL goes
+    again to whatever each rescan finds, for ``KILL_WAIT`` s: a process forked just before the
+    first one, or reparented to us as its parent died, is ended too.
     """
-    if _wait_gone(pgid, run_id, deadline):
+    if _wait_gone(pgid, run_id, deadline, scope):
         return True
-    signal_run(pgid, run_id, signal.SIGKILL)
-    return _wait_gone(pgid, run_id, time.monotonic() + KILL_WAIT)
+    give_up = time.monotonic() + KILL_WAIT
+    while time.monotonic() < give_up:
+        signal_run(pgid, run_id, signal.SIGKILL, scope)
+        if _wait_gone(pgid, run_id, min(time.monotonic() + _RESCAN, give_up), scope):
+            return True
+    return False
 
 
-def signal_run(pgid: int | None, run_id: str, sig: int) -> None:
+def signal_run(pgid: int | None, run_id: str, sig: int, scope: RunScope | None = None) -> None:
     """Send ``sig`` to the group and to every straggler outside it.
 
     SIGTERM is followed by SIGCONT, as systemd does: a stopped process would otherwise hold
     the SIGTERM pending and be SIGKILLed at the end of the grace without a chance to clean up.
     """
     sigs = (sig, signal.SIGCONT) if sig == signal.SIGTERM else (sig,)
-    targets = _stragglers(pgid, run_id)
+    targets = [p.pid for p in _members(pgid, run_id, scope) if p.pgid != pgid]
     for each in sigs:
         if pgid is not None:
             kill_group(pgid, each)
@@ -116,19 +142,19 @@ def _checked_group(pgid: int | None, run_id: str, own_group: bool) -> int | None
     return pgid if any(p.pgid == pgid and p.marked for p in _scan(run_id)) else None
 
 
-def _stragglers(pgid: int | None, run_id: str) -> list[int]:
-    me = os.getpid()
-    return [p.pid for p in _scan(run_id) if p.marked and p.pgid != pgid and p.pid != me]
+def _members(pgid: int | None, run_id: str, scope: RunScope | None) -> list[Proc]:
+    """Every running process of the run: its group, the carriers of its id, its scope's."""
+    table = _scan(run_id)
+    pids = {p.pid for p in table if p.marked or p.pgid == pgid}
+    if scope is not None:
+        pids |= scope.members(table)
+    pids.discard(os.getpid())
+    return [p for p in table if p.pid in pids]
 
 
-def _live_pids(pgid: int | None, run_id: str) -> list[int]:
-    me = os.getpid()
-    return [p.pid for p in _scan(run_id) if (p.marked or p.pgid == pgid) and p.pid != me]
-
-
-def _wait_gone(pgid: int | None, run_id: str, deadline: float) -> bool:
+def _wait_gone(pgid: int | None, run_id: str, deadline: float, scope: RunScope | None) -> bool:
     while True:
-        pids = _live_pids(pgid, run_id)
+        pids = [p.pid for p in _members(pgid, run_id, scope)]
         if not pids:
             return True
         remaining = deadline - time.monotonic()
@@ -166,7 +192,7 @@ def _poll_all(fds: list[int], deadline: float) -> None:
             waiting -= 1
 
 
-def _scan(run_id: str | None) -> list[_Proc]:
+def _scan(run_id: str | None) -> list[Proc]:
     """Every running process (not zombies), marked when it carries ``run_id``."""
     needle = f"\0BATCH_RUN_ID={run_id}\0".encode() if run_id else None
     try:
@@ -177,18 +203,20 @@ def _scan(run_id: str | None) -> list[_Proc]:
     return [proc for proc in found if proc is not None]
 
 
-def _read_proc(pid: int, needle: bytes | None) -> _Proc | None:
+def _read_proc(pid: int, needle: bytes | None) -> Proc | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as file:
             stat = file.read()
         # The command name may hold spaces and parentheses: split after the last ")".
         fields = stat[stat.rindex(b")") + 2 :].split(b" ", 20)
-        state, pgrp, started = fields[0], int(fields[2]), int(fields[19])  # stat 3, 5, 22
+        state, ids, started = fields[0], [int(f) for f in fields[1:4]], int(fields[19])
     except (OSError, ValueError, IndexError):
         return None  # gone meanwhile, or not ours to read
     if state in (b"Z", b"X"):
         return None
-    return _Proc(pid, pgrp, needle is not None and needle in _environ(pid), started)
+    env = _environ(pid) if needle is not None else b""
+    ppid, pgrp, session = ids  # stat fields 4, 5, 6; the start time is field 22
+    return Proc(pid, pgrp, ppid, session, needle in env if needle else False, _TAG in env, started)
 
 
 def _environ(pid: int) -> bytes:

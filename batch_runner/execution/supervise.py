@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from batch_runner.execution import procs
+from batch_runner.execution import procs, reaper
 from batch_runner.execution.capture import OutputCapture
 from batch_runner.execution.judge import CANCEL_VERDICTS
 from batch_runner.logs import get_logger
@@ -91,7 +91,8 @@ class Attempt:
         """Wait for the end; returns the verdict ("timeout", a cancel answer or None) and rc."""
         verdict = self._wait_for_exit()
         if verdict is not None:
-            self._end_processes()
+            # Ended by us: whatever the job left behind goes too, however it detached.
+            self._end_processes(reaper.RunScope(self.proc))
             return verdict, self._reap()
         # Reaped at once: the pgid stays reserved while the group has members, and once it has
         # none, the pid will not come round again before the check below.
@@ -99,7 +100,7 @@ class Attempt:
         self.last_data = time.monotonic()  # the quiet window starts at the exit
         self._drain(self.deadline, cancellable=True)
         if self.pipes or self._group_stays():
-            self._end_processes()
+            self._end_processes(None)
         return None, returncode
 
     def _group_stays(self) -> bool:
@@ -140,13 +141,13 @@ class Attempt:
                 return
             self._select(min(until, self.next_check) if cancellable else until)
 
-    def _end_processes(self) -> None:
+    def _end_processes(self, scope: reaper.RunScope | None) -> None:
         """One SIGTERM, read while the run dies, SIGKILL whatever is left after kill_grace."""
         grace_end = time.monotonic() + self.request.kill_grace
-        procs.signal_run(self.proc.pid, self.request.run_id, signal.SIGTERM)
+        procs.signal_run(self.proc.pid, self.request.run_id, signal.SIGTERM, scope)
         while (self.pipes or not self.exited) and time.monotonic() < grace_end:
             self._select(grace_end)
-        if not procs.kill_remaining(self.proc.pid, self.request.run_id, grace_end):
+        if not procs.kill_remaining(self.proc.pid, self.request.run_id, grace_end, scope):
             log.warning("run %s: processes survived SIGKILL", self.request.run_id)
         self.last_data = time.monotonic()
         self._drain(self.last_data + FINAL_DRAIN, cancellable=False)
@@ -155,6 +156,8 @@ class Attempt:
         if self.cancel is None or not (self.woken or now >= self.next_check):
             return None
         self.woken, self.next_check = False, now + self.poll_interval
+        # At the same pace: a run of hours leaves no exited orphan a zombie till its end.
+        reaper.reap_zombies()
         try:
             verdict = self.cancel()
         except Exception:  # a failed check must not end the job; the next one may work

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from batch_runner.config.spec import ConfigSpec, JobSpec
-from batch_runner.errors import Busy, ConfigError
+from batch_runner.errors import Busy, ConfigError, DamagedState
+from batch_runner.execution import reaper
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
 from batch_runner.runs.enqueue import enqueue_job
@@ -62,11 +63,12 @@ class Scheduler:
         self._heap: list[tuple[float, int, plan.Occurrence]] = []
         self._seq = 0
         self.notifier = Notifier()
+        self._lock = FileLock(self.ctx.layout.scheduler_lock)
 
     # --- life cycle ---------------------------------------------------------------------------
 
     def run(self) -> int:
-        lock = FileLock(self.ctx.layout.scheduler_lock)
+        lock = self._lock
         if not lock.acquire(wait=False):
             pid = holder_pid(self.ctx.layout.scheduler_lock)
             raise Busy(
@@ -82,7 +84,9 @@ class Scheduler:
         wakeups = Wakeups(self.config_path, self.ctx.layout.log_dir)
         wakeups.install_signal_handlers()
         dispatcher = Dispatcher(lambda: self.config)
-        dispatcher.start()
+        # Orphans of the jobs come back to us (and, as PID 1, every orphan there is): reaped
+        # as they exit, by the main thread, even while it sleeps.
+        reaper.reap_on_sigchld(start_threads=dispatcher.start)
         self._plan_all(start_up=True)
         self._say_started()
         settle_garbage_collector()
@@ -105,7 +109,13 @@ class Scheduler:
             self.ctx.layout.log_dir,
             os.getpid(),
         )
+        self._say_next_runs()
         self.notifier.ready(f"{len(self.plans)} jobs scheduled")
+
+    def _say_next_runs(self) -> None:
+        """The first runs to come, so a new user sees when something will happen."""
+        for line in plan.first_runs_in_words(list(self.plans.values()), self.clock()):
+            log.info("%s", line)
 
     def _loop(self, wakeups: Wakeups, dispatcher: Dispatcher) -> None:
         last_ping = 0.0
@@ -117,6 +127,8 @@ class Scheduler:
                 last_ping = time.monotonic()
             if wakeups.wait(self._sleep_for(wakeups.watch)):
                 dispatcher.poke()
+            if dispatcher.fatal is not None:
+                raise dispatcher.fatal
             if self._handle_signals(wakeups.take_signals()):
                 return
             if wakeups.watch.changed():
@@ -166,6 +178,7 @@ class Scheduler:
     def _shut_down(self, dispatcher: Dispatcher) -> None:
         """Start nothing new; give the running attempt ``shutdown_grace``; then interrupt it."""
         self.notifier.stopping()
+        self._lock.mark("stopping")  # `status` says so during the grace
         dispatcher.stop_new()
         grace = self.config.settings.shutdown_grace
         if not dispatcher.join(grace):
@@ -213,6 +226,8 @@ class Scheduler:
             try:
                 self._fire(job, occurrence, now, on_queued)
                 fired += 1
+            except DamagedState:
+                raise  # no job can be queued: the scheduler exits with the sentence
             except Exception:
                 # One job's failure never stops the others.
                 log.exception("could not fire %s", job.name)
@@ -258,7 +273,8 @@ class Scheduler:
 
     def reload(self, why: str) -> bool:
         try:
-            new = load_validated(self.config_path, self.root)
+            with reaper.Holding():  # the validate child's exit status is its own
+                new = load_validated(self.config_path, self.root)
         except ConfigError as exc:
             log.error(
                 "config reload (%s) failed; keeping the previous config: %s",

@@ -18,12 +18,14 @@ import time
 from collections.abc import Callable
 
 from batch_runner.config.spec import ConfigSpec
+from batch_runner.errors import DamagedState
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
 from batch_runner.runs.drain import drain_due
 from batch_runner.runs.interrupt import Interrupter
 from batch_runner.runs.recovery import reap_if_free
 from batch_runner.state.locks import FileLock
+from batch_runner.state.wakeup import poke
 
 log = get_logger("batch_runner")
 
@@ -41,6 +43,8 @@ class Dispatcher:
         self._lock: FileLock | None = None
         self._paused = False  # as the last drain found the queue
         self._thread = threading.Thread(target=self._main, name="executor", daemon=True)
+        # A damaged state database: retrying cannot mend it, so the scheduler exits with it.
+        self.fatal: DamagedState | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -86,6 +90,10 @@ class Dispatcher:
     def _safely(self, action: Callable[[RunnerContext], None], ctx: RunnerContext) -> None:
         try:
             action(ctx)
+        except DamagedState as exc:
+            self.fatal = exc
+            self._stopping.set()
+            poke(ctx.layout.log_dir)  # wake the main loop, which exits with the sentence
         except Exception:
             log.exception("executor error; retrying in %.0f s", ERROR_PAUSE_SECONDS)
             self._wake.wait(ERROR_PAUSE_SECONDS)

@@ -162,3 +162,27 @@ def upcoming_runs(job: JobSpec, now: float, count: int, stored_next: float | Non
     schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
     tz = schedules.resolve_tz(job.timezone)
     return [d.timestamp() for d in schedules.upcoming(schedule, _utc(now), tz, count)]
+
+
+def first_runs_in_words(plans: list[Occurrence], now: float, shown: int = 5) -> list[str]:
+    """``next: NAME at TIME (in 15 min)`` for the first ``shown`` runs, and how many follow."""
+    upcoming = sorted(plans, key=lambda occurrence: occurrence.scheduled_for)
+    lines = [
+        f"next: {o.job_name} at {iso(o.scheduled_for)[:19].replace('T', ' ')} "
+        f"(in {_in_words(max(o.scheduled_for - now, 0.0))})"
+        for o in upcoming[:shown]
+    ]
+    if len(upcoming) > shown:
+        lines.append(f"... and {len(upcoming) - shown} more: `batch_runner next` lists them")
+    return lines
+
+
+def _in_words(seconds: float) -> str:
+    seconds = round(seconds)  # planned a moment ago: 3599.99 s is "1.0 h"
+    if seconds >= 86400:
+        return f"{seconds / 86400:.0f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

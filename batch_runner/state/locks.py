@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 # Wider than any pid Linux hands out (pid_max is at most 2**22).
 _PID_WIDTH = 10
+_STATE_WIDTH = 10  # the holder's state after its pid: blank, or "stopping"
 
 
 class FileLock:
@@ -58,12 +59,21 @@ class FileLock:
             raise
         self._fd = fd
         try:
-            # Fixed width, so the write replaces any earlier pid whole without a truncate,
-            # which costs this file system up to half a millisecond on every acquire.
-            write_all(fd, f"{os.getpid():>{_PID_WIDTH}}\n".encode(), 0)
+            # Fixed width, so the write replaces any earlier pid (and state) whole without a
+            # truncate, which costs this file system up to half a millisecond on every acquire.
+            write_all(fd, f"{os.getpid():>{_PID_WIDTH}}\n{'':<{_STATE_WIDTH}}\n".encode(), 0)
         except OSError:
             pass  # a full disk: the pid is for `status` only, the lock is held all the same
         return True
+
+    def mark(self, state: str) -> None:
+        """Say what the holder is doing (``stopping``), for ``status``; best effort."""
+        if self._fd is None:
+            return
+        try:
+            write_all(self._fd, f"{state[:_STATE_WIDTH]:<{_STATE_WIDTH}}".encode(), _PID_WIDTH + 1)
+        except OSError:
+            pass  # a full disk: status says alive rather than stopping, nothing worse
 
     def release(self) -> None:
         if self._fd is None:
@@ -81,6 +91,12 @@ class FileLock:
 
 def holder_pid(path: StrPath) -> int | None:
     """The pid holding the lock at ``path``, or None when nobody holds it."""
+    held = holder(path)
+    return held[0] if held else None
+
+
+def holder(path: StrPath) -> tuple[int, str] | None:
+    """The pid holding the lock at ``path`` and its state ("" or "stopping"), or None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -94,7 +110,9 @@ def holder_pid(path: StrPath) -> int | None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             words = os.pread(fd, 32, 0).decode(errors="replace").split()
-            return int(words[0]) if words and words[0].isdigit() else None
+            if not words or not words[0].isdigit():
+                return None
+            return int(words[0]), words[1] if len(words) > 1 else ""
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:

@@ -68,14 +68,17 @@ def scheduler_pid(ctx: Any) -> int | None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from batch_runner.runs.view import run_view
+    from batch_runner.state.locks import holder
 
     ctx = app.context(args)
-    pid = scheduler_pid(ctx)
+    held = holder(ctx.layout.scheduler_lock)
+    pid, stopping = (held[0], held[1] == "stopping") if held else (None, False)
     running = [run_view(r, ctx.config.settings) for r in ctx.store.runs_with_status("running")]
     pending = [
         run_view(r, ctx.config.settings) for r in ctx.store.runs_with_status("pending", limit=1000)
     ]
     status = {
+        # The shape is the contract's; "stopping" is said in the text only.
         "scheduler": {"alive": pid is not None, "pid": pid},
         "paused": ctx.store.is_paused(),
         "running": running,
@@ -85,7 +88,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         render.print_json(status)
         return 0
     print(
-        f"scheduler: {'alive, pid ' + str(pid) if pid else 'not running'}"
+        f"scheduler: {_scheduler_state(pid, stopping)}"
         + ("; the queue is PAUSED" if status["paused"] else "")
     )
     for run in running:
@@ -114,3 +117,11 @@ def _progress_text(run: dict[str, Any]) -> str:
     if run.get("progress_message"):
         parts.append(run["progress_message"])
     return f" — {' '.join(parts)}" if parts else ""
+
+
+def _scheduler_state(pid: int | None, stopping: bool) -> str:
+    if pid is None:
+        return "not running"
+    if stopping:
+        return f"stopping, pid {pid} (it lets the running attempt finish, then exits)"
+    return f"alive, pid {pid}"

@@ -48,6 +48,7 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
     Without ``forever`` it still waits for the retries of runs it started, but not for runs
     delayed into the future: those are for the next worker or the scheduler.
     """
+    from batch_runner.execution.reaper import reap_zombies
     from batch_runner.runs.drain import acquire_interruptibly, drain_due
     from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
     from batch_runner.runs.recovery import reap_if_free
@@ -61,6 +62,9 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
             # Not only before a drain: a run orphaned by a killed worker must not wait,
             # shown as running, until something else is due.
             reap_if_free(ctx, lock)
+            # A daemon an earlier run left comes back to us (we are its subreaper, or PID 1):
+            # once it exits, it must not stay a zombie while we wait.
+            reap_zombies()
             paused = ctx.store.is_paused()
             if not paused and _due_now(ctx):
                 acquire_interruptibly(lock, interrupter)

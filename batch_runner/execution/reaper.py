@@ -1,0 +1,253 @@
+"""Orphans: what a job leaves behind when it detaches, brought back to the runner and reaped.
+
+A descendant that calls ``setsid`` and drops its environment (``env -i setsid daemon &``) has
+left the run's process group and no longer carries ``BATCH_RUN_ID``: once its parent exits,
+nothing tied it to the run. So the runner makes itself a child subreaper
+(``prctl(PR_SET_CHILD_SUBREAPER)``, Linux 3.4+): every orphan of its jobs is reparented to it
+rather than to init, and after a timeout, stop or interrupt the run's orphans are found among
+the runner's own children (``RunScope``) and ended with the rest of the run. As PID 1 (in a
+container) every orphan in the namespace comes to the runner anyway.
+
+Orphans become the runner's children, so they must be reaped, but never by a blanket
+``waitpid(-1)``: a ``subprocess.Popen`` child reaped behind its back reports exit status 0.
+Orphans are reparented to the main thread (the first live thread of the process), so only
+the main thread's children are candidates, less the job the executor is running
+(``spawned``) and the processes in the runner's own session; and nothing is reaped while the
+main thread waits for a child of its own (``Holding``: the scheduler's ``validate``). Each is
+reaped with ``waitpid(pid, WNOHANG | __WNOTHREAD)``, which cannot touch a child of another
+thread (a notifier's command). A daemon a successful run started on purpose is left to run,
+and reaped once it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from batch_runner.logs import get_logger
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable, Iterable
+
+    from batch_runner.execution.procs import Proc
+
+log = get_logger("batch_runner")
+
+_PR_SET_CHILD_SUBREAPER = 36
+# Wait only for children of the calling thread (linux/wait.h; the os module does not name it).
+_WNOTHREAD = 0x20000000
+_LINUX = sys.platform == "linux"
+
+_adopting: list[bool] = []  # set once: whether orphans come back to this process
+_spawned: set[int] = set()  # children a Popen of the executor still has to reap
+_holding = [0]  # how many ``Holding`` blocks the main thread is in
+
+
+def adopt() -> bool:
+    """Have orphans of our jobs reparented to this process; True when they are (Linux).
+
+    Done once per process, before its first job starts. Costs ~0.5 ms the first time (the
+    ``_ctypes`` extension: the ``ctypes`` package on top of it would cost 2 ms more).
+    """
+    if not _adopting:
+        _adopting.append(_LINUX and (_set_child_subreaper() or os.getpid() == 1))
+    return _adopting[0]
+
+
+def _set_child_subreaper() -> bool:
+    try:
+        import _ctypes
+
+        class _ULong(_ctypes._SimpleCData):  # type: ignore[type-arg]
+            _type_ = "L"  # prctl reads its arguments as unsigned longs
+
+        class _Int(_ctypes._SimpleCData):  # type: ignore[type-arg]
+            _type_ = "i"
+
+        class _Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = _Int
+
+        # dlopen(NULL): the program itself, whose symbols include libc's (glibc or musl).
+        libc = _ctypes.dlopen(None)  # type: ignore[arg-type]
+        prctl = _Function(_ctypes.dlsym(libc, "prctl"))
+        one, zero = _ULong(1), _ULong(0)
+        if prctl(_PR_SET_CHILD_SUBREAPER, one, zero, zero, zero) == 0:
+            return True
+        reason = os.strerror(_ctypes.get_errno())
+    except (ImportError, AttributeError, OSError, TypeError) as exc:
+        reason = str(exc)
+    log.warning(
+        "cannot become a child subreaper (%s): a process that detaches from a run and "
+        "drops BATCH_RUN_ID may outlive its timeout",
+        reason,
+    )
+    return False
+
+
+def spawned(pid: int) -> None:
+    """The executor started ``pid`` with Popen: never to be taken for an orphan."""
+    _spawned.add(pid)
+
+
+def waited(pid: int) -> None:
+    """The executor's Popen has reaped ``pid`` (or given up on it)."""
+    _spawned.discard(pid)
+
+
+class Holding:
+    """A block in which the main thread waits for a child it started itself (the scheduler's
+    ``validate``), known to no registry: orphans wait to be reaped until it ends."""
+
+    def __enter__(self) -> None:
+        _holding[0] += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        _holding[0] -= 1
+        reap_zombies()  # those that exited meanwhile
+
+
+class RunScope:
+    """What belongs to a run besides its group and the carriers of its ``BATCH_RUN_ID``.
+
+    Every descendant of its job, however it detached, while the job runs; and every orphan
+    reparented to us since the job started: a child of ours that no Popen of ours waits for,
+    outside our session, started after the job (at the same clock tick, with a higher pid),
+    and not carrying another run's id. Runs execute one at a time in a runner process, so such
+    an orphan is the run's, not a daemon an earlier run left (that one started before).
+    """
+
+    def __init__(self, job: subprocess.Popen[bytes]) -> None:
+        self.job = job
+        self._started: int | None = None
+
+    def members(self, table: Iterable[Proc]) -> set[int]:
+        """The pids among ``table`` (every running process) that are the run's this way."""
+        started = self._job_started()
+        if started is None:
+            return set()
+        me, session, after = os.getpid(), os.getsid(0), (started, self.job.pid)
+        children: dict[int, list[int]] = {}
+        roots = [self.job.pid]
+        for proc in table:
+            children.setdefault(proc.ppid, []).append(proc.pid)
+            if (
+                proc.ppid == me
+                and proc.pid not in _spawned
+                and proc.session != session
+                and (proc.marked or not proc.tagged)
+                and (proc.started, proc.pid) > after
+            ):
+                roots.append(proc.pid)
+        found: set[int] = set()
+        while roots:
+            pid = roots.pop()
+            if pid not in found:
+                found.add(pid)
+                roots += children.get(pid, ())
+        return found
+
+    def _job_started(self) -> int | None:
+        """The job's start time; None once Popen reaped it (its pid may be another's now)."""
+        if self._started is None and self.job.returncode is None:
+            fields = _stat(self.job.pid, 20)
+            self._started = None if fields is None else int(fields[19])
+        return self._started
+
+
+def reap_zombies() -> int:
+    """Reap every orphan that has exited; returns how many. A no-op off the main thread.
+
+    One system call when there is nothing to reap (the usual case): ``waitid`` with
+    ``WNOWAIT`` tells whether any child of the main thread has exited, and reaps nothing.
+    """
+    if not _LINUX or _holding[0] or threading.get_ident() != threading.main_thread().ident:
+        return 0
+    try:
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT | _WNOTHREAD
+        if os.waitid(os.P_ALL, 0, flags) is None:
+            return 0
+    except OSError:  # ChildProcessError: no children at all
+        return 0
+    # 0: our session's leader is outside our PID namespace (``unshare --fork`` from a shell),
+    # and so may be an orphan's that entered it: the session tells nothing then.
+    session, reaped = os.getsid(0) or None, 0
+    for pid in _main_thread_children():
+        sid = _session_of(pid)
+        if pid in _spawned or sid is None or sid == session:
+            continue
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG | _WNOTHREAD)
+        except ChildProcessError:
+            continue  # reaped meanwhile, or a child of another thread
+        if done:
+            reaped += 1
+            log.debug("reaped orphan %d (wait status %d)", done, status)
+    return reaped
+
+
+def reap_on_sigchld(start_threads: Callable[[], None]) -> None:
+    """From now on, reap every orphan as it exits, for a process that sleeps long (the
+    scheduler); ``start_threads`` starts its other threads. Call from the main thread.
+
+    Only the main thread may reap orphans, and a blocking call there may last a minute. So
+    SIGCHLD must reach it: the other threads block the signal (it is blocked while they are
+    started, and they keep that mask), or the kernel could pick one of them to deliver it to
+    and the main thread would sleep on. The handler reaps at once: an interrupted select()
+    resumes its wait after a handler (PEP 475), and ``reap_zombies`` never blocks.
+    """
+    adopt()
+    signal.signal(signal.SIGCHLD, lambda signum, frame: reap_zombies())
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    try:
+        start_threads()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+
+
+def _main_thread_children() -> Iterable[int]:
+    """Children of the main thread, where orphans land; without the kernel's children file
+    (CONFIG_PROC_CHILDREN), every child of the process: ``__WNOTHREAD`` sorts them out."""
+    me = os.getpid()
+    try:
+        with open(f"/proc/{me}/task/{me}/children", "rb") as file:
+            return [int(pid) for pid in file.read().split()]
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        return []
+    return [pid for pid, ppid in _parents() if ppid == me]
+
+
+def _parents() -> Iterable[tuple[int, int]]:
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return
+    for name in names:
+        if name.isdigit():
+            fields = _stat(int(name))
+            if fields is not None:
+                yield int(name), int(fields[1])
+
+
+def _session_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return None if fields is None else int(fields[3])
+
+
+def _stat(pid: int, count: int = 4) -> list[bytes] | None:
+    """``/proc/PID/stat`` from its state on (state, ppid, pgrp, session, ...), split into
+    ``count`` fields and the rest; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+        # The command name may hold spaces and parentheses: split after the last ")".
+        fields = stat[stat.rindex(b")") + 2 :].split(b" ", count)
+    except (OSError, ValueError):
+        return None
+    return fields if len(fields) > count else None
