@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 threshold = 0  # without the CLI (tests, library use) every call goes to logging
+# Loggers held to a higher threshold than the rest, by name: a command that prints each run's
+# outcome itself does not want the attempt log's line for it too.
+raised: dict[str, int] = {}
 _configure: Callable[[], None] | None = None
 # The scheduler's threads log from their first moments: one that found the handlers not yet
 # installed would go to logging's last resort, which drops everything below a warning.
@@ -52,7 +55,7 @@ class LazyLogger:
         self.name = name
 
     def _log(self, level: int, method: str, msg: str, *args: object, **kwargs: object) -> None:
-        if level >= threshold:
+        if level >= threshold and (not raised or level >= raised.get(self.name, 0)):
             getattr(_real(self.name), method)(msg, *args, **kwargs)
 
     def debug(self, msg: str, *args: object, **kwargs: object) -> None:

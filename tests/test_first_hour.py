@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -343,3 +344,34 @@ def test_status_says_stopping_during_the_shutdown_grace(tmp_path: Path) -> None:
     finally:
         scheduler.kill()
         scheduler.communicate(timeout=30)
+
+
+# --- 7: queue worker speaks like the scheduler and exits 1 when a run failed -------------
+
+
+def test_queue_worker_lines_reasons_and_exit_code(tmp_path: Path) -> None:
+    write_config(tmp_path, [job("a", "true")])
+    assert run_from(tmp_path, "queue", "add", "--", "true").returncode == 0
+    assert run_from(tmp_path, "queue", "add", "--", "sh", "-c", "exit 3").returncode == 0
+    result = run_from(tmp_path, "queue", "worker")
+    assert result.returncode == 1, result.stdout
+    lines = result.stdout.splitlines()
+    stamp = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}"
+    assert all(re.match(stamp + r" (INFO|WARNING) ", line) for line in lines), lines
+    [failed] = [line for line in lines if " end " in line and "error" in line]
+    assert " WARNING end " in failed and failed.endswith(": error — exit code 3")
+    assert not any(".py:" in line for line in lines)
+    # Nothing failed this time: exit 0.
+    assert run_from(tmp_path, "queue", "add", "--", "true").returncode == 0
+    assert run_from(tmp_path, "queue", "worker").returncode == 0
+
+
+def test_queue_worker_on_a_terminal_has_no_source_locations(tmp_path: Path) -> None:
+    from test_tables import on_terminal
+
+    write_config(tmp_path, [job("a", "true")])
+    assert run_from(tmp_path, "queue", "add", "--", "sh", "-c", "exit 3").returncode == 0
+    lines = on_terminal(tmp_path, 120, "queue", "worker", expect=1)
+    [failed] = [line for line in lines if " end " in line]
+    assert " WARNING end " in failed and failed.rstrip().endswith("error — exit code 3")
+    assert not any("worker.py" in line for line in lines), lines

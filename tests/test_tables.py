@@ -26,7 +26,7 @@ RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 
 
-def on_terminal(root: Path, columns: int, *argv: str) -> list[str]:
+def on_terminal(root: Path, columns: int, *argv: str, expect: int = 0) -> list[str]:
     """The CLI's output on a pty ``columns`` wide, as lines without colour codes."""
     leader, follower = os.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
@@ -55,7 +55,7 @@ def on_terminal(root: Path, columns: int, *argv: str) -> list[str]:
             break
         chunks.append(chunk)
     os.close(leader)
-    assert proc.wait(timeout=30) == 0
+    assert proc.wait(timeout=30) == expect
     text = ANSI.sub("", b"".join(chunks).decode())
     return [line.rstrip() for line in text.replace("\r", "").split("\n") if line.strip()]
 

@@ -16,6 +16,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
+# The logger of each attempt's start and end lines (runs/execute.py).
+ATTEMPT_LOG = "batch_runner.attempts"
+
 # ``run-job``'s own options, as cli/commands/run.py defines them.
 _RUN_JOB_FLAGS = ("--no-wait", "--queue")
 
@@ -52,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(exc.code or 0)
     if args.log_level is None:
         args.log_level = "info" if args.command == "scheduler" else "warning"
+        if args.command != "scheduler":
+            from batch_runner import logs
+
+            # run-job and queue worker print each run's end themselves; the attempt log's
+            # warning for a failed one would say it twice (`-l info` shows the log lines).
+            logs.raised[ATTEMPT_LOG] = logs.LEVELS["error"]
     _setup_logging(args.log_level)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:

@@ -26,10 +26,14 @@ if TYPE_CHECKING:
 FAILED_STATUSES = frozenset({"error", "timeout", "interrupted"})
 
 log = get_logger("batch_runner")
+# Each attempt's start and end: cli.main quiets it for commands that print the outcome.
+attempt_log = get_logger("batch_runner.attempts")
 
 STOP_CHECK_INTERVAL = 1.0
 
-Observer = Callable[..., None]  # observer("start", run) and observer("end", run, status)
+# observer("start", run) and observer("end", run, "error — exit code 3", final): final is
+# False when the run will be retried.
+Observer = Callable[..., None]
 
 
 def execute_run(
@@ -103,7 +107,7 @@ class _Announcer:
         try:
             if self.observer is not None:
                 self.observer("start", run)
-            log.info(
+            attempt_log.info(
                 "start %s (run %s, attempt %d/%d%s)",
                 run["job_name"],
                 run["run_id"],
@@ -118,12 +122,13 @@ class _Announcer:
         if self.error is not None:
             raise self.error
         run = self.run
-        if self.observer is not None:
-            self.observer("end", run, outcome.status if status != "pending" else "retry pending")
         reason = f" — {reason_after(outcome.status, outcome.error)}" if outcome.error else ""
+        if self.observer is not None:
+            shown = outcome.status if status != "pending" else f"{outcome.status}, retry pending"
+            self.observer("end", run, shown + reason, status != "pending")
         # A failed attempt is a warning, so `journalctl -p warning` shows a job that keeps
         # failing; a stop asked for by a user is not.
-        emit = log.warning if outcome.status in FAILED_STATUSES else log.info
+        emit = attempt_log.warning if outcome.status in FAILED_STATUSES else attempt_log.info
         emit("end %s (run %s): %s%s", run["job_name"], run["run_id"], outcome.status, reason)
 
 

@@ -76,7 +76,7 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
             next_due = None if paused else ctx.store.next_due_at(retries_only=not forever)
             if not forever and (paused or next_due is None):
                 display.idle(paused, ctx.store.next_due_at())
-                return EXIT_OK
+                break
             display.waiting(next_due)
             wait = IDLE_POLL_SECONDS if next_due is None else next_due - time.time()
             interrupter.sleep(min(max(wait, 0.0), IDLE_POLL_SECONDS))
@@ -84,7 +84,9 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
         pass
     finally:
         display.close()
-    return EXIT_OK
+    # Like run-job: a worker that drained a run that did not succeed exits 1, so a cron line
+    # or a script running it sees the failure.
+    return EXIT_FAILED if display.failed else EXIT_OK
 
 
 def _due_now(ctx: RunnerContext) -> bool:
@@ -97,6 +99,7 @@ class Display:
 
     def __init__(self, ctx: RunnerContext) -> None:
         self.ctx = ctx
+        self.failed = 0  # runs drained that ended other than success
         self.tty = sys.stdout.isatty()
         self._status: Any = None
         if self.tty:
@@ -106,16 +109,21 @@ class Display:
             self._status = self.console.status("waiting for runs")
             self._status.start()
 
-    def observe(self, event: str, run: dict[str, Any], status: str | None = None) -> None:
+    def observe(self, event: str, run: dict[str, Any], ended: str = "", final: bool = True) -> None:
         what = f"{run['job_name']} (run {run['run_id']}, attempt {run['attempt']})"
-        line = f"start {what}" if event == "start" else f"end {what}: {status}"
+        line = f"start {what}" if event == "start" else f"end {what}: {ended}"
+        failed = event == "end" and not ended.startswith("success")
+        if event == "end" and final:
+            self.failed += failed
+        level = "WARNING" if failed else "INFO"
         if self._status is None:
-            self._print(line)  # piped: no status line, so no count to keep up to date
+            self._print(line, level)  # piped: no status line, so no count to keep up to date
             return
         waiting = self.ctx.store.count_pending()
         self._emit(
             line,
             f"running {what} — {waiting} waiting" if event == "start" else f"{waiting} waiting",
+            level,
         )
 
     def waiting(self, next_due: float | None) -> None:
@@ -141,19 +149,25 @@ class Display:
             )
         self._emit(text, text)
 
-    def _emit(self, line: str, status_line: str) -> None:
+    def _emit(self, line: str, status_line: str, level: str = "INFO") -> None:
         if self._status is None:
-            self._print(line)
+            self._print(line, level)
             return
-        self.console.log(line)
+        # The scheduler's line format, not rich's log (which ends each line with worker.py:N).
+        self.console.print(_stamped(line, level), markup=False, highlight=False)
         self._status.update(status_line)
 
     @staticmethod
-    def _print(line: str) -> None:
+    def _print(line: str, level: str = "INFO") -> None:
         # One write per line even unbuffered (PYTHONUNBUFFERED): print() writes the newline apart.
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(_stamped(line, level) + "\n")
         sys.stdout.flush()
 
     def close(self) -> None:
         if self._status is not None:
             self._status.stop()
+
+
+def _stamped(line: str, level: str) -> str:
+    """A line as the scheduler logs it: ``2026-12-06T03:29:16+0000 INFO end ...``."""
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {level} {line}"
