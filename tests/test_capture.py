@@ -116,15 +116,29 @@ def test_an_unwritable_run_log_does_not_stop_the_capture(tmp_path: Path, caplog)
     assert "cannot write run log" in caplog.text
 
 
-def test_capture_keeps_combined_output_and_a_separate_stderr_tail(tmp_path: Path) -> None:
+def test_output_is_stdout_and_the_run_log_has_both_streams_marked(tmp_path: Path) -> None:
+    """Issue 17.15: ``output`` is standard output, as in the original; the run log keeps both
+    streams in the order they came, marked where they change over."""
     with OutputCapture(tmp_path / "run.log", 1000, 8, stderr_tail_bytes=4) as capture:
         capture.feed(b"out1\n")
         capture.feed(b"err1\n", stderr=True)
-        capture.feed(b"out2\n")
-    assert capture.output() == "r1\nout2\n"
-    assert capture.stderr_tail() == "rr1"
+        capture.feed(b"out2 no newline")
+        capture.feed(b"err2\n", stderr=True)
+    assert capture.output() == " newline"  # the last 8 bytes of stdout only
+    assert capture.stderr_tail() == "rr2"
     assert capture.truncated is True
-    assert (tmp_path / "run.log").read_bytes() == b"out1\nerr1\nout2\n"
+    assert (tmp_path / "run.log").read_bytes() == (
+        b"out1\n[batch_runner: stderr]\nerr1\n[batch_runner: stdout]\nout2 no newline\n"
+        b"[batch_runner: stderr]\nerr2\n"
+    )
+
+
+def test_a_job_that_only_warns_has_empty_output(tmp_path: Path) -> None:
+    with OutputCapture(tmp_path / "run.log", 1000, 100) as capture:
+        capture.feed(b"warn\n", stderr=True)
+    assert capture.output() == "" and capture.stderr_tail() == "warn"
+    assert capture.truncated is False
+    assert (tmp_path / "run.log").read_bytes() == b"[batch_runner: stderr]\nwarn\n"
 
 
 def test_truncated_is_false_when_everything_fits(tmp_path: Path) -> None:

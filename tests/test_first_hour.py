@@ -375,3 +375,27 @@ def test_queue_worker_on_a_terminal_has_no_source_locations(tmp_path: Path) -> N
     [failed] = [line for line in lines if " end " in line]
     assert " WARNING end " in failed and failed.rstrip().endswith("error — exit code 3")
     assert not any("worker.py" in line for line in lines), lines
+
+
+# --- 15: output is stdout; error the reason and the stderr tail --------------------------
+
+
+def test_output_is_the_jobs_standard_output(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        [
+            job("warns", "printf 'out\\n'; echo warn >&2"),
+            job("fails", "printf 'out\\n'; echo bad >&2; exit 1"),
+        ],
+    )
+    assert run_from(tmp_path, "run-job", "warns").returncode == 0
+    assert run_from(tmp_path, "run-job", "fails").returncode == 1
+    warns, fails = read_results(tmp_path)
+    assert (warns["output"], warns["error"]) == ("out\n", None)
+    assert (fails["output"], fails["error"]) == ("out\n", "exit code 1\nbad")
+    logs = run_from(tmp_path, "logs", warns["run_id"]).stdout.splitlines()
+    # Both streams, each marked where the log changes over to it (stdout needs no mark first).
+    assert logs in (
+        ["out", "[batch_runner: stderr]", "warn"],
+        ["[batch_runner: stderr]", "warn", "[batch_runner: stdout]", "out"],
+    )

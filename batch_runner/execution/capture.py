@@ -163,7 +163,9 @@ def _move(fd: int, src: int, dst: int, size: int) -> None:
 
 
 class OutputCapture:
-    """Everything kept of one attempt's output: the run log, the combined tail, a stderr tail."""
+    """Everything kept of one attempt's output: the run log (both streams as they came), the
+    tail of standard output (the record's ``output``), a tail of standard error (for ``error``).
+    """
 
     def __init__(
         self,
@@ -175,14 +177,21 @@ class OutputCapture:
         open_log: bool = True,
     ) -> None:
         self.run_log = RunLog(log_path, run_log_max_bytes, open_now=open_log)
-        self.combined = TailBuffer(output_max_bytes)
+        self.stdout = TailBuffer(output_max_bytes)
         self.stderr = TailBuffer(stderr_tail_bytes)
+        self._in_stderr = False  # which stream the run log shows now
+        self._line_open = False  # the run log's last byte is not a line break
 
     def feed(self, data: bytes, *, stderr: bool = False) -> None:
+        if not data:
+            return
+        if stderr != self._in_stderr:
+            # Marked where the streams change over, on a line of its own.
+            self.run_log.write((b"\n" if self._line_open else b"") + stream_marker(stderr))
+            self._in_stderr = stderr
         self.run_log.write(data)
-        self.combined.append(data)
-        if stderr:
-            self.stderr.append(data)
+        self._line_open = not data.endswith(b"\n")
+        (self.stderr if stderr else self.stdout).append(data)
 
     def close(self) -> None:
         self.run_log.close()
@@ -196,13 +205,18 @@ class OutputCapture:
     @property
     def truncated(self) -> bool:
         """True when the kept output or the run log lost bytes."""
-        return self.combined.dropped > 0 or self.run_log.cut > 0
+        return self.stdout.dropped > 0 or self.run_log.cut > 0
 
     def output(self) -> str:
-        return decode_tail(self.combined.getvalue(), cut=self.combined.dropped > 0)
+        return decode_tail(self.stdout.getvalue(), cut=self.stdout.dropped > 0)
 
     def stderr_tail(self) -> str:
         return decode_tail(self.stderr.getvalue(), cut=self.stderr.dropped > 0).strip()
+
+
+def stream_marker(stderr: bool) -> bytes:
+    """The line a run log shows where the job's output changes from one stream to the other."""
+    return b"[batch_runner: stderr]\n" if stderr else b"[batch_runner: stdout]\n"
 
 
 def decode_tail(data: bytes, *, cut: bool) -> str:
