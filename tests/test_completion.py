@@ -85,27 +85,21 @@ def test_zsh_and_fish_scripts(jobs: Path, shell: str, marker: str) -> None:
 
 
 def test_completion_costs_the_cli_nothing_at_start(jobs: Path) -> None:
-    code = (
-        "import sys; from batch_runner.cli.main import main; main(['list']); "
-        "print('argcomplete' in sys.modules, 'batch_runner.cli.completion' in sys.modules, "
-        "file=sys.stderr)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), "BATCH_RUNNER_ROOT": str(jobs)},
-        cwd=jobs,
-        timeout=30,
-    )
-    assert result.stderr.strip().splitlines()[-1] == "False True"  # the module, not the library
-    code = code.replace("['list']", "['run-job', 'nightly_export']")
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), "BATCH_RUNNER_ROOT": str(jobs)},
-        cwd=jobs,
-        timeout=30,
-    )
-    assert result.stderr.strip().splitlines()[-1] == "False False"  # the cron line: neither
+    def loaded_after(argv: list[str]) -> str:
+        code = (
+            f"import sys; from batch_runner.cli.main import main; main({argv!r}); "
+            "print('argcomplete' in sys.modules, 'batch_runner.cli.completion' in sys.modules, "
+            "file=sys.stderr)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO), "BATCH_RUNNER_ROOT": str(jobs)},
+            cwd=jobs,
+            timeout=30,
+        )
+        return result.stderr.strip().splitlines()[-1]
+
+    assert loaded_after(["list"]) == "False True"  # the small module, not the library
+    assert loaded_after(["run-job", "nightly_export"]) == "False False"  # the cron line: neither
