@@ -119,3 +119,17 @@ def test_the_database_init_lock_is_private_too(trusted: Path) -> None:
         os.umask(old)
     extra = [p for p in (root / "logs" / "state").iterdir() if _mode(p) & 0o077]
     assert extra == []
+
+
+@root_only
+def test_a_config_refused_as_root_is_not_worked_around_with_the_last_good_one(
+    trusted: Path,
+) -> None:
+    """The review saw "refusing to run as root ...; working from the last config" and a run."""
+    root = trusted.parent.parent
+    assert run_cli(root, "list").returncode == 0  # a snapshot exists
+    trusted.chmod(0o666)
+    for argv in (("list",), ("queue", "run"), ("status",)):
+        result = run_cli(root, *argv)
+        assert result.returncode == EXIT_CONFIG, (argv, result.stderr)
+        assert "last config" not in result.stderr

@@ -399,3 +399,15 @@ def test_output_is_the_jobs_standard_output(tmp_path: Path) -> None:
         ["out", "[batch_runner: stderr]", "warn"],
         ["[batch_runner: stderr]", "warn", "[batch_runner: stdout]", "out"],
     )
+
+
+def test_last_good_is_not_for_a_config_that_is_gone_nor_a_fifo(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [job("quick", "echo quick")])
+    assert run_from(tmp_path, "list").returncode == 0  # a snapshot exists
+    config.unlink()
+    gone = run_from(tmp_path, "list")
+    assert gone.returncode == 78 and "does not exist" in gone.stderr
+    assert "last config" not in gone.stderr
+    os.mkfifo(config)
+    fifo = run_from(tmp_path, "list")  # would hang reading a FIFO
+    assert fifo.returncode == 78 and "not a regular file" in fifo.stderr

@@ -84,7 +84,7 @@ def test_a_log_dir_of_another_account_is_refused(proj: Path) -> None:
 def test_a_state_database_of_another_account_is_refused(proj: Path) -> None:
     database = proj / "logs" / "state" / "batch_runner.sqlite3"
     os.chown(database, NOBODY, -1)
-    refused(run_cli(proj, "queue", "list"), database, f"chown root {database}")
+    refused(run_cli(proj, "queue", "list"), database, f"`rm -r {database}`")
 
 
 @root_only
@@ -126,7 +126,7 @@ def test_a_folder_above_that_others_can_write_is_refused_unless_sticky(tmp_path:
     log_dir = above / "project" / "logs"
     log_dir.mkdir(parents=True)
     above.chmod(0o777)
-    with pytest.raises(UnsafeLogDir, match=f"{above}, a folder above it, is writable by"):
+    with pytest.raises(UnsafeLogDir, match=f"{above} is writable by .* without the sticky bit"):
         check_log_dir(str(log_dir))
     above.chmod(0o1777)  # like /tmp: others cannot rename what is not theirs
     check_log_dir(str(log_dir))
@@ -175,3 +175,89 @@ def test_a_planted_lock_symlink_is_not_written_through(proj: Path, tmp_path: Pat
 def _only_log(proj: Path) -> str:
     logs = sorted((proj / "logs" / "runs").rglob("*.log"), key=os.path.getmtime)
     return str(logs[-1].relative_to(proj / "logs" / "runs"))
+
+
+# --- what the outside review found (issue 16.1, second round) ----------------------------
+
+
+@root_only
+def test_a_folder_above_owned_by_another_account_is_refused(tmp_path: Path) -> None:
+    """In /tmp, another account made the parent first: it could rename the log dir away."""
+    above = tmp_path / "shared"
+    log_dir = above / "logs"
+    log_dir.mkdir(parents=True)
+    os.chown(above, NOBODY, -1)
+    with pytest.raises(UnsafeLogDir, match=f"{above} belongs to nobody, not to root"):
+        check_log_dir(str(log_dir))
+
+
+@root_only
+def test_a_symlink_on_the_way_owned_by_another_account_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / "logs").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    os.lchown(link, NOBODY, -1)  # its owner could point it elsewhere at any time
+    with pytest.raises(UnsafeLogDir, match=f"{link} is a symlink owned by nobody"):
+        check_log_dir(str(link / "logs"))
+    os.lchown(link, 0, -1)
+    check_log_dir(str(link / "logs"))
+
+
+@root_only
+@pytest.mark.parametrize(
+    "planted", ["config_snapshot.json", "batch_runner.sqlite3-wal", "executor.lock"]
+)
+def test_a_file_planted_while_the_state_folder_was_open_is_refused(
+    proj: Path, planted: str
+) -> None:
+    """Tightening the folder, as the first refusal advised, keeps what was put there."""
+    path = proj / "logs" / "state" / planted
+    path.write_bytes(b"")
+    os.chown(path, NOBODY, -1)
+    result = run_cli(proj, "run-job", "quick")
+    refused(result, path, f"`rm -r {path}`")
+    assert "may have been put there by another account" in result.stderr
+    path.unlink()
+    assert run_cli(proj, "run-job", "quick").returncode == 0
+
+
+@root_only
+def test_a_world_writable_results_file_is_refused(proj: Path) -> None:
+    [results] = list((proj / "logs" / "batch").glob("*.jsonl"))
+    results.chmod(0o666)
+    refused(run_cli(proj, "history"), results, f"`rm -r {results}`")
+
+
+def test_a_group_is_private_only_if_no_other_account_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian's rule: no other member, and no other account with it as its primary group
+    (nobody, sync and _apt all have nogroup). The accounts are made up here: a test cannot
+    make a second account with our primary group on a shared machine."""
+    import grp
+    import pwd
+
+    from batch_runner.state import ownership
+
+    info = os.stat(tmp_path)
+    me = pwd.struct_passwd(("me", "x", info.st_uid, info.st_gid, "", "/", "/bin/sh"))
+    other = pwd.struct_passwd(("other", "x", 4242, info.st_gid, "", "/", "/bin/sh"))
+    group = grp.struct_group(("me", "x", info.st_gid, []))
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: me)
+    monkeypatch.setattr(grp, "getgrgid", lambda gid: group)
+    monkeypatch.setattr(pwd, "getpwall", lambda: [me])
+    assert ownership._private_group(info)
+    monkeypatch.setattr(pwd, "getpwall", lambda: [me, other])
+    assert not ownership._private_group(info)
+
+
+def test_the_log_dir_is_made_0700_whatever_the_umask(project: Path) -> None:
+    """Under umask 002 a log dir made group-writable would be refused (or, with a group
+    others share, open to them): batch_runner makes it, and every folder in it, 0700."""
+    write_config(project, [job("quick", "echo quick")])
+    result = run_cli(project, "run-job", "quick", preexec_fn=lambda: os.umask(0o002))
+    assert result.returncode == 0, result.stderr
+    logs = project / "logs"
+    for folder in (logs, logs / "state", logs / "batch", logs / "runs"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder

@@ -43,9 +43,13 @@ def load(args: argparse.Namespace) -> ConfigSpec:
         if getattr(args, "command", None) not in LAST_GOOD_COMMANDS:
             raise
         from batch_runner.config.lastgood import last_good_config
+        from batch_runner.config.trust import UntrustedConfig
         from batch_runner.state.ownership import UnsafeLogDir
 
-        found = None if isinstance(exc, UnsafeLogDir) else last_good_config(path, root)
+        # Not for a config that is gone (its error says so and points at `init`) nor for one
+        # refused as unsafe: the last good copy is for an edit in progress.
+        unusable = isinstance(exc, UnsafeLogDir | UntrustedConfig) or not os.path.isfile(path)
+        found = None if unusable else last_good_config(path, root)
         if found is None:
             raise
         config, validated_at = found

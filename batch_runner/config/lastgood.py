@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 
 from batch_runner.config.loader import log_dir_of
 from batch_runner.config.spec import SNAPSHOT_FORMAT, ConfigSpec
@@ -56,7 +57,10 @@ def last_good_config(config_path: str, root: str) -> tuple[ConfigSpec, float] | 
 
 def _settings_of(config_path: str) -> Any:
     try:
-        with open(config_path, "rb") as file:
+        fd = os.open(config_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None  # a FIFO would hang us
             text = file.read().decode("utf-8", errors="replace")
     except OSError:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 try:  # the built-in implementation: hashlib would load OpenSSL, a few ms on every run-job
     from _sha256 import sha256  # type: ignore[import-not-found]  # CPython's, untyped
@@ -90,7 +91,11 @@ def read_source(config_path: StrPath) -> Source:
 
 def _read_bytes(path: str) -> bytes:
     try:
-        with open(path, "rb") as file:
+        # Non-blocking: a FIFO (or a device) named as the config would hang every command.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode) and not os.path.isdir(path):
+                raise ConfigError(f"the config file {path} is not a regular file")
             return file.read()
     except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(
@@ -235,12 +240,12 @@ def _validate_and_cache(source: Source, root: str) -> ConfigSpec:
 
 
 def _store_snapshot(source: Source, root: str, normalized: dict[str, Any]) -> None:
-    from batch_runner.files import write_atomic
+    from batch_runner.files import make_private_dirs, write_atomic
 
     path = LogLayout(log_dir_of(normalized["settings"], root)).config_snapshot
     payload = {**_snapshot_key(source, root), "config": normalized}
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        make_private_dirs(os.path.dirname(path))  # the log dir too: 0700, whatever the umask
         # Owner only: the snapshot copies the config, literal header values included.
         # Compact: an indent would make json use its pure-Python encoder, seconds for 10,000 jobs.
         write_atomic(path, json.dumps(payload, separators=(",", ":")).encode(), mode=0o600)

@@ -16,6 +16,10 @@ from batch_runner.errors import ConfigError
 _warned: set[str] = set()
 
 
+class UntrustedConfig(ConfigError):
+    """A config others can write, refused as root: no command works from any copy of it."""
+
+
 def _writable_by_others(path: str) -> tuple[str, int] | None:
     """The first of ``path`` and its directory that group or others may write, with its mode."""
     for candidate, is_directory in ((path, False), (os.path.dirname(path) or ".", True)):
@@ -55,7 +59,7 @@ def check_config_trust(path: str | os.PathLike[str]) -> None:
         f"the config runs commands as this user; fix with `chmod go-w {where}`"
     )
     if os.geteuid() == 0:
-        raise ConfigError(f"refusing to run as root: {reason}")
+        raise UntrustedConfig(f"refusing to run as root: {reason}")
     if where not in _warned:
         _warned.add(where)
         print(f"batch_runner: warning: {reason}", file=sys.stderr)

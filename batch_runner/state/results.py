@@ -9,7 +9,7 @@ import os
 import stat
 
 from batch_runner.errors import StorageError
-from batch_runner.files import write_all
+from batch_runner.files import make_private_dirs, write_all
 from batch_runner.logs import get_logger
 from batch_runner.state.layout import LogLayout
 from batch_runner.timefmt import day_stamp, parse_iso
@@ -77,7 +77,7 @@ def _open_for_append(directory: str, path: str) -> int:
     try:
         return os.open(path, flags, 0o600)
     except FileNotFoundError:  # the first line ever, or the folder was removed
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        make_private_dirs(directory)  # the log dir too: 0700, whatever the umask
         return os.open(path, flags, 0o600)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import stat
 
+from batch_runner.files import make_private_dirs
+
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ def bind_listener(log_dir: Path | str) -> int | None:
     """The scheduler's end, a non-blocking fd; None if the pipe cannot be made or opened."""
     path = fifo_path(log_dir)
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        make_private_dirs(os.path.dirname(path))  # the log dir too: 0700, whatever the umask
         try:
             os.mkfifo(path, 0o600)
         except FileExistsError:
