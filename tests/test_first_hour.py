@@ -411,3 +411,21 @@ def test_last_good_is_not_for_a_config_that_is_gone_nor_a_fifo(tmp_path: Path) -
     os.mkfifo(config)
     fifo = run_from(tmp_path, "list")  # would hang reading a FIFO
     assert fifo.returncode == 78 and "not a regular file" in fifo.stderr
+
+
+def test_a_jobs_own_batch_runner_reaches_the_runners_root(tmp_path: Path) -> None:
+    """--root R with a config elsewhere: the job's `batch_runner` (which gets the config in
+    $BATCH_RUNNER_CONFIG) must reach R, not the config's folder (the shipped clean job)."""
+    root, configs = tmp_path / "rootA", tmp_path / "cfgs"
+    root.mkdir()
+    configs.mkdir()
+    config = configs / "jobs.json"
+    jobs = [job("hello", "echo hello"), job("where", "batch_runner history --json > seen.json")]
+    config.write_text(json.dumps({"jobs": jobs}))
+    common = ["--root", str(root), "-c", str(config)]
+    assert run_from(tmp_path, *common, "run-job", "hello").returncode == 0
+    ran = run_from(tmp_path, *common, "run-job", "where")
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads((root / "seen.json").read_text())
+    assert [run["job_name"] for run in seen] == ["hello"]
+    assert not (configs / "logs").exists()

@@ -153,6 +153,91 @@ def test_scheduler_shutdown_ends_a_grandchild_that_left_the_session(
     assert not with_marker(marker)
 
 
+def orphan_under_id(marker: str, run_id: str, ready: Path | None = None) -> list[str]:
+    """A job that leaves an orphan carrying ``BATCH_RUN_ID=run_id`` alone, then waits.
+
+    Once the orphan runs ``sleep`` (before, it is a shell of the job, with the job's id), the
+    job says its pid on stdout, or in ``ready``: the test need not catch it in the act.
+    """
+    detach = f"env -i BATCH_RUN_ID={run_id} setsid sleep {marker} >/dev/null 2>&1 & echo $!"
+    said = f"echo $pid >{ready}.tmp && mv {ready}.tmp {ready}" if ready else "echo $pid"
+    wait = 'until [ "$(cat /proc/$pid/comm 2>/dev/null)" = sleep ]; do sleep 0.01; done'
+    # The command substitution's shell exits at once: the orphan is the runner's from then on.
+    return ["sh", "-c", f"pid=$({detach}); {wait}; {said}; sleep 100"]
+
+
+@pytest.mark.parametrize("fake_id", ["decoy", "20200101-000000-abcdef"], ids=["made-up", "unknown"])
+def test_timeout_ends_an_orphan_that_carries_an_id_of_no_run(
+    project: Path, marker: str, fake_id: str
+) -> None:
+    """As reported: ``(env -i BATCH_RUN_ID=decoy setsid sleep ... &); sleep 100``. An id the
+    store does not know (made up, or well-formed) spares nothing: the orphan is this run's."""
+    write_config(
+        project,
+        [job("decoy", orphan_under_id(marker, fake_id), timeout=2)],
+        settings={"kill_grace": 1},
+    )
+    runner = run_cli(project, "run-job", "decoy")
+    assert runner.returncode == 124, runner.stderr
+    (record,) = read_results(project)
+    assert record["output"].strip().isdigit(), "the orphan did not start within the timeout"
+    orphan = int(record["output"])
+    assert not process_running(orphan)
+    assert not with_marker(marker)
+
+
+def test_an_orphan_that_carries_an_earlier_runs_id_is_spared(
+    project: Path, marker: str, clis: list[subprocess.Popen]
+) -> None:
+    """A real earlier run's id: the orphan may be its daemon's (respawned, say), not ours."""
+    write_config(project, [job("first", ["true"])])
+    assert run_cli(project, "run-job", "first").returncode == 0
+    (earlier,) = read_results(project)
+    assert earlier["status"] == "success"
+    ready = project / "orphan.pid"
+    command = orphan_under_id(marker, earlier["run_id"], ready)
+    write_config(project, [job("first", ["true"]), job("later", command, timeout=100)])
+    runner = start_cli(project, "run-job", "later")
+    clis.append(runner)
+    wait_for(lambda: ready.exists() or runner.poll() is not None, SETTLE)
+    orphan = int(ready.read_text())
+    assert run_cli(project, "stop", "later").returncode == 0
+    _, err = runner.communicate(timeout=SETTLE)
+    assert runner.returncode == 1, err
+    assert [r["status"] for r in read_results(project)] == ["success", "stopped"]
+    assert with_marker(marker) == [orphan]
+    os.kill(orphan, signal.SIGKILL)
+    wait_for(lambda: not process_running(orphan), SETTLE)
+    if stat_fields(orphan)[1:2] == [str(os.getpid())]:  # we are a subreaper since adopt()
+        os.waitpid(orphan, 0)
+
+
+def test_a_later_timeout_in_the_same_runner_spares_an_earlier_runs_daemon(
+    project: Path, marker: str, clis: list[subprocess.Popen]
+) -> None:
+    """The worker's own orphan from a successful run is no part of the next run it ends."""
+    daemon_command = ["sh", "-c", f"env -i setsid sleep {marker} >/dev/null 2>&1 &"]
+    write_config(
+        project,
+        [job("daemon", daemon_command), job("slow", ["sleep", "100"], timeout=1)],
+        settings={"kill_grace": 1},
+    )
+    worker = start_cli(project, "queue", "worker", "--forever")
+    clis.append(worker)
+    assert run_cli(project, "run-job", "--queue", "daemon").returncode == 0
+    wait_for(lambda: with_marker(marker) or worker.poll() is not None, SETTLE)
+    (daemon,) = with_marker(marker)
+    wait_for(lambda: stat_fields(daemon)[1] == str(worker.pid), SETTLE)
+    assert run_cli(project, "run-job", "--queue", "slow").returncode == 0
+    wait_for(lambda: len(read_results(project)) == 2 or worker.poll() is not None, SETTLE)
+    assert [r["status"] for r in read_results(project)] == ["success", "timeout"]
+    assert with_marker(marker) == [daemon]
+    os.kill(daemon, signal.SIGTERM)
+    wait_for(lambda: not stat_fields(daemon), SETTLE)  # reaped by the worker
+    worker.send_signal(signal.SIGTERM)
+    worker.communicate(timeout=SETTLE)
+
+
 @pytest.mark.parametrize(
     "runner", [["scheduler"], ["queue", "worker", "--forever"]], ids=["scheduler", "worker"]
 )
@@ -301,3 +386,36 @@ def test_the_running_job_is_left_to_its_popen(tmp_path: Path) -> None:
     outcome = execute(request(tmp_path, argv, timeout=SETTLE), on_started=on_started)
     assert reaped_while_a_zombie == [outcome.pid]
     assert (outcome.status, outcome.exit_code) == ("error", 7)
+
+
+@pytest.mark.parametrize("answer", [True, False, None], ids=["known", "unknown", "check-fails"])
+def test_a_stopped_attempt_asks_once_whether_an_orphans_run_exists(
+    tmp_path: Path, marker: str, answer: bool | None
+) -> None:
+    """Asked once per id however often the table is read; a failing check spares the orphan
+    (a daemon must not die for a failed read) and does not end the attempt in an error."""
+    ready = tmp_path / "orphan.pid"
+    asked: list[str] = []
+
+    def is_known_run(run_id: str) -> bool:
+        asked.append(run_id)
+        if answer is None:
+            raise RuntimeError("database is locked")
+        return answer
+
+    argv = orphan_under_id(marker, "other-run", ready)
+    outcome = execute(
+        request(tmp_path, argv, timeout=SETTLE * 5),
+        cancel=lambda: "stopped" if ready.exists() else None,
+        cancel_poll_interval=0.02,
+        is_known_run=is_known_run,
+    )
+    assert outcome.status == "stopped"
+    orphan = int(ready.read_text())
+    assert asked == ["other-run"]
+    assert process_running(orphan) is (answer is not False)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(orphan, signal.SIGKILL)
+    wait_for(lambda: not process_running(orphan), SETTLE)
+    reaper.reap_zombies()  # it came back to us (execute made us a subreaper)
+    assert not stat_fields(orphan)

@@ -48,6 +48,7 @@ def execute(
     cancel: Callable[[], str | None] | None = None,
     wake_fd: int | None = None,
     cancel_poll_interval: float = 1.0,
+    is_known_run: Callable[[str], bool] | None = None,
 ) -> AttemptOutcome:
     """Run one attempt to its end. Only the caller's own callbacks can raise out of here.
 
@@ -56,6 +57,8 @@ def execute(
     ``on_started(pid)`` once the child has run for ``STARTED_REPORT_DELAY`` s.
     ``cancel`` is asked whenever ``wake_fd`` is readable and at least every
     ``cancel_poll_interval`` s; returning "stopped" or "interrupted" ends the attempt so.
+    ``is_known_run(run_id)`` says whether a run exists, asked only once the attempt is ended
+    and an orphan carries another run's id: only then is it spared (see ``reaper``).
     """
     started_at = time.time()
     limits = (request.run_log_max_bytes, request.output_max_bytes)
@@ -74,7 +77,12 @@ def execute(
                 None,
             )
         hooks = Hooks(
-            on_spawned, on_started, cancel, wake_fd if cancel else None, cancel_poll_interval
+            on_spawned,
+            on_started,
+            cancel,
+            wake_fd if cancel else None,
+            cancel_poll_interval,
+            is_known_run,
         )
         reaper.spawned(proc.pid)
         try:
@@ -111,13 +119,14 @@ def _supervise(
         finally:
             attempt.close()
     except BaseException:
-        _abort(proc, request.run_id)  # a callback's error, KeyboardInterrupt: kill, then raise
+        _abort(proc, request.run_id, hooks)  # a callback's error, KeyboardInterrupt: kill, raise
         raise
 
 
-def _abort(proc: subprocess.Popen[bytes], run_id: str) -> None:
+def _abort(proc: subprocess.Popen[bytes], run_id: str, hooks: Hooks) -> None:
     """Never leave an unsupervised job behind: no grace, the exception is on its way."""
-    procs.terminate_run(proc.pid, run_id, 0.0, own_group=True, scope=reaper.RunScope(proc))
+    scope = reaper.RunScope(proc, hooks.is_known_run)
+    procs.terminate_run(proc.pid, run_id, 0.0, own_group=True, scope=scope)
     try:
         proc.wait(timeout=REAP_WAIT)
     except subprocess.TimeoutExpired:

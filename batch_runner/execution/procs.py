@@ -41,7 +41,7 @@ class Proc(Record):
     ppid: int
     session: int
     marked: bool  # it carries BATCH_RUN_ID=<run_id>
-    tagged: bool  # it carries a BATCH_RUN_ID, this run's or another's
+    tag: str | None  # the BATCH_RUN_ID it carries, this run's or another's (read with run_id)
     started: int  # its start time in clock ticks since boot
 
 
@@ -216,7 +216,18 @@ def _read_proc(pid: int, needle: bytes | None) -> Proc | None:
         return None
     env = _environ(pid) if needle is not None else b""
     ppid, pgrp, session = ids  # stat fields 4, 5, 6; the start time is field 22
-    return Proc(pid, pgrp, ppid, session, needle in env if needle else False, _TAG in env, started)
+    marked = needle in env if needle else False
+    return Proc(pid, pgrp, ppid, session, marked, _tag(env), started)
+
+
+def _tag(env: bytes) -> str | None:
+    """The first ``BATCH_RUN_ID`` in ``env`` (the one getenv sees), None if none or empty."""
+    start = env.find(_TAG)
+    if start < 0:
+        return None
+    start += len(_TAG)
+    end = env.find(b"\0", start)
+    return env[start : end if end >= 0 else len(env)].decode(errors="replace") or None
 
 
 def _environ(pid: int) -> bytes:

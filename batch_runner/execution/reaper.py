@@ -17,6 +17,12 @@ main thread waits for a child of its own (``Holding``: the scheduler's ``validat
 reaped with ``waitpid(pid, WNOHANG | __WNOTHREAD)``, which cannot touch a child of another
 thread (a notifier's command). A daemon a successful run started on purpose is left to run,
 and reaped once it exits.
+
+An orphan that carries another run's ``BATCH_RUN_ID`` may be that run's daemon's (a helper it
+forked meanwhile), so it is spared, but only when the run really exists: the caller's
+``is_known_run`` (the store) says so. Any id will do in an environment (``env -i
+BATCH_RUN_ID=decoy setsid ...``), so an id no run has is no alibi: the orphan is this run's.
+The store is asked only when a run is ended and such an orphan is found, once per id.
 """
 
 from __future__ import annotations
@@ -117,13 +123,20 @@ class RunScope:
     Every descendant of its job, however it detached, while the job runs; and every orphan
     reparented to us since the job started: a child of ours that no Popen of ours waits for,
     outside our session, started after the job (at the same clock tick, with a higher pid),
-    and not carrying another run's id. Runs execute one at a time in a runner process, so such
-    an orphan is the run's, not a daemon an earlier run left (that one started before).
+    and not carrying the id of another run that ``is_known_run`` vouches for (without it, no
+    other run is). Runs execute one at a time in a runner process, so such an orphan is the
+    run's, not a daemon an earlier run left (that one started before).
     """
 
-    def __init__(self, job: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self,
+        job: subprocess.Popen[bytes],
+        is_known_run: Callable[[str], bool] | None = None,
+    ) -> None:
         self.job = job
         self._started: int | None = None
+        self._is_known_run = is_known_run
+        self._known: dict[str, bool] = {}  # each id is asked about once per ending
 
     def members(self, table: Iterable[Proc]) -> set[int]:
         """The pids among ``table`` (every running process) that are the run's this way."""
@@ -139,8 +152,8 @@ class RunScope:
                 proc.ppid == me
                 and proc.pid not in _spawned
                 and proc.session != session
-                and (proc.marked or not proc.tagged)
                 and (proc.started, proc.pid) > after
+                and (proc.marked or not self._another_runs(proc.tag))
             ):
                 roots.append(proc.pid)
         found: set[int] = set()
@@ -150,6 +163,22 @@ class RunScope:
                 found.add(pid)
                 roots += children.get(pid, ())
         return found
+
+    def _another_runs(self, tag: str | None) -> bool:
+        """Whether ``tag`` (not this run's id) names a run that exists: its orphans are spared.
+
+        A failing check spares the orphan, as before there was one: better a helper left
+        running than a daemon another run started on purpose killed.
+        """
+        if not tag or self._is_known_run is None:
+            return False
+        if tag not in self._known:
+            try:
+                self._known[tag] = bool(self._is_known_run(tag))
+            except Exception as exc:  # the caller's: it must not leave the run half-ended
+                log.warning("cannot tell whether run %r exists (%s): orphans spared", tag, exc)
+                self._known[tag] = True
+        return self._known[tag]
 
     def _job_started(self) -> int | None:
         """The job's start time; None once Popen reaped it (its pid may be another's now)."""

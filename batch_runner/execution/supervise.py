@@ -54,6 +54,9 @@ class Hooks(Record):
     cancel: Callable[[], str | None] | None  # "stopped" or "interrupted" ends the attempt
     wake_fd: int | None  # readable when cancel() should be asked now
     poll_interval: float  # cancel() is asked at least this often
+    # Whether a run of this id exists: an orphan carrying another run's id is spared only then.
+    # Asked only when the attempt is ended (timeout, stop) and such an orphan is found.
+    is_known_run: Callable[[str], bool] | None = None
 
 
 class Attempt:
@@ -69,6 +72,7 @@ class Attempt:
     ) -> None:
         self.proc, self.request, self.capture = proc, request, capture
         self.cancel, self.poll_interval = hooks.cancel, hooks.poll_interval
+        self.is_known_run = hooks.is_known_run
         now = time.monotonic()
         self.deadline = now + request.timeout
         self.next_check = now + hooks.poll_interval if hooks.cancel else math.inf
@@ -92,7 +96,7 @@ class Attempt:
         verdict = self._wait_for_exit()
         if verdict is not None:
             # Ended by us: whatever the job left behind goes too, however it detached.
-            self._end_processes(reaper.RunScope(self.proc))
+            self._end_processes(reaper.RunScope(self.proc, self.is_known_run))
             return verdict, self._reap()
         # Reaped at once: the pgid stays reserved while the group has members, and once it has
         # none, the pid will not come round again before the check below.

@@ -11,7 +11,7 @@ from batch_runner.execution.command import build_argv, build_child_env
 from batch_runner.execution.executor import execute
 from batch_runner.execution.outcome import AttemptOutcome, AttemptRequest
 from batch_runner.logs import get_logger
-from batch_runner.paths import resolve_under_root
+from batch_runner.paths import resolve_root, resolve_under_root
 from batch_runner.runs import notices
 from batch_runner.runs.context import RunnerContext, run_day
 from batch_runner.runs.finish import finish_attempt
@@ -87,6 +87,7 @@ def _attempt(
         cancel=cancel,
         wake_fd=interrupter.read_fd if interrupter else None,
         cancel_poll_interval=STOP_CHECK_INTERVAL,
+        is_known_run=lambda run_id: _is_known_run(ctx, run_id),
     )
 
 
@@ -137,6 +138,19 @@ def reason_after(status: str, error: str) -> str:
     down", not "interrupted — interrupted: runner shutting down"."""
     first = error.splitlines()[0] if error else ""
     return first.removeprefix(f"{status}: ")
+
+
+def _is_known_run(ctx: RunnerContext, run_id: str) -> bool:
+    """Whether the store knows ``run_id``: an orphan carrying it may be that run's daemon's.
+
+    Asked only when a run is ended and an orphan carries another id. Unanswerable, the orphan
+    is spared, as a daemon started on purpose must never be killed for a failed read.
+    """
+    try:
+        return ctx.store.get_run(run_id) is not None
+    except StorageError as exc:
+        log.warning("cannot tell whether run %r exists (%s): its orphans are spared", run_id, exc)
+        return True
 
 
 def _record_started(ctx: RunnerContext, run: dict[str, Any], pid: int) -> None:
@@ -190,6 +204,10 @@ def _child_environ(ctx: RunnerContext) -> dict[str, str]:
     """
     env = dict(os.environ)
     env["BATCH_RUNNER_LOG_DIR"] = ctx.layout.log_dir
+    if ctx.root != resolve_root(None, {"BATCH_RUNNER_CONFIG": ctx.config.path}):
+        # `--root R -c OTHER/x.json`: the job's `batch_runner clean` (BATCH_RUNNER_CONFIG is
+        # set) would otherwise take the config's own folder for the root.
+        env.setdefault("BATCH_RUNNER_ROOT", ctx.root)
     own_bin = os.path.dirname(sys.executable)
     parts = env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
     if own_bin and own_bin not in parts:
