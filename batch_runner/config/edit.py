@@ -3,10 +3,10 @@
 Each edit changes one thing in the parsed document and keeps everything else: the other jobs,
 unknown keys and the order of keys (Python dicts keep the file's order). The same change is
 made in the file's text (``textedit``), so only the edited job's text changes and the file
-keeps its style: a one-line job stays one line. The new document is
-validated in full before anything is written, and is written atomically (temp file, fsync,
-rename, fsync of the directory) with the original file's mode, so a refused or interrupted
-edit leaves the file exactly as it was.
+keeps its style: a one-line job stays one line, and its line endings and byte order mark
+stay. The new document is validated in full before anything is written, and is written
+atomically (temp file, fsync, rename, fsync of the directory) with the original file's mode,
+so a refused or interrupted edit leaves the file exactly as it was.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from batch_runner.errors import ConfigError, NotFound, OperationFailed, UsageErr
 from batch_runner.files import write_atomic
 
 DEFAULT_CONFIG_RESOURCE = "default_config.json"
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark
 
 
 def default_config_bytes() -> bytes:
@@ -56,11 +57,7 @@ def add_job(config_path: Path | str, root: Path | str, job: dict[str, Any]) -> N
     """Append ``job`` to the file; ConfigError if the name is taken or the job is invalid."""
     with _editing(config_path):
         source = _current(config_path)
-        at = scan(source.text)
-        if "jobs" in source.document:
-            edited = textedit.append_element(source.text, at, ("jobs",), dict(job))
-        else:
-            edited = textedit.add_key(source.text, at, (), "jobs", [dict(job)])
+        edited = _appended(source, dict(job))
         jobs = source.document.setdefault("jobs", [])
         if not isinstance(jobs, list):
             raise ConfigError(
@@ -74,6 +71,15 @@ def add_job(config_path: Path | str, root: Path | str, job: dict[str, Any]) -> N
             )
         jobs.append(dict(job))
         _write_validated(source, root, f"adding job {name!r}", edited)
+
+
+def _appended(source: Source, job: dict[str, Any]) -> str | None:
+    """The text with ``job`` after the last job, in the file's style; None where it has none."""
+    text: str | None = source.text
+    if "jobs" not in source.document:
+        # An empty list first, so that the job then goes in as it would into "jobs": [].
+        text = textedit.add_key(source.text, scan(source.text), (), "jobs", [])
+    return None if text is None else textedit.append_element(text, scan(text), ("jobs",), job)
 
 
 def remove_job(config_path: Path | str, root: Path | str, name: str) -> None:
@@ -171,7 +177,9 @@ def _write_validated(source: Source, root: Path | str, action: str, edited: str 
             f"problem{'s' if count != 1 else ''}",
             problems=exc.problems,
         ) from None
-    _replace(source, _styled(source, edited).encode())
+    # The byte order mark the loader dropped before parsing goes back in front.
+    bom = _BOM if source.data.startswith(_BOM) else b""
+    _replace(source, bom + _styled(source, edited).encode())
     for problem in http_problems(source.document, os.environ):
         # Only the environment is missing something: the scheduler or run-job run where it
         # is not will refuse the config, so say so now.
@@ -185,11 +193,16 @@ def _write_validated(source: Source, root: Path | str, action: str, edited: str 
 def _styled(source: Source, edited: str | None) -> str:
     if edited is not None:
         try:
-            if json.loads(edited) == source.document:
+            # As text, so that the order of keys counts too (dicts compare equal without it).
+            if json.dumps(json.loads(edited)) == json.dumps(source.document):
                 return edited
         except ValueError:
             pass  # cannot happen for text built from valid JSON; the full rewrite is the net
-    return json.dumps(source.document, indent=2, ensure_ascii=False) + "\n"
+    # json.dumps puts a newline only between tokens (never in a string), so each is a line end.
+    newline = textedit.line_ending(source.text)
+    return (
+        json.dumps(source.document, indent=2, ensure_ascii=False).replace("\n", newline) + newline
+    )
 
 
 def _replace(source: Source, data: bytes) -> None:

@@ -3,9 +3,9 @@
 The editing commands change the parsed document; writing it back with ``json.dumps`` would
 reformat the whole file (a config of one-line jobs would become indented blocks). These
 functions make the same change in the text instead, in the style of the neighbouring job:
-one line if it is one line, else its indentation. Each returns None where it cannot tell the
-style (the caller then writes the whole document); the caller also checks that the new text
-parses to the intended document before it writes anything.
+one line if it is one line, else its indentation, and the file's line ending. Each returns
+None where it cannot tell the style (the caller then writes the whole document); the caller
+also checks that the new text parses to the intended document before it writes anything.
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ import json
 from typing import Any
 
 from batch_runner.config.jsonpos import JsonPath, JsonPositions
+
+
+def line_ending(text: str) -> str:
+    """The line ending most of ``text``'s lines end with; ``\\n`` when it has none."""
+    crlf = text.count("\r\n")
+    counts = {"\n": text.count("\n") - crlf, "\r\n": crlf, "\r": text.count("\r") - crlf}
+    return max(counts, key=lambda ending: counts[ending]) if any(counts.values()) else "\n"
 
 
 def replace_value(text: str, at: JsonPositions, path: JsonPath, value: Any) -> str | None:
@@ -25,7 +32,7 @@ def replace_value(text: str, at: JsonPositions, path: JsonPath, value: Any) -> s
 
 def remove_element(text: str, at: JsonPositions, array: JsonPath, index: int) -> str | None:
     """``text`` without element ``index`` of the array at ``array``, and its comma."""
-    count = _length(at, array)
+    count = _length(text, at, array)
     if count is None or not 0 <= index < count:
         return None
     if count == 1:
@@ -37,20 +44,23 @@ def remove_element(text: str, at: JsonPositions, array: JsonPath, index: int) ->
 
 def append_element(text: str, at: JsonPositions, array: JsonPath, value: Any) -> str | None:
     """``text`` with ``value`` after the last element of the array at ``array``, styled like it."""
-    count = _length(at, array)
-    if not count:
-        return None  # no neighbour to take the style from
+    count = _length(text, at, array)
+    if count is None:
+        return None
+    if count == 0:
+        return _fill_empty(text, at, array, value)
     last = (*array, count - 1)
     start, end = at.values[last], at.ends[last]
-    indent = _indent_before(text, start)
-    if "\n" not in text[start:end]:
+    indent, newline = _indent_before(text, start), line_ending(text)
+    if not _spans_lines(text[start:end]):
         rendered = _one_line(value)
     else:
         unit = _inner_indent(text, at, last)
         if indent is None or unit is None:
             return None
-        rendered = json.dumps(value, indent=unit, ensure_ascii=False).replace("\n", "\n" + indent)
-    separator = ", " if indent is None else ",\n" + indent
+        rendered = json.dumps(value, indent=unit, ensure_ascii=False)
+        rendered = rendered.replace("\n", newline + indent)
+    separator = ", " if indent is None else "," + newline + indent
     return text[:end] + separator + rendered + text[end:]
 
 
@@ -62,16 +72,34 @@ def add_key(text: str, at: JsonPositions, obj: JsonPath, key: str, value: Any) -
     last = max(children, key=lambda path: at.keys[path])
     end = at.ends[last]
     pair = json.dumps(key, ensure_ascii=False) + ": " + _one_line(value)
-    if "\n" not in text[at.values[obj] : at.ends[obj]]:
+    if not _spans_lines(text[at.values[obj] : at.ends[obj]]):
         return text[:end] + ", " + pair + text[end:]
     indent = _indent_before(text, at.keys[last])
     if indent is None:
         return None
-    return text[:end] + ",\n" + indent + pair + text[end:]
+    return text[:end] + "," + line_ending(text) + indent + pair + text[end:]
 
 
-def _length(at: JsonPositions, array: JsonPath) -> int | None:
-    if array not in at.values:
+def _fill_empty(text: str, at: JsonPositions, array: JsonPath, value: Any) -> str:
+    """The empty array at ``array`` holding ``value`` alone. With no element to copy, the style
+    comes from the array's key: on a line of its own in a multi-line object, the value gets a
+    line one level deeper (a level being the key's indent past its object's line), and the
+    closing bracket goes back under the key; anywhere else, all of it stays on one line."""
+    start, end = at.values[array], at.ends[array]
+    rendered = _one_line(value)
+    parent = array[:-1]
+    key_indent = _indent_before(text, at.keys[array]) if array in at.keys else None
+    if key_indent is not None and _spans_lines(text[at.values[parent] : at.ends[parent]]):
+        outer = _line_indent(text, at.values[parent])
+        if key_indent.startswith(outer):
+            newline, inner = line_ending(text), key_indent + key_indent[len(outer) :]
+            rendered = newline + inner + rendered + newline + key_indent
+    return text[:start] + "[" + rendered + "]" + text[end:]
+
+
+def _length(text: str, at: JsonPositions, array: JsonPath) -> int | None:
+    """How many elements the array at ``array`` has; None if there is no array there."""
+    if array not in at.values or not text.startswith("[", at.values[array]):
         return None
     count = 0
     while (*array, count) in at.values:
@@ -79,10 +107,24 @@ def _length(at: JsonPositions, array: JsonPath) -> int | None:
     return count
 
 
+def _spans_lines(fragment: str) -> bool:
+    return "\n" in fragment or "\r" in fragment
+
+
+def _line_start(text: str, offset: int) -> int:
+    # JSON allows a lone CR as whitespace too, and some old files end their lines with one.
+    return max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+
+
+def _line_indent(text: str, offset: int) -> str:
+    """The whitespace that starts the line ``offset`` is on."""
+    line = text[_line_start(text, offset) : offset]
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
 def _indent_before(text: str, offset: int) -> str | None:
     """The whitespace between the start of the line and ``offset``; None if anything else is."""
-    line_start = text.rfind("\n", 0, offset) + 1
-    lead = text[line_start:offset]
+    lead = text[_line_start(text, offset) : offset]
     return lead if not lead.strip() else None
 
 
