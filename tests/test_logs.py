@@ -45,3 +45,17 @@ def test_threads_logging_while_the_handlers_are_installed_lose_nothing(
     for thread in threads:
         thread.join()
     assert sorted(collect.messages) == sorted(f"line {i}" for i in range(8))
+
+
+def test_a_control_character_in_a_message_cannot_forge_a_log_line() -> None:
+    """A label stored before labels were checked (or put into the database by hand) holds a
+    line break: the log shows it as an escape, one event per line."""
+    import logging
+
+    from batch_runner.cli.logsetup import _Formatter
+
+    record = logging.LogRecord(
+        "batch_runner", logging.INFO, __file__, 1, "start %s", ("x\n2026 INFO forged",), None
+    )
+    line = _Formatter(colour=False).format(record)
+    assert "\n" not in line and line.endswith("INFO start x\\n2026 INFO forged")

@@ -32,6 +32,11 @@ class _Formatter(logging.Formatter):
         return "\n".join(prefix + line for line in text.split("\n"))
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        # One event, one line: a control character in a name or label (stored before labels
+        # were checked, or written into the database by hand) cannot forge a second line.
+        from batch_runner.cli.render import shown
+
+        record.message = shown(record.message)
         line = super().formatMessage(record)
         if self.colour and record.levelname in _LEVEL_COLOURS:
             line = line.replace(

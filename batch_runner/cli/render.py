@@ -13,7 +13,60 @@ if TYPE_CHECKING:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    try:
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        # NaN or Infinity, which a hand-edited result line may hold and json reads, are not
+        # JSON: jq and most parsers would refuse the whole output.
+        text = json.dumps(_finite(value), indent=2, ensure_ascii=False, default=str)
+    if not _encodable(text):
+        # A lone surrogate (a "\ud800" escape in a result line) cannot be written as UTF-8;
+        # inside a JSON string, which is the only place it can be, its escape is the same text.
+        text = "".join(
+            f"\\u{ord(c):04x}" if _SURROGATE_MIN <= c <= _SURROGATE_MAX else c for c in text
+        )
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value - value == 0 else None  # inf - inf and nan - nan are nan
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_SURROGATE_MIN, _SURROGATE_MAX = "\ud800", "\udfff"
+# Control characters as they are written in Python and JSON: seen, not acted on by a terminal
+# (an escape sequence in a command or an error) nor splitting a line (a forged log line).
+_VISIBLE = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_VISIBLE.update({ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"})
+_VISIBLE.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (a line break, a tab, an escape, NUL, DEL, a
+    C1 code) or a Unicode line or paragraph separator: what ``shown`` writes as an escape."""
+    return any(ord(c) in _VISIBLE for c in text)
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print on one line of a terminal or a log: control characters and line
+    separators written as escapes, a lone surrogate (not UTF-8) as U+FFFD."""
+    text = text.translate(_VISIBLE)
+    if not _encodable(text):
+        text = "".join("\ufffd" if _SURROGATE_MIN <= c <= _SURROGATE_MAX else c for c in text)
+    return text
 
 
 def print_table(
@@ -34,6 +87,7 @@ def print_table(
     width, whatever the terminal.
     """
     cells = [[_cell(value) for value in row] for row in rows]
+    title = shown(title)
     if not sys.stdout.isatty() or not _rich_table(headers, cells, title, wrap, shrink, optional):
         _plain_table(headers, cells)
 
@@ -43,8 +97,10 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, dict | list):  # a hand-edited result line's field: as JSON writes it
+        value = json.dumps(value, ensure_ascii=False, default=str)
     # One row per line: a line break inside a value (an error's stderr tail) would split it.
-    return " ".join(str(value).splitlines())
+    return shown(" ".join(str(value).splitlines()))
 
 
 def _plain_table(headers: Sequence[str], rows: list[list[str]]) -> None:
@@ -133,10 +189,18 @@ def _build(
 ) -> Any:
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     # No outer border: columns apart as `ps` or `kubectl` print them, and nothing to lose at
     # the right edge of a narrow terminal.
-    table = Table(title=title or None, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
+    # Text, not str: rich reads a str as markup and emoji codes, and a label, a command or a
+    # path may hold "[/x]" or ":smile:" (a MarkupError, or brackets that vanish).
+    table = Table(
+        title=Text(title) if title else None,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
     for header, width in zip(shown, widths, strict=True):
         if header in shrink:
             table.add_column(header, width=width, no_wrap=True, overflow="ellipsis")
@@ -146,5 +210,5 @@ def _build(
             table.add_column(header, width=width, no_wrap=True)
     indexes = [headers.index(header) for header in shown]
     for row in rows:
-        table.add_row(*(row[index] for index in indexes))
+        table.add_row(*(Text(row[index]) for index in indexes))
     return table

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+# queue add --max-attempts and the config allow no more; a result line could say 10**100.
+_MAX_ATTEMPTS = 1000
 STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled", "skipped")
 
 
@@ -78,24 +80,40 @@ def _require_known_name(config: Any, layout: Any, name: str) -> None:
 
 
 def _print_history_table(rows: list[dict[str, Any]]) -> None:
+    # A record is read as it is in its file, where a hand edit may have put any JSON value in
+    # any field: what has not its usual type is shown as JSON, or as "-" where that means nothing.
     render.print_table(
         ["start", "job", "status", "attempt", "duration", "run id", "error"],
         [
             [
-                # To the minute, as `list` shows times; --json has them whole.
-                str(r.get("start_time") or r.get("end_time") or "")[:16].replace("T", " "),
+                _minute(r.get("start_time") or r.get("end_time")),
                 r.get("job_name"),
                 r.get("status"),
-                f"{r.get('attempt')}/{r.get('max_attempts')}",
+                f"{_count(r.get('attempt'))}/{_count(r.get('max_attempts'))}",
                 _duration(r.get("duration_seconds")),
                 r.get("run_id"),
-                (r.get("error") or "").split("\n")[0] or None,
+                _first_line(r.get("error")),
             ]
             for r in rows
         ],
         shrink=("error",),
         optional=("attempt", "duration"),
     )
+
+
+def _minute(time: Any) -> str | None:
+    # To the minute, as `list` shows times; --json has them whole.
+    return time[:16].replace("T", " ") if isinstance(time, str) and time else None
+
+
+def _count(value: Any) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "-"
+
+
+def _first_line(error: Any) -> Any:
+    if isinstance(error, str):
+        return error.split("\n")[0] or None
+    return error or None  # an object or a list: its JSON text
 
 
 def _with_run_keys(layout: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -144,8 +162,10 @@ def _parse_since(value: str | None) -> float | None:
         ) from None
 
 
-def _duration(seconds: float | None) -> str | None:
-    return None if seconds is None else f"{seconds:.2f} s"
+def _duration(seconds: Any) -> str | None:
+    number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    # inf - inf and nan - nan are nan: a duration that is not a finite number is not shown.
+    return f"{seconds:.2f} s" if number and seconds - seconds == 0 else None
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -163,7 +183,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     run = matches[0]
     files = attempt_logs(run)
     if not files:
-        print(f"run {run['run_id']} ({run['status']}) has no output file", file=sys.stderr)
+        # From a result line: any JSON value, maybe with a line break.
+        run_id, status = (render.shown(str(run.get(key))) for key in ("run_id", "status"))
+        print(f"run {run_id} ({status}) has no output file", file=sys.stderr)
         return 0
     for number, path in files:
         if len(files) > 1:
@@ -197,12 +219,16 @@ def _recorded_runs(layout: Any, prefix: str) -> list[dict[str, Any]]:
 
 def attempt_logs(run: dict[str, Any]) -> list[tuple[int, Path]]:
     """Every attempt's output file of a run, in attempt order."""
-    if not run.get("log_file"):
+    log_file, attempts = run.get("log_file"), run.get("attempt")
+    # A run known only from a (maybe hand-edited) result line may have any JSON value there.
+    if not isinstance(log_file, str) or not log_file:
         return []
-    latest = Path(run["log_file"])
-    folder = latest.parent
+    if not isinstance(attempts, int) or isinstance(attempts, bool):
+        attempts = 1
+    folder = Path(log_file).parent
     candidates = [(1, folder / f"{run['run_id']}.log")]
     candidates += [
-        (n, folder / f"{run['run_id']}.attempt{n}.log") for n in range(2, int(run["attempt"]) + 1)
+        (n, folder / f"{run['run_id']}.attempt{n}.log")
+        for n in range(2, min(attempts, _MAX_ATTEMPTS) + 1)
     ]
     return [(n, p) for n, p in candidates if p.exists()]

@@ -123,7 +123,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         priority=args.priority,
         due_at=_due_at(args),
         max_attempts=args.max_attempts,
-        label=args.label,
+        label=_label(args.label),
     )
     print(run_id)
     return 0
@@ -145,6 +145,17 @@ def _command_of(words: list[str]) -> list[str]:
     if words and not words[0].strip():
         raise UsageError("the command after -- is empty")
     return words
+
+
+def _label(label: str | None) -> str | None:
+    # The label names the run in every log line (as a job's name does, which the config
+    # checks): a line break in it would write a forged line, an escape would act on a terminal.
+    if label is not None and render.has_control(label):
+        raise UsageError(
+            f"--label {label!r} holds a control character (a line break, a tab, an escape...); "
+            "give a label of printable characters"
+        )
+    return label
 
 
 def _positive(value: float | None, option: str) -> float | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from batch_runner.cli.render import has_control
 from batch_runner.errors import UsageError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -125,8 +126,21 @@ def _pairs(items: list[str], separator: str, option: str, form: str) -> dict[str
             raise UsageError(f"{option} {item!r}: expected {form}")
         if name.lower() in (key.lower() for key in pairs):
             raise UsageError(f"{option} {name!r} is given twice")
+        if separator == ":":
+            _check_header(name, value)
         pairs[name] = value.strip() if separator == ":" else value
     return pairs
+
+
+def _check_header(name: str, value: str) -> None:
+    # A line break would smuggle a second header in (the run would be refused when it starts:
+    # better now); HTTP allows a tab in a value, no other control character anywhere. The
+    # value is left out of the message: it may be a secret.
+    if has_control(name) or has_control(value.replace("\t", " ")):
+        raise UsageError(
+            f"--header {name!r}: a header cannot hold a control character (a line break, an "
+            "escape...)"
+        )
 
 
 def _body(text: str | None, as_json: bool) -> Any:

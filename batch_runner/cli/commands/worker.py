@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+from batch_runner.cli import render
 from batch_runner.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, Busy
 from batch_runner.runs.context import RunnerContext
 from batch_runner.state.locks import FileLock
@@ -106,7 +107,7 @@ class Display:
             from rich.console import Console
 
             self.console = Console()
-            self._status = self.console.status("waiting for runs")
+            self._status = self.console.status(_text("waiting for runs"))
             self._status.start()
 
     def observe(self, event: str, run: dict[str, Any], ended: str = "", final: bool = True) -> None:
@@ -133,7 +134,7 @@ class Display:
                 if next_due is None
                 else time.strftime(" (next at %H:%M:%S)", time.localtime(next_due))
             )
-            self._status.update(f"waiting for runs{when}")
+            self._status.update(_text(f"waiting for runs{when}"))
 
     def idle(self, paused: bool, later: float | None) -> None:
         if paused:
@@ -154,8 +155,8 @@ class Display:
             self._print(line, level)
             return
         # The scheduler's line format, not rich's log (which ends each line with worker.py:N).
-        self.console.print(_stamped(line, level), markup=False, highlight=False)
-        self._status.update(status_line)
+        self.console.print(_text(_stamped(line, level)))
+        self._status.update(_text(render.shown(status_line)))
 
     @staticmethod
     def _print(line: str, level: str = "INFO") -> None:
@@ -168,6 +169,18 @@ class Display:
             self._status.stop()
 
 
+def _text(line: str) -> Any:
+    """``line`` for rich as it is: a str would be read as markup and emoji codes, and a label
+    may be "[/x]" (a MarkupError that ended the worker) or ":smile:"."""
+    from rich.text import Text  # only on a terminal, where rich is loaded
+
+    return Text(line)
+
+
 def _stamped(line: str, level: str) -> str:
-    """A line as the scheduler logs it: ``2026-12-06T03:29:16+0000 INFO end ...``."""
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {level} {line}"
+    """A line as the scheduler logs it: ``2026-12-06T03:29:16+0000 INFO end ...``.
+
+    Always one line: a label stored before labels were checked may hold a line break, which
+    would print a forged line after it.
+    """
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {level} {render.shown(line)}"
