@@ -35,6 +35,10 @@ class LogLayout:
         return os.path.join(self.state_dir, "batch_runner.sqlite3")
 
     @property
+    def store_lock(self) -> str:
+        return store_lock_of(self.database)
+
+    @property
     def executor_lock(self) -> str:
         return os.path.join(self.state_dir, "executor.lock")
 
@@ -52,3 +56,9 @@ class LogLayout:
     def run_log(self, yyyymmdd: str, run_id: str, attempt: int) -> str:
         suffix = "" if attempt == 1 else f".attempt{attempt}"
         return os.path.join(self.runs_dir, yyyymmdd, f"{run_id}{suffix}.log")
+
+
+def store_lock_of(database: StrPath) -> str:
+    """The lock beside a state database that every process holding it open shares, and that
+    ``doctor --repair`` takes alone before it moves the database aside."""
+    return os.path.join(os.path.dirname(os.fspath(database)), "store.lock")

@@ -4,7 +4,8 @@
 Checks: SQLite's ``integrity_check`` and the schema version (the file opened read-only, never
 created or upgraded here), result lines kept back by a full disk, and every line of every
 results file. Exit 0 when healthy (warnings allowed), 1 when not. ``--repair`` asks first on a
-terminal, or takes ``--yes``; it renames the damaged file, never deletes it.
+terminal, or takes ``--yes``; it renames the damaged file, never deletes it, and refuses (exit
+75) while another process has the database open, which would go on with the renamed file.
 """
 
 from __future__ import annotations
@@ -151,9 +152,11 @@ def _consent(path: str, assume_yes: bool) -> bool:
 
 def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
     """Move the damaged file aside and rebuild, holding the executor so nothing runs meanwhile
-    (asked first, once nothing stands in the way)."""
+    and the store alone so nobody has the old file open (asked first, once nothing stands in
+    the way)."""
     from batch_runner.cli.commands.daemon import scheduler_pid
     from batch_runner.state.locks import FileLock, holder_pid
+    from batch_runner.state.store import StoreLock
 
     layout = ctx.layout
     pid = scheduler_pid(ctx)
@@ -168,10 +171,37 @@ def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
         raise Busy(
             f"a run is in progress{f' (pid {holder})' if holder else ''}; repair once it ends"
         )
+    store = StoreLock(layout.store_lock)
     try:
+        if not store.take_alone():
+            raise Busy(_open_elsewhere(layout))
+        from batch_runner.state.sqlite.check import check_database
+
+        # Looked at again now that nobody else has it: another repair may have just finished,
+        # and a healthy database (with runs queued since) must not be moved aside.
+        if not check_database(layout.database).damaged:
+            return []
         return _move_and_rebuild(ctx) if _consent(layout.database, assume_yes) else []
     finally:
+        store.release()
         executor.release()
+
+
+def _open_elsewhere(layout: LogLayout) -> str:
+    from batch_runner.state.sqlite.check import lock_holders
+
+    pids = lock_holders(layout.store_lock)  # none where /proc/locks does not tell
+    who, it = "another process has", "it"
+    if len(pids) == 1:
+        who = f"another process (pid {pids[0]}) has"
+    elif pids:
+        who, it = f"other processes (pids {', '.join(map(str, pids))}) have", "them"
+    return (
+        f"{who} the state database {layout.database} open (a `queue worker --forever`, a "
+        "`run-job` waiting for the executor, a scheduler, or another batch_runner command); "
+        f"stop {it} before `batch_runner doctor --repair`, which would move the database away "
+        f"from under {it}"
+    )
 
 
 def _move_and_rebuild(ctx: RunnerContext) -> list[str]:

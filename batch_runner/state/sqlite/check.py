@@ -1,4 +1,5 @@
-"""``doctor``'s side of the SQLite file: checking it without changing it, and moving it aside.
+"""``doctor``'s side of the SQLite file: checking it without changing it, moving it aside, and
+naming who else has it open.
 
 The check opens the file read-only, so it neither creates a missing database nor upgrades an
 older one; a damaged file is renamed, never deleted, with its ``-wal`` and ``-shm`` files.
@@ -132,3 +133,21 @@ def move_aside(path: str, now: float) -> str:
         if os.path.lexists(path + suffix):
             os.rename(path + suffix, target + suffix)
     return target
+
+
+def lock_holders(path: str) -> list[int]:
+    """The pids of the other processes that hold the lock at ``path`` shared, as far as
+    ``/proc/locks`` tells (empty where it does not)."""
+    try:
+        inode = str(os.stat(path, follow_symlinks=False).st_ino)
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            rows = [line.split() for line in locks]
+    except OSError:
+        return []
+    pids = set()
+    for row in rows:
+        # "1: FLOCK ADVISORY READ <pid> <major>:<minor>:<inode> 0 EOF"; a waiter's has "->".
+        held = len(row) >= 6 and row[1:4] == ["FLOCK", "ADVISORY", "READ"] and row[4].isdigit()
+        if held and row[5].rpartition(":")[2] == inode and int(row[4]) not in (0, os.getpid()):
+            pids.add(int(row[4]))
+    return sorted(pids)

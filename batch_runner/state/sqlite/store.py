@@ -13,8 +13,9 @@ import json
 import os
 import sqlite3
 
+from batch_runner.state.layout import store_lock_of
 from batch_runner.state.sqlite.schema import Transaction, connect, storage_error
-from batch_runner.state.store import FINISHED_STATUSES, Store
+from batch_runner.state.store import FINISHED_STATUSES, Store, StoreLock
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -37,10 +38,18 @@ class SqliteStore(Store):
 
     def __init__(self, path: StrPath, *, durable: bool = False) -> None:
         self.path = os.fspath(path)
-        self._db = connect(self.path, durable=durable)
+        # Before the file is opened: a repair under way must be done with it first.
+        self._lock = StoreLock(store_lock_of(self.path))
+        self._lock.share(self.path)
+        try:
+            self._db = connect(self.path, durable=durable)
+        except BaseException:
+            self._lock.release()
+            raise
 
     def close(self) -> None:
         self._db.close()
+        self._lock.release()
 
     def transaction(self) -> Transaction:
         return Transaction(self._db, self.path)
