@@ -13,6 +13,7 @@ import os
 import sqlite3
 
 from batch_runner.errors import DamagedState, StorageError
+from batch_runner.files import make_private_dirs
 
 SCHEMA_VERSION = 3
 # How long a statement waits for another process's lock before it fails.
@@ -107,7 +108,7 @@ def storage_error(path: str, exc: sqlite3.Error, doing: str) -> StorageError:
 def connect(path: str, *, durable: bool) -> sqlite3.Connection:
     """The database at ``path`` (created 0600 with its folder if missing), schema up to date."""
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        make_private_dirs(os.path.dirname(path))  # the log dir too: 0700, whatever the umask
         if not os.path.exists(path):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
