@@ -32,8 +32,10 @@ def write_atomic(
     path = os.fspath(path)
     directory, name = os.path.split(path)
     temp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    # 0o666 lets the umask decide the mode of a new file, as any editor would.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    # 0o666 lets the umask decide the mode of a new file, as any editor would; a file that
+    # may hold secrets (``mode``) never has a wider mode, not even for a moment.
+    created = 0o666 if mode is None else mode
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, created)
     try:
         try:
             write_all(fd, data)

@@ -133,3 +133,15 @@ def test_a_config_refused_as_root_is_not_worked_around_with_the_last_good_one(
         result = run_cli(root, *argv)
         assert result.returncode == EXIT_CONFIG, (argv, result.stderr)
         assert "last config" not in result.stderr
+
+
+@root_only
+@pytest.mark.parametrize("owned", ["file", "directory"])
+def test_root_refuses_a_config_another_account_owns(trusted: Path, owned: str) -> None:
+    """The second review: a 0644 config owned by nobody was run as root (cron refuses a file
+    in /etc/cron.d that root does not own the same way)."""
+    target = trusted if owned == "file" else trusted.parent
+    os.chown(target, 65534, -1)
+    result = run_cli(trusted.parent.parent, "run-job", "quick")
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert f"{target} belongs to nobody" in result.stderr and "chown root" in result.stderr

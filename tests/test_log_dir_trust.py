@@ -261,3 +261,104 @@ def test_the_log_dir_is_made_0700_whatever_the_umask(project: Path) -> None:
     logs = project / "logs"
     for folder in (logs, logs / "state", logs / "batch", logs / "runs"):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+# --- the second review ------------------------------------------------------------------
+
+
+@root_only
+def test_dot_dot_after_a_symlink_is_followed_as_the_kernel_does(tmp_path: Path) -> None:
+    """`shared/../logs` with `shared` a symlink into a folder of another account: the kernel
+    lands in that folder, so the check must too (it collapsed `..` as text before)."""
+    evil = tmp_path / "evil"
+    (evil / "box").mkdir(parents=True)
+    evil.chmod(0o1777)
+    os.chown(evil, NOBODY, -1)
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "shared").symlink_to(evil / "box")
+    with pytest.raises(UnsafeLogDir, match=f"{evil} belongs to nobody"):
+        check_log_dir(str(project / "shared" / ".." / "logs"))
+    assert not (evil / "logs").exists()
+
+
+@root_only
+def test_a_log_dir_made_by_another_account_before_ours_is_refused(tmp_path: Path) -> None:
+    """Made first, then checked: another account racing to make it in /tmp loses either way."""
+    shared = tmp_path / "tmp"
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
+    mine = shared / "logs"
+    check_log_dir(str(mine))
+    assert mine.is_dir() and mine.stat().st_mode & 0o777 == 0o700  # made by the check, ours
+    theirs = shared / "their-logs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, -1)  # as if another account made it between check and use
+    with pytest.raises(UnsafeLogDir, match="belongs to nobody"):
+        check_log_dir(str(theirs))
+
+
+@root_only
+def test_a_symlink_planted_beside_the_folders_is_refused(proj: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    cron_log = proj / "logs" / "cron.log"
+    cron_log.symlink_to(victim)
+    os.lchown(cron_log, NOBODY, -1)
+    refused(run_cli(proj, "status"), cron_log, f"`rm -r {cron_log}`")
+
+
+def test_a_second_hard_link_in_the_log_dir_is_refused(proj: Path, tmp_path: Path) -> None:
+    """Where fs.protected_hardlinks is off, another account can link a file of ours (or of
+    root's) into an open folder; appending to it would write to that file."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    linked = proj / "logs" / "batch" / "batch_20991231.jsonl"
+    os.link(victim, linked)
+    result = run_cli(proj, "history")
+    assert result.returncode == 78 and "2 hard links" in result.stderr, result.stderr
+
+
+def test_the_snapshots_temp_file_is_never_wider_than_0600(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check running while the snapshot was being written saw a 0666 temp file (under
+    umask 000) and refused it as planted."""
+    import batch_runner.files as files
+
+    seen: list[int] = []
+    real_write_all = files.write_all
+
+    def spy(fd: int, data: bytes, offset: int | None = None) -> None:
+        seen.append(os.fstat(fd).st_mode & 0o777)  # the temp file, as a check would see it
+        real_write_all(fd, data, offset)
+
+    monkeypatch.setattr(files, "write_all", spy)
+    old = os.umask(0)
+    try:
+        files.write_atomic(tmp_path / "snap.json", b"{}", mode=0o600)
+    finally:
+        os.umask(old)
+    assert seen == [0o600]
+
+
+@root_only
+def test_an_access_control_list_on_the_way_is_refused(tmp_path: Path) -> None:
+    """`user:nobody:rwx` in an ACL lets nobody write whatever the mode bits (0770) say."""
+    import struct
+
+    folder = tmp_path / "acl"
+    folder.mkdir()
+
+    def entry(tag: int, perm: int, ident: int = 0xFFFFFFFF) -> bytes:
+        return struct.pack("<HHI", tag, perm, ident)
+
+    # user::rwx, user:nobody:rwx, group::r-x, mask::rwx, other::r-x (the kernel's format)
+    acl = struct.pack("<I", 2) + entry(1, 7) + entry(2, 7, NOBODY) + entry(4, 5)
+    acl += entry(0x10, 7) + entry(0x20, 5)
+    try:
+        os.setxattr(folder, "system.posix_acl_access", acl)
+    except OSError as exc:
+        pytest.skip(f"this file system takes no ACL: {exc}")
+    with pytest.raises(UnsafeLogDir, match=f"{folder} has an access control list"):
+        check_log_dir(str(folder / "logs"))

@@ -25,6 +25,7 @@ import os
 import stat
 
 from batch_runner.errors import ConfigError
+from batch_runner.files import make_private_dirs
 from batch_runner.state.layout import LogLayout
 
 _MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
@@ -35,26 +36,49 @@ class UnsafeLogDir(ConfigError):
 
 
 def check_log_dir(log_dir: str) -> None:
-    """Refuse with one sentence (``UnsafeLogDir``) a log dir another account could write."""
+    """Refuse with one sentence (``UnsafeLogDir``) a log dir another account could write.
+
+    A log dir that does not exist yet is made first (0700, each missing folder), then checked
+    like any other: between a check and a later ``mkdir`` another account could make it, in
+    /tmp say, and fill it. ``..`` is followed as the kernel follows it, after the symlinks
+    before it, never collapsed as text.
+    """
     euid = os.geteuid()
-    for path, info, inside in _folders_on_the_way(os.path.abspath(log_dir), euid):
-        _check_folder(log_dir, path, info, euid, inside=inside)
-    layout = LogLayout(log_dir)
-    for folder in (layout.state_dir, layout.results_dir, layout.runs_dir):
-        for path, info, last in _folders_on_the_way(folder, euid, os.path.abspath(log_dir)):
+    whole = log_dir if log_dir.startswith("/") else os.getcwd() + "/" + log_dir
+    for path, info, last in _folders_on_the_way(_parts(whole), euid):
+        _check_folder(log_dir, path, info, euid, inside=last)
+    if not os.path.isdir(whole):  # the way to it is sound: make it, then look again
+        try:
+            make_private_dirs(whole)
+        except OSError:
+            pass  # the writes that need it fail with one sentence of their own
+        for path, info, last in _folders_on_the_way(_parts(whole), euid):
+            _check_folder(log_dir, path, info, euid, inside=last)
+    real = os.path.realpath(whole)
+    layout = LogLayout(real)
+    for name, folder in (
+        ("state", layout.state_dir),
+        ("batch", layout.results_dir),
+        ("runs", layout.runs_dir),
+    ):
+        for path, info, last in _folders_on_the_way([name], euid, start=real):
             _check_folder(log_dir, path, info, euid, inside=last)
         _check_entries(log_dir, folder, euid)
+    # cron.log, and anything planted beside the three folders (checked above as folders).
+    _check_entries(log_dir, real, euid, skip=("state", "batch", "runs"))
 
 
 def _folders_on_the_way(
-    path: str, euid: int, start: str = "/"
+    parts: list[str], euid: int, start: str = "/"
 ) -> list[tuple[str, os.stat_result, bool]]:
-    """Each existing folder from ``start`` to ``path``, symlinks followed one by one (each
-    checked on the way), with whether it is ``path`` itself."""
+    """Each existing folder along ``parts`` from ``start`` (a real path), symlinks followed one
+    by one (each checked on the way) and ``..`` after them, as the kernel walks a path; with
+    whether it is the last."""
     found: list[tuple[str, os.stat_result, bool]] = []
-    current = start if start == "/" else os.path.realpath(start)
-    pending = _parts(os.path.relpath(path, start) if start != "/" else path)
+    current = start
+    pending = list(parts)
     hops = 0
+    path = "/".join([start.rstrip("/"), *parts])
     while pending:
         name = pending.pop(0)
         if name == "..":
@@ -64,14 +88,14 @@ def _folders_on_the_way(
         try:
             info = os.lstat(candidate)
         except OSError:
-            return found  # not there yet: batch_runner makes the rest, 0700
+            return found  # not there: it could not be made, and its writes fail on their own
         if stat.S_ISLNK(info.st_mode):
             if info.st_uid not in (euid, 0):
                 why = f"{candidate} is a symlink owned by {_user(info.st_uid)}"
                 _refuse(path, why, f"use a path without it, or `rm {candidate}`")
             hops += 1
             if hops > _MAX_SYMLINKS:
-                return found
+                return found  # a loop: every use of the path fails with ELOOP
             target = os.readlink(candidate)
             pending = _parts(target) + pending
             current = "/" if target.startswith("/") else current
@@ -95,32 +119,53 @@ def _check_folder(
         fix = f"fix with `chown {_user(euid)} {path}`, or set settings.log_dir to a folder of yours"
         _refuse(log_dir, why, fix)
     mode = stat.S_IMODE(info.st_mode)
+    if _has_acl(path) and (inside or not mode & stat.S_ISVTX):
+        # Named users or groups in an ACL may write whatever the mode bits say.
+        why = f"{path} has an access control list, which may let other accounts write to it"
+        _refuse(log_dir, why, f"fix with `setfacl -b {path}`")
     if _open_to_others(info) and (inside or not mode & stat.S_ISVTX):
         sticky = "" if inside else " without the sticky bit"
         why = f"{path} is writable by {_others(mode)} (mode {mode:04o}){sticky}"
         _refuse(log_dir, why, f"fix with `chmod go-w {path}`")
 
 
-def _check_entries(log_dir: str, folder: str, euid: int) -> None:
+def _check_entries(log_dir: str, folder: str, euid: int, skip: tuple[str, ...] = ()) -> None:
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
+        if entry.name in skip:
+            continue
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if info.st_uid not in (euid, 0) or (
-            not stat.S_ISLNK(info.st_mode) and _open_to_others(info)
+        # A second hard link may be another account's file linked in while the folder was
+        # open (where fs.protected_hardlinks is off): writing to it would write to theirs.
+        linked = stat.S_ISREG(info.st_mode) and info.st_nlink > 1
+        if (
+            linked
+            or info.st_uid not in (euid, 0)
+            or (not stat.S_ISLNK(info.st_mode) and _open_to_others(info))
         ):
             owner = _user(info.st_uid)
             mode = stat.S_IMODE(info.st_mode)
+            links = f", {info.st_nlink} hard links" if linked else ""
             why = (
-                f"{entry.path} (owner {owner}, mode {mode:04o}) may have been put there by "
-                "another account"
+                f"{entry.path} (owner {owner}, mode {mode:04o}{links}) may have been put there "
+                "by another account"
             )
             _refuse(log_dir, why, f"remove it if it is not yours (`rm -r {entry.path}`)")
+
+
+def _has_acl(path: str) -> bool:
+    """An extended POSIX ACL (a minimal one, the mode bits alone, is not stored)."""
+    try:
+        os.getxattr(path, "system.posix_acl_access", follow_symlinks=False)
+    except OSError:  # ENODATA: none; ENOTSUP: a file system without ACLs
+        return False
+    return True
 
 
 def _open_to_others(info: os.stat_result) -> bool:
