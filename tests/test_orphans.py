@@ -186,6 +186,35 @@ def test_timeout_ends_an_orphan_that_carries_an_id_of_no_run(
     assert not with_marker(marker)
 
 
+@pytest.mark.parametrize(
+    ("earlier_job", "earlier_status"),
+    [
+        (job("first", ["sleep", "100"], timeout=1), "timeout"),
+        (job("first", ["false"]), "error"),
+    ],
+    ids=["timed-out", "failed"],
+)
+def test_timeout_ends_an_orphan_that_carries_the_id_of_a_run_that_failed(
+    project: Path, marker: str, earlier_job: dict, earlier_status: str
+) -> None:
+    """As reported: an earlier run that timed out (or failed) left no daemon on purpose, so
+    its id spares nothing; only a running or successful run's id is an alibi."""
+    write_config(project, [earlier_job], settings={"kill_grace": 1})
+    assert run_cli(project, "run-job", "first").returncode in (1, 124)
+    (earlier,) = read_results(project)
+    assert earlier["status"] == earlier_status
+    command = orphan_under_id(marker, earlier["run_id"])
+    write_config(
+        project, [earlier_job, job("later", command, timeout=2)], settings={"kill_grace": 1}
+    )
+    runner = run_cli(project, "run-job", "later")
+    assert runner.returncode == 124, runner.stderr
+    record = read_results(project)[-1]
+    assert record["output"].strip().isdigit(), "the orphan did not start within the timeout"
+    assert not process_running(int(record["output"]))
+    assert not with_marker(marker)
+
+
 def test_an_orphan_that_carries_an_earlier_runs_id_is_spared(
     project: Path, marker: str, clis: list[subprocess.Popen]
 ) -> None:

@@ -69,6 +69,14 @@ def shown(text: str) -> str:
     return text
 
 
+def shown_lines(text: str) -> str:
+    """``text`` with its own line breaks and tabs (a job's output, meant to be read as lines),
+    but every other control character as ``shown`` writes it: nothing acts on the terminal."""
+    return "\n".join(
+        "\t".join(shown(part) for part in line.split("\t")) for line in text.split("\n")
+    )
+
+
 def print_table(
     headers: Sequence[str],
     rows: Sequence[Sequence[Any]],

@@ -19,9 +19,10 @@ thread (a notifier's command). A daemon a successful run started on purpose is l
 and reaped once it exits.
 
 An orphan that carries another run's ``BATCH_RUN_ID`` may be that run's daemon's (a helper it
-forked meanwhile), so it is spared, but only when the run really exists: the caller's
-``is_known_run`` (the store) says so. Any id will do in an environment (``env -i
-BATCH_RUN_ID=decoy setsid ...``), so an id no run has is no alibi: the orphan is this run's.
+forked meanwhile), so it is spared, but only when that run may have one: the caller's
+``is_known_run`` (the store) says so of a run still going or one that ended in success. Any
+id will do in an environment (``env -i BATCH_RUN_ID=decoy setsid ...``), so an id no run has,
+or a failed run's, is no alibi: the orphan is this run's.
 The store is asked only when a run is ended and such an orphan is found, once per id.
 """
 
@@ -165,7 +166,8 @@ class RunScope:
         return found
 
     def _another_runs(self, tag: str | None) -> bool:
-        """Whether ``tag`` (not this run's id) names a run that exists: its orphans are spared.
+        """Whether ``tag`` (not this run's id) names a run ``is_known_run`` vouches for: its
+        orphans are spared.
 
         A failing check spares the orphan, as before there was one: better a helper left
         running than a daemon another run started on purpose killed.

@@ -141,13 +141,17 @@ def reason_after(status: str, error: str) -> str:
 
 
 def _is_known_run(ctx: RunnerContext, run_id: str) -> bool:
-    """Whether the store knows ``run_id``: an orphan carrying it may be that run's daemon's.
+    """Whether ``run_id`` names a run that may have a daemon: an orphan carrying it is spared.
 
-    Asked only when a run is ended and an orphan carries another id. Unanswerable, the orphan
-    is spared, as a daemon started on purpose must never be killed for a failed read.
+    Only a run still going or one that ended ``success`` (which may leave a daemon on purpose)
+    vouches for it: a run that failed, timed out or was stopped had its own orphans ended, so
+    its id in an environment is no alibi. Asked only when a run is ended and an orphan carries
+    another id. Unanswerable, the orphan is spared, as a daemon started on purpose must never
+    be killed for a failed read.
     """
     try:
-        return ctx.store.get_run(run_id) is not None
+        run = ctx.store.get_run(run_id)
+        return run is not None and run.get("status") in ("running", "success")
     except StorageError as exc:
         log.warning("cannot tell whether run %r exists (%s): its orphans are spared", run_id, exc)
         return True

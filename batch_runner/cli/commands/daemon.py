@@ -91,11 +91,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"scheduler: {_scheduler_state(pid, stopping)}"
         + ("; the queue is PAUSED" if status["paused"] else "")
     )
+    # Names, ids and messages come from the database, a message from the job itself: shown,
+    # an escape sequence in one acts on nothing and a line break forges no line.
+    shown = render.shown
     for run in running:
         progress = _progress_text(run)
         print(
-            f"running: {run['job_name']} (run {run['run_id']}, since "
-            f"{(run['start_time'] or '')[11:19]}){progress}"
+            f"running: {shown(run['job_name'])} (run {shown(run['run_id'])}, since "
+            f"{shown((run['start_time'] or '')[11:19])}){progress}"
         )
     if not running:
         print("running: nothing")
@@ -104,7 +107,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         + (
             ""
             if not pending
-            else ": " + ", ".join(f"{r['job_name']} ({r['run_id']})" for r in pending[:10])
+            else ": "
+            + ", ".join(f"{shown(r['job_name'])} ({shown(r['run_id'])})" for r in pending[:10])
         )
     )
     return 0
@@ -115,7 +119,7 @@ def _progress_text(run: dict[str, Any]) -> str:
     if run.get("progress_percent") is not None:
         parts.append(f"{run['progress_percent']:g}%")
     if run.get("progress_message"):
-        parts.append(run["progress_message"])
+        parts.append(render.shown(run["progress_message"]))
     return f" — {' '.join(parts)}" if parts else ""
 
 

@@ -189,7 +189,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 0
     for number, path in files:
         if len(files) > 1:
-            sys.stdout.write(f"=== attempt {number}: {path} ===\n")
+            # The path holds the run id and the log folder, which a result line or the config
+            # may give any character: shown, lest one act on the terminal or break the line.
+            sys.stdout.write(f"=== attempt {number}: {render.shown(str(path))} ===\n")
         sys.stdout.flush()
         with open(path, "rb") as source:
             shutil.copyfileobj(source, sys.stdout.buffer)

@@ -243,11 +243,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     width = max(len(key) for key in view)
     for key, value in view.items():
         if key == "command" and isinstance(value, list):
-            value = shlex.join(value)
+            value = shlex.join(value)  # which quotes spaces, not control characters
         if key != "output":
-            print(f"{key.ljust(width)}  {'-' if value is None else value}")
+            # One field per line: a line break (an error's stderr tail, a command's argument)
+            # is written "\n", so no value can pass for a field, nor act on the terminal.
+            print(f"{key.ljust(width)}  {'-' if value is None else render.shown(str(value))}")
     if view.get("output"):
-        print(f"\noutput (last {len(view['output'])} characters):\n{view['output']}", end="")
+        output = render.shown_lines(view["output"])
+        print(f"\noutput (last {len(view['output'])} characters):\n{output}", end="")
     return 0
 
 
@@ -255,7 +258,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from batch_runner.runs import queue
 
     run = queue.remove(app.context(args), args.run_id)
-    print(f"canceled run {run['run_id']} ({run['job_name']})")
+    print(f"canceled run {render.shown(run['run_id'])} ({render.shown(run['job_name'])})")
     return 0
 
 

@@ -70,21 +70,24 @@ def _say_skipped(name: str) -> None:
 
 
 def _report(ctx: Any, run: dict[str, Any]) -> int:
-    status = run.get("status")
+    # Here, not at the top: a run-job that never reports (--queue) need not load it.
+    from batch_runner.cli.render import shown
+
+    # The error may be a server's words (an HTTP reason) or a job's stderr: shown, so an
+    # escape sequence in it acts on nothing; the rest is the database's, shown as well.
+    name, status = shown(str(run.get("job_name"))), run.get("status")
     if status == "pending":
         from batch_runner.runs.endings import end_waiting_run
 
         status = end_waiting_run(ctx, run, "canceled: run-job was interrupted") or status
-        print(
-            f"{run['job_name']}: interrupted while waiting; the run ended {status}", file=sys.stderr
-        )
+        print(f"{name}: interrupted while waiting; the run ended {status}", file=sys.stderr)
         return EXIT_BY_STATUS.get(status, EXIT_FAILED)
     took = (run.get("ended_at") or 0) - (run.get("started_at") or 0)
-    line = f"{run['job_name']}: {status} in {took:.2f} s (run {run['run_id']}"
+    line = f"{name}: {status} in {took:.2f} s (run {shown(str(run.get('run_id')))}"
     line += f", attempt {run['attempt']}/{run['max_attempts']})"
     print(line)
     if run.get("error"):
-        print(f"  {run['error'].splitlines()[0]}", file=sys.stderr)
+        print(f"  {shown(run['error'].splitlines()[0])}", file=sys.stderr)
     if run.get("log_file"):
-        print(f"  output: {run['log_file']}")
+        print(f"  output: {shown(run['log_file'])}")
     return EXIT_BY_STATUS.get(status or "", EXIT_FAILED)
