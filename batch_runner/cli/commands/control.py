@@ -31,19 +31,20 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     ctx = app.context(args)
     run = queue.stop(ctx, args.target)
+    from batch_runner.cli.render import shown
+
+    # From the database: shown with any control character as its escape, as everywhere.
+    what = shown(f"run {run['run_id']} of {run['job_name']}")
     if run["status"] == "canceled":
-        print(f"canceled run {run['run_id']} of {run['job_name']} before it started")
+        print(f"canceled {what} before it started")
     elif run.get("orphaned"):
         print(
-            f"run {run['run_id']} of {run['job_name']} had lost its runner: its processes "
-            f"were killed and it is recorded {run['status']}"
+            f"{what} had lost its runner: its processes were killed and it is recorded "
+            f"{run['status']}"
         )
     else:
         grace = ctx.config.settings.kill_grace
-        print(
-            f"stopping run {run['run_id']} of {run['job_name']} "
-            f"(within 2 s, then up to {grace:g} s for it to exit)"
-        )
+        print(f"stopping {what} (within 2 s, then up to {grace:g} s for it to exit)")
     return 0
 
 
