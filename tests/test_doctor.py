@@ -57,6 +57,7 @@ def history(project: Path) -> Path:
     # The retry's backoff (30 s) is not waited out: its second attempt runs now.
     with sqlite3.connect(database(project)) as db:
         db.execute("UPDATE runs SET due_at = 0 WHERE status = 'pending'")
+    db.close()  # an open handle would keep `doctor --repair` from moving the file
     assert run_cli(project, "queue", "run").returncode == 1
     canceled = run_cli(project, "queue", "add", "--delay", "1h", "--", "true").stdout.strip()
     assert run_cli(project, "queue", "remove", canceled).returncode == 0
@@ -115,6 +116,7 @@ def test_repair_moves_it_aside_and_rebuilds_what_the_results_hold(history: Path)
     with sqlite3.connect(database(history)) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         notified = dict(db.execute("SELECT job_name, notified FROM job_state"))
+    db.close()
     assert notified == {"good": 0, "flaky": 1}  # flaky's failure notice had gone out
     listed = run_cli(history, "queue", "list", "--all", "--json")
     runs = {r["run_id"]: r for r in json.loads(listed.stdout)}
@@ -196,6 +198,7 @@ def test_a_newer_database_is_a_problem_repair_leaves_alone(history: Path) -> Non
         db.execute(
             "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
         )
+    db.close()
     result = run_cli(history, "doctor", "--repair", "--yes")
     assert result.returncode == 1
     assert "upgrade batch_runner" in lines(result, "problem")[0]

@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, job, read_results, run_cli, start_cli, wait_for, write_config
 
 from batch_runner.errors import Busy, StorageError
-from batch_runner.state import store as store_module
+from batch_runner.state import storelock as store_module
 from batch_runner.state.layout import LogLayout
 from batch_runner.state.sqlite.store import SqliteStore
 
@@ -103,7 +103,7 @@ def test_repair_refuses_while_a_worker_has_the_database_open(damaged: tuple[Path
 
 HOLDER = """
 import sys
-from batch_runner.state.store import StoreLock
+from batch_runner.state.storelock import StoreLock
 lock = StoreLock(sys.argv[1])
 print("held" if lock.take_alone() else "busy", flush=True)
 sys.stdin.readline()
@@ -206,3 +206,126 @@ def test_a_repair_that_finds_the_database_healthy_once_alone_moves_nothing(
     ctx.store.close()
     assert aside(project) == []
     assert queued in run_cli(project, "queue", "list").stdout
+
+
+def test_a_repair_waiting_for_its_answer_holds_no_lock(damaged: tuple[Path, str]) -> None:
+    """The `[y/N]` question comes before any lock: other commands go on while it waits."""
+    import fcntl
+    import pty
+    import selectors
+
+    from batch_runner.state.locks import FileLock
+
+    root, _ = damaged
+    layout = LogLayout(root / "logs")
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "BATCH_RUNNER_ROOT": str(root), "PYTHONPATH": str(REPO)}
+    env.pop("BATCH_RUNNER_CONFIG", None)
+    with subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", "doctor", "--repair"],
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=root,
+    ) as doctor:
+        os.close(secondary)
+        assert doctor.stderr is not None
+        try:
+            asked, seen = selectors.DefaultSelector(), b""
+            asked.register(doctor.stderr, selectors.EVENT_READ)
+            while b"[y/N]" not in seen:  # it waits at the question now
+                assert asked.select(timeout=60), seen
+                chunk = os.read(doctor.stderr.fileno(), 4096)
+                assert chunk, seen
+                seen += chunk
+            fd = os.open(layout.store_lock, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # BlockingIOError before the fix
+            finally:
+                os.close(fd)
+            executor = FileLock(layout.executor_lock)
+            assert executor.acquire(wait=False)
+            executor.release()
+            os.write(primary, b"n\n")
+            doctor.communicate(timeout=60)
+        finally:
+            if doctor.poll() is None:
+                doctor.kill()
+    os.close(primary)
+    assert doctor.returncode == 1 and not aside(root)
+
+
+def test_repair_refuses_after_the_lock_file_was_removed(damaged: tuple[Path, str]) -> None:
+    """A worker that locked a file since removed is not seen by the lock: the repair looks for
+    open handles of the database itself."""
+    root, queued = damaged
+    worker = start_cli(root, "queue", "worker", "--forever")
+    try:
+        wait_for(lambda: succeeded(root, queued), 60)  # the worker has the database open
+        inode = database(root).stat().st_ino
+        os.unlink(LogLayout(root / "logs").store_lock)
+        refused = run_cli(root, "doctor", "--repair", "--yes")
+        assert refused.returncode == 75, refused.stdout + refused.stderr
+        (error,) = refused.stderr.splitlines()
+        assert f"pid {worker.pid}" in error, error
+        assert database(root).stat().st_ino == inode and not aside(root)
+    finally:
+        stop(worker, signal.SIGKILL)
+
+
+def test_a_store_locks_the_lock_file_at_its_path_not_a_removed_one(project: Path) -> None:
+    """The lock file replaced between opening and locking it: the store locks the new one."""
+    layout = LogLayout(project / "logs")
+    SqliteStore(layout.database).close()
+    real_flock, swapped = store_module.fcntl.flock, []
+
+    def flock_then_replace(fd: int, how: int) -> None:
+        real_flock(fd, how)
+        if not swapped:  # another process removes the file and makes a new one meanwhile
+            swapped.append(True)
+            os.unlink(layout.store_lock)
+            Path(layout.store_lock).touch()
+
+    store_module.fcntl.flock = flock_then_replace  # type: ignore[assignment]
+    try:
+        store = SqliteStore(layout.database)
+    finally:
+        store_module.fcntl.flock = real_flock
+    try:
+        assert swapped
+        held = os.fstat(store._lock._fd).st_ino  # type: ignore[arg-type]
+        assert held == os.stat(layout.store_lock).st_ino
+    finally:
+        store.close()
+
+
+def test_a_loop_in_the_folder_path_is_not_called_a_symlink_lock(tmp_path: Path) -> None:
+    os.symlink("loop", tmp_path / "loop")
+    database_path = tmp_path / "loop" / "logs" / "state" / "batch_runner.sqlite3"
+    with pytest.raises(StorageError) as raised:
+        SqliteStore(database_path)
+    message = str(raised.value)
+    assert "is a symlink" not in message and "`rm" not in message
+    assert "store.lock" in message and "symbolic links" in message
+
+
+def test_a_file_system_without_locks_is_one_sentence(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    layout = LogLayout(project / "logs")
+
+    def no_locks(fd: int, how: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(store_module.fcntl, "flock", no_locks)
+    for attempt in (
+        lambda: SqliteStore(layout.database),
+        lambda: store_module.StoreLock(layout.store_lock).take_alone(),
+    ):
+        with pytest.raises(StorageError) as raised:
+            attempt()
+        message = str(raised.value)
+        assert layout.store_lock in message and "does not support locks" in message

@@ -10,11 +10,7 @@ seconds. A plain class rather than ``typing.Protocol``: the hot CLI paths do not
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
-
-from batch_runner.errors import Busy, StorageError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -26,13 +22,6 @@ if TYPE_CHECKING:
 
 # How a run can end; ``pending`` and ``running`` are the statuses of a run still in play.
 FINISHED_STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled")
-
-# How long opening the store waits for `doctor --repair` to finish with it: as long as SQLite
-# waits for another process's lock.
-REPAIR_WAIT_SECONDS = 30.0
-_REPAIR_POLL_SECONDS = 0.05
-_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-_PID_WIDTH = 10  # wider than any pid Linux hands out
 
 
 class Store:
@@ -192,118 +181,3 @@ def open_existing_store(layout: LogLayout) -> Store | None:
 
 
 # The store locks this process holds alone (``doctor --repair``): its own stores need no more.
-_ALONE: set[str] = set()
-
-
-class StoreLock:
-    """The flock on ``state/store.lock`` that keeps ``doctor --repair`` from moving the database
-    away from under a process that has it open (which would go on with the moved file).
-
-    Every open store holds it shared, for as long as it is open; the kernel drops it when the
-    process dies, even by SIGKILL. ``doctor --repair`` takes it alone, and only while no one
-    else holds it, then moves the database aside and rebuilds it; a store opened meanwhile
-    waits for that (``REPAIR_WAIT_SECONDS`` at most), so it never meets the old file.
-    """
-
-    __slots__ = ("_alone", "_fd", "path")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._alone = False
-
-    def share(self, database: str) -> None:
-        """Take it shared, waiting while ``doctor --repair`` holds it (Busy past the wait)."""
-        if _ALONE and os.path.abspath(self.path) in _ALONE:
-            return  # this process is the repair: the lock it holds covers this store too
-        try:
-            fd = _open_lock(self.path)
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise _lock_error(self.path, exc) from None
-            try:  # a folder this process may only read: so much the lock needs
-                fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                return  # nor the lock there: it cannot write the store either
-        try:
-            _wait_shared(fd, database)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-
-    def take_alone(self) -> bool:
-        """Take it alone, at once or not at all: False while another store is open anywhere."""
-        try:
-            fd = _open_lock(self.path)
-        except OSError as exc:
-            raise _lock_error(self.path, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd, self._alone = fd, True
-        _ALONE.add(os.path.abspath(self.path))
-        try:
-            os.pwrite(fd, f"{os.getpid():>{_PID_WIDTH}}\n".encode(), 0)
-        except OSError:
-            pass  # a full disk: the pid only serves the sentence of a store that waits too long
-        return True
-
-    def release(self) -> None:
-        if self._alone:
-            _ALONE.discard(os.path.abspath(self.path))
-            self._alone = False
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)  # closing drops the flock
-
-    def __del__(self) -> None:
-        # A store dropped unclosed (the connection closes itself then) lets go of it as well.
-        if self._fd is not None and not self._alone:
-            os.close(self._fd)
-
-
-def _open_lock(path: str) -> int:
-    try:
-        return os.open(path, _LOCK_FLAGS, 0o600)
-    except FileNotFoundError:  # no state folder yet: the first store creates it
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        return os.open(path, _LOCK_FLAGS, 0o600)
-
-
-def _lock_error(path: str, exc: OSError) -> StorageError:
-    if exc.errno == errno.ELOOP:
-        return StorageError(
-            f"{path} is a symlink, and batch_runner follows none in its log dir; "
-            f"remove it (`rm {path}`)"
-        )
-    return StorageError(f"cannot open the lock file {path}: {exc.strerror or exc}")
-
-
-def _wait_shared(fd: int, database: str) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
-        pass
-    import time  # only a store that meets a repair waits
-
-    deadline = time.monotonic() + REPAIR_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        time.sleep(_REPAIR_POLL_SECONDS)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            pass
-    words = os.pread(fd, 32, 0).split()
-    pid = f" (pid {int(words[0])})" if words and words[0].isdigit() else ""
-    raise Busy(
-        f"`batch_runner doctor --repair`{pid} has been repairing the state database {database} "
-        f"for over {REPAIR_WAIT_SECONDS:g} s; try again once it is done"
-    )

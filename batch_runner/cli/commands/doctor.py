@@ -152,11 +152,12 @@ def _consent(path: str, assume_yes: bool) -> bool:
 
 def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
     """Move the damaged file aside and rebuild, holding the executor so nothing runs meanwhile
-    and the store alone so nobody has the old file open (asked first, once nothing stands in
-    the way)."""
+    and the store alone so nobody has the old file open. Asked first: a question left
+    unanswered must not hold up every other command."""
     from batch_runner.cli.commands.daemon import scheduler_pid
     from batch_runner.state.locks import FileLock, holder_pid
-    from batch_runner.state.store import StoreLock
+    from batch_runner.state.sqlite.check import check_database, lock_holders, opened_by_others
+    from batch_runner.state.storelock import StoreLock
 
     layout = ctx.layout
     pid = scheduler_pid(ctx)
@@ -165,6 +166,8 @@ def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
             f"a scheduler (pid {pid}) is running on {layout.log_dir}; stop it before "
             "`batch_runner doctor --repair`, and start it again afterwards"
         )
+    if not _consent(layout.database, assume_yes):
+        return []
     executor = FileLock(layout.executor_lock)
     if not executor.acquire(wait=False):
         holder = holder_pid(layout.executor_lock)
@@ -174,23 +177,24 @@ def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
     store = StoreLock(layout.store_lock)
     try:
         if not store.take_alone():
-            raise Busy(_open_elsewhere(layout))
-        from batch_runner.state.sqlite.check import check_database
-
+            raise Busy(_open_elsewhere(layout, lock_holders(layout.store_lock)))
+        # A process that locked a lock file since removed is not kept out by this one; it
+        # still has the database itself open.
+        others = opened_by_others(layout.database)
+        if others:
+            raise Busy(_open_elsewhere(layout, others))
         # Looked at again now that nobody else has it: another repair may have just finished,
         # and a healthy database (with runs queued since) must not be moved aside.
         if not check_database(layout.database).damaged:
             return []
-        return _move_and_rebuild(ctx) if _consent(layout.database, assume_yes) else []
+        return _move_and_rebuild(ctx)
     finally:
         store.release()
         executor.release()
 
 
-def _open_elsewhere(layout: LogLayout) -> str:
-    from batch_runner.state.sqlite.check import lock_holders
-
-    pids = lock_holders(layout.store_lock)  # none where /proc/locks does not tell
+def _open_elsewhere(layout: LogLayout, pids: list[int]) -> str:
+    """``pids``: those known to have it open (none where the system does not tell)."""
     who, it = "another process has", "it"
     if len(pids) == 1:
         who = f"another process (pid {pids[0]}) has"

@@ -151,3 +151,33 @@ def lock_holders(path: str) -> list[int]:
         if held and row[5].rpartition(":")[2] == inode and int(row[4]) not in (0, os.getpid()):
             pids.add(int(row[4]))
     return sorted(pids)
+
+
+def opened_by_others(path: str) -> list[int]:
+    """The pids of the other processes that have the database (or its ``-wal``) open, as far
+    as ``/proc/*/fd`` tells: those whose folders this process may read."""
+    wanted = {os.path.realpath(path), os.path.realpath(path) + "-wal"}
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    found = []
+    for pid in pids:
+        if pid != os.getpid() and _has_open(pid, wanted):
+            found.append(pid)
+    return sorted(found)
+
+
+def _has_open(pid: int, wanted: set[str]) -> bool:
+    fds = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return False  # gone, or not this user's to read
+    for name in names:
+        try:
+            if os.readlink(f"{fds}/{name}") in wanted:
+                return True
+        except OSError:
+            continue  # closed meanwhile
+    return False

@@ -15,7 +15,8 @@ import sqlite3
 
 from batch_runner.state.layout import store_lock_of
 from batch_runner.state.sqlite.schema import Transaction, connect, storage_error
-from batch_runner.state.store import FINISHED_STATUSES, Store, StoreLock
+from batch_runner.state.store import FINISHED_STATUSES, Store
+from batch_runner.state.storelock import StoreLock
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
