@@ -329,3 +329,17 @@ def test_a_file_system_without_locks_is_one_sentence(
             attempt()
         message = str(raised.value)
         assert layout.store_lock in message and "does not support locks" in message
+
+
+def test_a_busy_database_is_said_before_the_question(damaged: tuple[Path, str]) -> None:
+    """No "[y/N]" to answer for nothing: with a worker attached, the refusal comes first (here
+    without --yes and without a terminal, which would otherwise be a usage error, exit 2)."""
+    root, queued = damaged
+    worker = start_cli(root, "queue", "worker", "--forever")
+    try:
+        wait_for(lambda: succeeded(root, queued), 60)
+        refused = run_cli(root, "doctor", "--repair")
+        assert refused.returncode == 75, refused.stdout + refused.stderr
+        assert f"pid {worker.pid}" in refused.stderr and "[y/N]" not in refused.stderr
+    finally:
+        stop(worker, signal.SIGKILL)

@@ -11,6 +11,7 @@ terminal, or takes ``--yes``; it renames the damaged file, never deletes it, and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -166,6 +167,13 @@ def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
             f"a scheduler (pid {pid}) is running on {layout.log_dir}; stop it before "
             "`batch_runner doctor --repair`, and start it again afterwards"
         )
+    # Told before the question, not after a "y": what /proc shows of other holders and users
+    # (checked again under the locks below, which are what keeps them out).
+    me = os.getpid()
+    early = [p for p in lock_holders(layout.store_lock) if p != me]
+    early += [p for p in opened_by_others(layout.database) if p != me and p not in early]
+    if early:
+        raise Busy(_open_elsewhere(layout, early))
     if not _consent(layout.database, assume_yes):
         return []
     executor = FileLock(layout.executor_lock)
