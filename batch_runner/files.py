@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from batch_runner.paths import StrPath
 
 
+# How a file of the log dir is opened to be read: never through a symlink another account
+# planted, and never stuck waiting for a writer on a FIFO planted in its place.
+READ_NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 def write_atomic(
     path: StrPath,
     data: bytes,

@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 
-from batch_runner.config.loader import log_dir_of
-from batch_runner.config.spec import SNAPSHOT_FORMAT, ConfigSpec
-from batch_runner.state.layout import LogLayout
+from batch_runner.config.loader import log_dir_of, read_bytes, snapshot_config, snapshot_identity
+from batch_runner.errors import ConfigError
 from batch_runner.state.ownership import check_log_dir
-from batch_runner.version import __version__
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from batch_runner.config.spec import ConfigSpec
 
 # The log dir of a file json cannot read (a trailing comma, half an edit): the one setting
 # needed to find the snapshot, found the way a reader of the file would.
@@ -34,35 +33,14 @@ def last_good_config(config_path: str, root: str) -> tuple[ConfigSpec, float] | 
     config_path, root = os.path.abspath(config_path), os.path.abspath(root)
     log_dir = log_dir_of(_settings_of(config_path), root)
     check_log_dir(log_dir)
-    try:
-        fd = os.open(LogLayout(log_dir).config_snapshot, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with open(fd, "rb") as file:
-            written = os.fstat(file.fileno()).st_mtime
-            snapshot = json.loads(file.read())
-    except (OSError, ValueError):
-        return None
-    expected = {
-        "format": SNAPSHOT_FORMAT,
-        "version": __version__,
-        "config_path": config_path,
-        "root": root,
-    }
-    if not isinstance(snapshot, dict) or any(snapshot.get(k) != v for k, v in expected.items()):
-        return None
-    try:
-        return ConfigSpec.from_normalized(config_path, root, snapshot["config"]), written
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
+    # Any content: what failed to validate is what it no longer matches.
+    return snapshot_config(log_dir, config_path, root, snapshot_identity(config_path, root))
 
 
 def _settings_of(config_path: str) -> Any:
     try:
-        fd = os.open(config_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with open(fd, "rb") as file:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None  # a FIFO would hang us
-            text = file.read().decode("utf-8", errors="replace")
-    except OSError:
+        text = read_bytes(config_path).decode("utf-8", errors="replace")
+    except ConfigError:
         return None
     try:
         document = json.loads(text)

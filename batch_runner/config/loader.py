@@ -73,7 +73,7 @@ def validate_file(config_path: StrPath, root: StrPath) -> ConfigSpec:
 def read_source(config_path: StrPath) -> Source:
     """Read, decode and parse the file; ConfigError with one sentence if any step fails."""
     config_path = os.fspath(config_path)
-    data = _read_bytes(config_path)
+    data = read_bytes(config_path)
     check_config_trust(config_path)
     text = _decode(config_path, data)
     if not text.strip():
@@ -89,7 +89,8 @@ def read_source(config_path: StrPath) -> Source:
     return Source(config_path, data, text, document)
 
 
-def _read_bytes(path: str) -> bytes:
+def read_bytes(path: str) -> bytes:
+    """The config file's bytes; ConfigError with one sentence if it cannot be read as one."""
     try:
         # Non-blocking: a FIFO (or a device) named as the config would hang every command.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -197,15 +198,19 @@ def _kind_of(value: Any) -> str:
 # --- the snapshot --------------------------------------------------------------------------
 
 
-def _snapshot_key(source: Source, root: str) -> dict[str, Any]:
-    """What the normalized config depends on, besides the validation code itself."""
+def snapshot_identity(config_path: str, root: str) -> dict[str, Any]:
+    """What a snapshot must match to be of this config file and root, by this version."""
     return {
         "format": SNAPSHOT_FORMAT,
         "version": __version__,
-        "sha256": sha256(source.data).hexdigest(),
-        "config_path": os.path.abspath(source.path),
+        "config_path": os.path.abspath(config_path),
         "root": root,
     }
+
+
+def _snapshot_key(source: Source, root: str) -> dict[str, Any]:
+    """What the normalized config depends on, besides the validation code itself."""
+    return {**snapshot_identity(source.path, root), "sha256": sha256(source.data).hexdigest()}
 
 
 def log_dir_of(settings: Any, root: str) -> str:
@@ -215,20 +220,29 @@ def log_dir_of(settings: Any, root: str) -> str:
 
 
 def _cached(source: Source, root: str) -> ConfigSpec | None:
-    path = LogLayout(log_dir_of(source.document.get("settings"), root)).config_snapshot
+    log_dir = log_dir_of(source.document.get("settings"), root)
+    found = snapshot_config(log_dir, source.path, root, _snapshot_key(source, root))
+    return found[0] if found else None
+
+
+def snapshot_config(
+    log_dir: str, config_path: str, root: str, key: dict[str, Any]
+) -> tuple[ConfigSpec, float] | None:
+    """The config in ``log_dir``'s snapshot and when it was written, if the snapshot matches
+    ``key``; None for none, another, or a damaged one (then the config is validated again)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(LogLayout(log_dir).config_snapshot, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with open(fd, "rb") as file:
+            written = os.fstat(fd).st_mtime
             snapshot = json.loads(file.read())
     except (OSError, ValueError):
         return None
-    key = _snapshot_key(source, root)
     if not isinstance(snapshot, dict) or any(snapshot.get(k) != v for k, v in key.items()):
         return None
     try:
-        return ConfigSpec.from_normalized(source.path, root, snapshot["config"])
+        return ConfigSpec.from_normalized(config_path, root, snapshot["config"]), written
     except (KeyError, TypeError, ValueError, AttributeError):
-        return None  # a damaged snapshot: validate again
+        return None
 
 
 def _validate_and_cache(source: Source, root: str) -> ConfigSpec:

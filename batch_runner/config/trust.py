@@ -12,6 +12,7 @@ import stat
 import sys
 
 from batch_runner.errors import ConfigError
+from batch_runner.state.ownership import user_name, writers
 
 _warned: set[str] = set()
 
@@ -74,29 +75,15 @@ def _why_untrusted(path: str) -> str | None:
         where, owner = owned
         what = "the config file" if where == path else "the directory of the config file"
         return (
-            f"{what} {where} belongs to {_user(owner)}, and whoever owns the config runs "
-            f"commands as this user; fix with `chown {_user(os.geteuid())} {where}`"
+            f"{what} {where} belongs to {user_name(owner)}, and whoever owns the config runs "
+            f"commands as this user; fix with `chown {user_name(os.geteuid())} {where}`"
         )
     found = _writable_by_others(path)
     if found is None:
         return None
     where, mode = found
     what = "the config file" if where == path else "the directory of the config file"
-    who = (
-        "group and others"
-        if mode & stat.S_IWGRP and mode & stat.S_IWOTH
-        else ("its group" if mode & stat.S_IWGRP else "others")
-    )
     return (
-        f"{what} {where} is writable by {who} (mode {mode:04o}), and whoever can write "
+        f"{what} {where} is writable by {writers(mode)} (mode {mode:04o}), and whoever can write "
         f"the config runs commands as this user; fix with `chmod go-w {where}`"
     )
-
-
-def _user(uid: int) -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"

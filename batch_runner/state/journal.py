@@ -12,6 +12,7 @@ import json
 import os
 
 from batch_runner.errors import StorageError
+from batch_runner.files import READ_NO_FOLLOW
 from batch_runner.state.layout import LogLayout
 from batch_runner.state.results import append_result
 from batch_runner.state.store import Store
@@ -47,8 +48,7 @@ def already_written(layout: LogLayout, started_at: float, record: dict[str, Any]
     needle = json.dumps(record.get("run_id")).encode()
     wanted = [record.get(key) for key in _IDENTITY]
     try:
-        # Not through a planted link, nor stuck on a planted FIFO waiting for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, READ_NO_FOLLOW)
         with os.fdopen(fd, "rb") as file:
             # A line at a time: a day's file may be large.
             return any(needle in raw and _identity(raw) == wanted for raw in file)

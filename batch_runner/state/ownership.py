@@ -91,7 +91,7 @@ def _folders_on_the_way(
             return found  # not there: it could not be made, and its writes fail on their own
         if stat.S_ISLNK(info.st_mode):
             if info.st_uid not in (euid, 0):
-                why = f"{candidate} is a symlink owned by {_user(info.st_uid)}"
+                why = f"{candidate} is a symlink owned by {user_name(info.st_uid)}"
                 _refuse(path, why, f"use a path without it, or `rm {candidate}`")
             hops += 1
             if hops > _MAX_SYMLINKS:
@@ -115,8 +115,9 @@ def _check_folder(
     """``inside``: the log dir or a folder in it, which nobody else may write; a folder above
     it may be open to others only with the sticky bit (like /tmp)."""
     if info.st_uid not in (euid, 0):
-        why = f"{path} belongs to {_user(info.st_uid)}, not to {_who_may(euid)}"
-        fix = f"fix with `chown {_user(euid)} {path}`, or set settings.log_dir to a folder of yours"
+        why = f"{path} belongs to {user_name(info.st_uid)}, not to {_who_may(euid)}"
+        fix = f"fix with `chown {user_name(euid)} {path}`, or set settings.log_dir to a "
+        fix += "folder of yours"
         _refuse(log_dir, why, fix)
     mode = stat.S_IMODE(info.st_mode)
     if _has_acl(path) and (inside or not mode & stat.S_ISVTX):
@@ -125,7 +126,7 @@ def _check_folder(
         _refuse(log_dir, why, f"fix with `setfacl -b {path}`")
     if _open_to_others(info) and (inside or not mode & stat.S_ISVTX):
         sticky = "" if inside else " without the sticky bit"
-        why = f"{path} is writable by {_others(mode)} (mode {mode:04o}){sticky}"
+        why = f"{path} is writable by {writers(mode)} (mode {mode:04o}){sticky}"
         _refuse(log_dir, why, f"fix with `chmod go-w {path}`")
 
 
@@ -149,7 +150,7 @@ def _check_entries(log_dir: str, folder: str, euid: int, skip: tuple[str, ...] =
             or info.st_uid not in (euid, 0)
             or (not stat.S_ISLNK(info.st_mode) and _open_to_others(info))
         ):
-            owner = _user(info.st_uid)
+            owner = user_name(info.st_uid)
             mode = stat.S_IMODE(info.st_mode)
             links = f", {info.st_nlink} hard links" if linked else ""
             why = (
@@ -195,17 +196,18 @@ def _private_group(info: os.stat_result) -> bool:
     )
 
 
-def _others(mode: int) -> str:
+def writers(mode: int) -> str:
+    """Who besides the owner may write, by the mode bits: for a sentence."""
     if mode & stat.S_IWGRP and mode & stat.S_IWOTH:
         return "group and others"
     return "its group" if mode & stat.S_IWGRP else "others"
 
 
 def _who_may(euid: int) -> str:
-    return "root" if euid == 0 else f"{_user(euid)} or root"
+    return "root" if euid == 0 else f"{user_name(euid)} or root"
 
 
-def _user(uid: int) -> str:
+def user_name(uid: int) -> str:
     import pwd
 
     try:

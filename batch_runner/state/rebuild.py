@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from batch_runner.files import READ_NO_FOLLOW
 from batch_runner.state.layout import LogLayout
 from batch_runner.state.results import iter_results_newest_first, result_files_newest_first
 from batch_runner.state.store import FINISHED_STATUSES, Store
@@ -44,7 +45,7 @@ def check_results(layout: LogLayout) -> ResultsHealth:
     for _, path in result_files_newest_first(layout):
         health.files += 1
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(path, READ_NO_FOLLOW)
             with os.fdopen(fd, "rb") as file:
                 _check_lines(file, path, health)
         except OSError as exc:

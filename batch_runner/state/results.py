@@ -9,7 +9,7 @@ import os
 import stat
 
 from batch_runner.errors import StorageError
-from batch_runner.files import make_private_dirs, write_all
+from batch_runner.files import READ_NO_FOLLOW, make_private_dirs, write_all
 from batch_runner.logs import get_logger
 from batch_runner.state.layout import LogLayout
 from batch_runner.timefmt import day_stamp, parse_iso
@@ -187,8 +187,7 @@ def _open_for_reading(path: str) -> tuple[int, int] | None:
     """The open file and how much of it holds whole lines; None (with a warning for what is
     not a plain file) when it cannot be read."""
     try:
-        # Not through a planted link; not stuck on a planted FIFO waiting for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, READ_NO_FOLLOW)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             log.warning("skipped %s: %s", path, _reason(exc))
