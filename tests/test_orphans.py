@@ -377,7 +377,29 @@ def test_popen_children_of_other_threads_keep_their_exit_status(marker: str) -> 
 
 
 def test_popen_children_in_our_own_session_keep_their_exit_status(marker: str) -> None:
-    """As the scheduler's ``validate`` child, started from the main thread."""
+    """As the scheduler's ``validate`` child, started from the main thread.
+
+    Run in a session of its own: where the session's leader is outside our PID namespace (a
+    CI container, ``unshare --fork``), getsid() says 0, the session tells nothing and only
+    ``Holding`` guards such a child (the next test).
+    """
+    here = str(Path(__file__).parent)
+    body = (
+        f"import sys; sys.path[:0] = [{here!r}]; import test_orphans; "
+        f"test_orphans.popen_child_in_own_session_keeps_exit_status({marker!r})"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", body],
+        start_new_session=True,
+        capture_output=True,
+        text=True,
+        timeout=4 * SETTLE,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def popen_child_in_own_session_keeps_exit_status(marker: str) -> None:
+    assert os.getsid(0) == os.getpid()  # the session's leader: the guard applies
     child = subprocess.Popen(["sh", "-c", "exit 5"])
     wait_for(lambda: stat_fields(child.pid)[0] == "Z", SETTLE)
     orphan = orphan_zombie(marker)
