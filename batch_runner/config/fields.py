@@ -7,6 +7,7 @@ pydantic cannot express raise ``config`` errors whose message is the whole sente
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit
@@ -15,11 +16,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 from pydantic_core import PydanticCustomError
 
 from batch_runner import schedules
+from batch_runner.config.lanes import (
+    DEFAULT_LANE,
+    DEFAULT_WIDTH,
+    LANE_NAME_PATTERN,
+    MAX_TOTAL_WIDTH,
+    MAX_WIDTH,
+)
 from batch_runner.config.words import did_you_mean, show
 from batch_runner.net import hosts
 
 # Beyond any sensible batch duration, and well inside what timedelta and SQLite can hold.
 MAX_SECONDS = 3650 * 86400
+_LANE_NAME = re.compile(LANE_NAME_PATTERN)
 
 
 def fail(message: str) -> NoReturn:
@@ -101,6 +110,27 @@ def _check_host_pattern(value: str) -> str:
     return value
 
 
+def _check_lane_name(value: str) -> str:
+    if not _LANE_NAME.fullmatch(value):
+        fail(
+            f'{show(value)} is not a valid lane name; use 1 to 64 letters, digits, "_" or "-" '
+            '(no ".": a slot\'s lock file is named LANE.K.lock)'
+        )
+    return value
+
+
+def _check_total_width(lanes: dict[str, int]) -> dict[str, int]:
+    # The default lane runs whether it is listed or not, so it counts either way.
+    total = sum(lanes.values()) + (0 if DEFAULT_LANE in lanes else DEFAULT_WIDTH)
+    if total > MAX_TOTAL_WIDTH:
+        unlisted = f' (with {DEFAULT_WIDTH} for the "{DEFAULT_LANE}" lane, which is not listed)'
+        fail(
+            f"the lane widths add up to {total}{'' if DEFAULT_LANE in lanes else unlisted}; "
+            f"at most {MAX_TOTAL_WIDTH} runs may run at once across all lanes"
+        )
+    return lanes
+
+
 def tag_of(default: str | None) -> Callable[[Any], str | None]:
     """The discriminator of a tagged union: the ``type`` key, or ``default`` when absent."""
 
@@ -131,6 +161,15 @@ CommandLine = _checked(
     },
     _check_command,
 )
+LaneName = Annotated[
+    str,
+    AfterValidator(_check_lane_name),
+    WithJsonSchema({"type": "string", "pattern": f"^{LANE_NAME_PATTERN}$"}),
+]
+Lanes = Annotated[
+    dict[LaneName, Annotated[int, Field(ge=1, le=MAX_WIDTH)]],
+    AfterValidator(_check_total_width),
+]
 Shell = _checked({"anyOf": [{"type": "boolean"}, {"const": "auto"}]}, _check_shell)
 
 

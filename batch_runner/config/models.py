@@ -30,6 +30,8 @@ from batch_runner.config.fields import (
     CommandLine,
     Delay,
     HostPattern,
+    LaneName,
+    Lanes,
     Seconds,
     Shell,
     Strict,
@@ -40,6 +42,7 @@ from batch_runner.config.fields import (
     fail,
     tag_of,
 )
+from batch_runner.config.lanes import DEFAULT_LANE, DEFAULT_WIDTH
 from batch_runner.config.words import did_you_mean, show
 from batch_runner.net.urls import HTTP_METHODS
 from batch_runner.state.store import FINISHED_STATUSES
@@ -133,6 +136,7 @@ class _JobBase(Strict):
     last_run: Annotated[str | None, AfterValidator(_check_last_run)] = None
     last_status: Annotated[str | None, AfterValidator(_check_last_status)] = None
     error_count: Annotated[int, Field(ge=0)] = 0
+    lane: LaneName = Field(DEFAULT_LANE, description="a lane of settings.lanes")
 
     @field_validator("schedule_time")
     @classmethod
@@ -249,6 +253,12 @@ class SettingsModel(Strict):
     retention_days: Annotated[int, Field(ge=1)] = 30
     ping_url: Url | None = None
     http: HttpSettings = Field(default_factory=HttpSettings)
+    lanes: Lanes = Field(
+        default_factory=dict,
+        json_schema_extra={"default": {}},
+        description=f'lane name -> how many of its runs may run at once; "{DEFAULT_LANE}" '
+        f"is always there, with width {DEFAULT_WIDTH} unless given",
+    )
 
 
 class ConfigModel(BaseModel):

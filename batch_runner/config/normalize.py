@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from batch_runner.config.lanes import DEFAULT_LANE, DEFAULT_WIDTH
 from batch_runner.config.models import CommandJob, ConfigModel, HttpJob, SettingsModel
 from batch_runner.paths import resolve_under_root
 
@@ -28,6 +29,7 @@ _SHARED_JOB_KEYS = (
     "last_status",
     "error_count",
     "type",
+    "lane",
 )
 
 
@@ -41,6 +43,8 @@ def _settings(settings: SettingsModel, root: str) -> dict[str, Any]:
     values["log_dir"] = str(resolve_under_root(root, settings.log_dir))
     for key in ("default_timeout", "kill_grace", "shutdown_grace"):
         values[key] = float(values[key])
+    # The default lane always exists: whoever reads the spec finds its width there.
+    values["lanes"] = {DEFAULT_LANE: DEFAULT_WIDTH, **settings.lanes}
     return values
 
 

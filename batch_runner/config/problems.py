@@ -2,7 +2,7 @@
 
 pydantic's errors are turned into our own wording here (``found 0; expected a number greater
 than 0``), and the checks pydantic cannot make on a single object are added: duplicate keys,
-duplicate job names, a misspelt top-level key.
+duplicate job names, a misspelt top-level key, a job's lane that settings.lanes lacks.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from batch_runner.config import lanes
 from batch_runner.config.jsonpos import JsonPath, JsonPositions, format_path
 from batch_runner.config.models import KEYS
 from batch_runner.config.words import did_you_mean, show
 
 _TOP_LEVEL = ("jobs", "settings")
+_LANE_NAME = re.compile(lanes.LANE_NAME_PATTERN)
 _EXPECTED = {
     "model_type": "an object",
     "model_attributes_type": "an object",
@@ -67,6 +69,8 @@ def from_pydantic(errors: list[Any], document: Any) -> list[Problem]:
 def _translate(error: Mapping[str, Any], document: Any) -> Problem:
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     path = _without_tags(tuple(error["loc"]))
+    if path[-1:] == ("[key]",):  # a key of a dict itself is wrong (settings.lanes)
+        return Problem(path[:-1], _translate({**error, "loc": path[:-1]}, document).message, True)
     if kind == "missing":
         return Problem(path, f'required key "{path[-1]}" is missing')
     if kind == "extra_forbidden":
@@ -197,6 +201,32 @@ def duplicate_names(document: Mapping[str, Any]) -> list[Problem]:
                 )
             )
         first.setdefault(name, index)
+    return problems
+
+
+def unconfigured_lanes(document: Mapping[str, Any]) -> list[Problem]:
+    """Each job whose ``lane`` settings.lanes does not name (nor is "default").
+
+    Only names that are valid lanes are judged, and only against a settings.lanes that is an
+    object: anything else is reported once, by the models.
+    """
+    settings = document.get("settings")
+    configured = settings.get("lanes", {}) if isinstance(settings, dict) else {}
+    jobs = document.get("jobs")
+    if not isinstance(configured, dict) or not isinstance(jobs, list):
+        return []
+    known = lanes.lane_names(configured)
+    problems = []
+    for index, job in enumerate(jobs):
+        lane = job.get("lane") if isinstance(job, dict) else None
+        if isinstance(lane, str) and lane not in known and _LANE_NAME.fullmatch(lane):
+            problems.append(
+                Problem(
+                    ("jobs", index, "lane"),
+                    f"lane {show(lane)} is not configured in settings.lanes "
+                    f"(configured: {', '.join(known)}){lanes.suggestion(lane, known)}",
+                )
+            )
     return problems
 
 

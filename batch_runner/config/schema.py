@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from batch_runner.config import schema_rules as rules
+from batch_runner.config.lanes import LANE_NAME_PATTERN
 from batch_runner.net.urls import HTTP_METHODS
 from batch_runner.schedules import MAX_INTERVAL_SECONDS, SCHEDULE_TYPES
 from batch_runner.state.store import FINISHED_STATUSES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _NO_NUL = rules.whole("[^\\u0000]*")  # exec() takes C strings
+_JOBS = ("CommandJob", "HttpJob")
 
 
 def json_schema() -> dict[str, Any]:
@@ -53,7 +55,7 @@ def _end_at_the_end(schema: Any) -> None:
 
 def _add_rules(defs: dict[str, Any]) -> None:
     defs.update(_schedule_times())
-    for name in ("CommandJob", "HttpJob"):
+    for name in _JOBS:
         _job_rules(defs[name])
     http_job = defs["HttpJob"]["properties"]
     http_job["url"].update(pattern=rules.url(host_checked=True))
@@ -69,6 +71,7 @@ def _add_rules(defs: dict[str, Any]) -> None:
     _string_of(settings["timezone"]).update(minLength=1)
     allow_hosts = defs["HttpSettings"]["properties"]["allow_hosts"]
     allow_hosts["items"].update(pattern=rules.host_pattern())
+    _lane_rules(settings["lanes"], [defs[name]["properties"]["lane"] for name in _JOBS])
 
 
 def _schedule_times() -> dict[str, Any]:
@@ -109,6 +112,16 @@ def _job_rules(job: dict[str, Any]) -> None:
     _string_of(properties["last_run"]).update(pattern=rules.iso_datetime())
     _string_of(properties["ping_url"]).update(pattern=rules.url(host_checked=False))
     _string_of(properties["timezone"]).update(minLength=1)
+
+
+def _lane_rules(lanes: dict[str, Any], job_lanes: list[dict[str, Any]]) -> None:
+    """Lane names end at the end of the text, and settings.lanes has no other keys. That a
+    job's lane is configured, and the cap on the sum of the widths, only validate can tell."""
+    name = rules.whole(LANE_NAME_PATTERN)
+    [width] = lanes["patternProperties"].values()
+    lanes.update(patternProperties={name: width}, additionalProperties=False)
+    for lane in job_lanes:
+        lane["pattern"] = name
 
 
 def _command_rules(command: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 # an older rule let through is never trusted (2: a NUL in a command is refused; 3: last_run
 # must be a date and time, kept with its offset, and a weekly time has no empty day; 4: a job
 # name does not start with "-"; 5: an SMTP login needs TLS, hosts are parsed once and a "%"
-# in one is refused).
-SNAPSHOT_FORMAT = 5
+# in one is refused; 6: settings.lanes and a job's lane, which must be configured).
+SNAPSHOT_FORMAT = 6
 
 
 class HttpRequestSpec(Record):
@@ -62,6 +62,7 @@ class JobSpec(Record):
     last_run: str | None = None
     last_status: str | None = None
     error_count: int = 0
+    lane: str = "default"  # a name of Settings.lanes
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobSpec:
@@ -96,10 +97,19 @@ class Settings(Record):
     retention_days: int = 30
     ping_url: str | None = None
     http: HttpSettings = HttpSettings()
+    # Lane name -> width, "default" always among them. Shared by every Settings that leaves it
+    # out, as a Record's defaults are: never change it in place.
+    lanes: dict[str, int] = {"default": 1}
+
+    def width(self, lane: str) -> int:
+        """How many runs of ``lane`` may run at once; 1 for a lane no longer configured, whose
+        leftover pending runs still drain, one at a time."""
+        return self.lanes.get(lane, 1)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         values = dict(data)
+        values["lanes"] = {"default": 1, **(values.get("lanes") or {})}
         values["notifiers"] = tuple(values.get("notifiers") or ())
         http = dict(values.get("http") or {})
         for key in ("mask_headers", "allow_hosts"):

@@ -34,6 +34,7 @@ def validate_document(
     problems = [
         *found.misspelt_top_level(document),
         *found.duplicate_names(document),
+        *found.unconfigured_lanes(document),
         *http_problems(document, os.environ, check_variables=check_variables),
     ]
     try:

@@ -1,8 +1,10 @@
-"""The one path every run takes: enqueue, wait for the executor, claim, execute, record.
+"""The one path every run takes: enqueue, wait for a slot of its lane, claim, execute, record.
 
-Runs live in the state database as a queue. Whoever holds the executor lock (the scheduler, a
-``run-job`` from cron, a queue worker) claims the next due run in order of priority, due time and
-arrival, and executes it; so one run at a time across every process on a log dir, in order.
+Runs live in the state database as a queue, each in a lane. Whoever holds a slot of a lane (the
+scheduler, a ``run-job`` from cron, a queue worker) claims the lane's next due run in order of
+priority, due time and arrival, and executes it; so a lane never runs more than its width at
+once across every process on a log dir. Without lanes there is one lane, ``default``, of one
+slot (the executor lock): one run at a time, in order.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from batch_runner.runs.context import RunnerContext
 from batch_runner.runs.execute import Observer, execute_run
 from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
-from batch_runner.state.locks import FileLock
+from batch_runner.state.slots import Slot, try_any
 from batch_runner.state.store import FINISHED_STATUSES
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -24,15 +26,19 @@ if TYPE_CHECKING:
 def drain_due(
     ctx: RunnerContext,
     interrupter: Interrupter | None,
+    slot: Slot | None = None,
     until_run: str | None = None,
     observer: Observer | None = None,
 ) -> None:
-    """Run due runs one by one while holding the executor lock; stop after ``until_run`` ends.
+    """Run the due runs of ``slot``'s lane one by one while holding ``slot`` (None: the
+    default lane's first, the executor lock); stop after ``until_run`` ends.
 
     While the queue is paused only ``until_run`` (a foreground ``run-job``) may start.
     """
-    _reap_orphans(ctx)
-    claim = _Claimer(ctx, interrupter, until_run)
+    if slot is None:
+        slot = Slot(ctx.layout, "default", 0)
+    _reap_orphans(ctx, slot)
+    claim = _Claimer(ctx, interrupter, slot, until_run)
     run = claim()
     while run is not None:
         if until_run is not None and run["run_id"] == until_run:
@@ -56,9 +62,14 @@ class _Claimer:
     """The next claim of a drain: nothing once a signal said to start nothing new."""
 
     def __init__(
-        self, ctx: RunnerContext, interrupter: Interrupter | None, until_run: str | None
+        self,
+        ctx: RunnerContext,
+        interrupter: Interrupter | None,
+        slot: Slot,
+        until_run: str | None,
     ) -> None:
         self.ctx, self.interrupter, self.until_run = ctx, interrupter, until_run
+        self.slot = slot
 
     def __call__(self, first_attempt_only: bool = False) -> dict[str, Any] | None:
         if self.interrupter and self.interrupter.stop_new:
@@ -69,26 +80,34 @@ class _Claimer:
             self.ctx.host,
             foreground_run_id=self.until_run,
             first_attempt_only=first_attempt_only,
+            lane=self.slot.lane,
+            slot=self.slot.index,
         )
 
     def first_attempt(self) -> dict[str, Any] | None:
         return self(first_attempt_only=True)
 
 
-def drain_one(ctx: RunnerContext, interrupter: Interrupter | None) -> str | None:
-    """One attempt of the next due run (``queue run``); None when nothing is due or paused.
-
-    The caller holds the executor lock.
+def drain_one(ctx: RunnerContext, interrupter: Interrupter | None, slot: Slot) -> str | None:
+    """One attempt of the next due run of ``slot``'s lane (``queue run``); None when nothing
+    is due or the queue is paused. The caller holds ``slot``.
     """
-    _reap_orphans(ctx)
-    run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host)
+    _reap_orphans(ctx, slot)
+    run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, lane=slot.lane, slot=slot.index)
     return None if run is None else execute_run(ctx, run, interrupter)[0]
 
 
 def run_to_completion(
-    ctx: RunnerContext, run_id: str, *, lock: FileLock, interrupter: Interrupter | None = None
+    ctx: RunnerContext,
+    run_id: str,
+    *,
+    lane: str,
+    width: int,
+    held: Slot | None = None,
+    interrupter: Interrupter | None = None,
 ) -> dict[str, Any]:
-    """Wait for the executor, run what is due ahead of ``run_id``, then ``run_id`` and its retries.
+    """Wait for a slot of ``lane``, run what is due ahead of ``run_id`` there, then ``run_id``
+    and its retries. ``held``: a slot of the lane the caller has taken already.
 
     Returns the run as it ended (still ``pending`` only if a signal cut the wait short).
     """
@@ -98,18 +117,46 @@ def run_to_completion(
             return run or {}
         if interrupter and interrupter.stop_new:
             return run
-        acquire_interruptibly(lock, interrupter)
+        slot = held or acquire_slot(ctx, lane, width, interrupter)
+        held = None
         try:
-            drain_due(ctx, interrupter, until_run=run_id)
+            drain_due(ctx, interrupter, slot, until_run=run_id)
         finally:
-            lock.release()
+            slot.release()
         run = ctx.store.get_run(run_id)
-        if run is not None and run["status"] == "pending" and _sleep_until_due(run, interrupter):
+        if run is None:
+            continue
+        if run["status"] == "running":
+            # Another slot's runner took it (a lane wider than one): wait for its end.
+            _pause(SLOT_POLL_SECONDS, interrupter)
+        elif run["status"] == "pending" and _sleep_until_due(run, interrupter):
             run = ctx.store.get_run(run_id)
 
 
-def acquire_interruptibly(lock: FileLock, interrupter: Interrupter | None) -> bool:
-    """Wait for the executor lock; a signal handled by ``interrupter`` ends the wait."""
+# How often a runner waiting for a slot of a wide lane looks again (a full lane of width 1 is
+# waited for in flock itself, which wakes the moment the holder lets go).
+SLOT_POLL_SECONDS = 0.1
+
+
+def acquire_slot(
+    ctx: RunnerContext, lane: str, width: int, interrupter: Interrupter | None
+) -> Slot:
+    """Wait for a slot of ``lane``; a signal handled by ``interrupter`` ends the wait."""
+    if width <= 1:
+        slot = Slot(ctx.layout, lane, 0)
+        acquire_interruptibly(slot, interrupter)
+        return slot
+    while True:
+        taken = try_any(ctx.layout, lane, width)
+        if taken is not None:
+            return taken
+        if interrupter and interrupter.stop_new:
+            raise WaitInterrupted("interrupted before a slot was free")
+        _pause(SLOT_POLL_SECONDS, interrupter)
+
+
+def acquire_interruptibly(lock: Slot, interrupter: Interrupter | None) -> bool:
+    """Wait for ``lock``; a signal handled by ``interrupter`` ends the wait."""
     if interrupter is None or lock.held:
         return lock.acquire()
     interrupter.in_blocking_wait = True
@@ -121,23 +168,28 @@ def acquire_interruptibly(lock: FileLock, interrupter: Interrupter | None) -> bo
         interrupter.in_blocking_wait = False
 
 
+def _pause(seconds: float, interrupter: Interrupter | None) -> None:
+    if interrupter is None:
+        time.sleep(seconds)
+    else:
+        interrupter.sleep(seconds)
+
+
 def _sleep_until_due(run: dict[str, Any], interrupter: Interrupter | None) -> bool:
-    """A retry waiting out its backoff does not hold the executor: sleep with the lock released
+    """A retry waiting out its backoff does not hold a slot: sleep with the slot released
     (a second at most, then look again); False when it is due already."""
     delay = min(max(run["due_at"] - time.time(), 0.0), 1.0)
     if delay <= 0:
         return False
-    if interrupter is None:
-        time.sleep(delay)
-    else:
-        interrupter.sleep(delay)
+    _pause(delay, interrupter)
     return True
 
 
-def _reap_orphans(ctx: RunnerContext) -> None:
-    """Before a claim: runs left ``running`` by a dead runner (the caller holds the lock)."""
+def _reap_orphans(ctx: RunnerContext, slot: Slot) -> None:
+    """Before a claim: runs left ``running`` by a dead runner, in ``slot`` (held by the caller:
+    certainly orphans) or in any slot nobody holds."""
     running = ctx.store.runs_with_status("running")
     if running:  # rare: recovery's code is loaded only then, off run-job's usual path
-        from batch_runner.runs.recovery import reap_orphans
+        from batch_runner.runs.recovery import reap_if_free
 
-        reap_orphans(ctx, ctx.config.settings.kill_grace, running)
+        reap_if_free(ctx, (slot,), running)

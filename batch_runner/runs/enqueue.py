@@ -85,6 +85,7 @@ def _insert(
             "due_at": now if due_at is None else due_at,
             "scheduled_for": scheduled_for,
             "created_at": now,
+            "lane": job.lane,
         }
     )
     return run_id

@@ -45,6 +45,7 @@ def add(
     due_at: float | None = None,
     max_attempts: int = 1,
     label: str | None = None,
+    lane: str = "default",
 ) -> str:
     """Persist a pending run; durable once this returns (the store syncs every commit)."""
     now = time.time()
@@ -62,6 +63,7 @@ def add(
             "due_at": now if due_at is None else due_at,
             "created_at": now,
             "label": label,
+            "lane": lane,
         }
     )
     poke(ctx.layout.log_dir)

@@ -10,27 +10,25 @@ from batch_runner.execution.procs import first_group_of_run, terminate_run
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext, run_day
 from batch_runner.runs.finish import finish_attempt, write_waiting_results
-from batch_runner.state.locks import FileLock
+from batch_runner.state.slots import Slot
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
+
+    from batch_runner.state.locks import FileLock
 
 log = get_logger("batch_runner")
 
 
-def reap_orphans(
-    ctx: RunnerContext, kill_grace: float, orphans: list[dict[str, Any]] | None = None
-) -> int:
-    """Mark every ``running`` run ``interrupted`` and kill what is left of its processes.
+def reap_orphans(ctx: RunnerContext, kill_grace: float, orphans: list[dict[str, Any]]) -> int:
+    """Mark each of ``orphans`` ``interrupted`` and kill what is left of its processes.
 
-    Only called while holding the executor lock: the runner of a live run holds that lock for
-    the whole attempt, so any run still ``running`` now has lost its runner. ``orphans``:
-    those runs, when the caller has just read them.
+    Only for runs ``running`` in a slot the caller holds (or has just taken): the runner of a
+    live run holds its slot for the whole attempt, so such a run has lost its runner.
     """
-    if orphans is None:
-        orphans = ctx.store.runs_with_status("running")
     for run in orphans:
         if run["pgid"] is None and run["started_at"]:
             # Its runner died before it reported the run (see executor.STARTED_REPORT_DELAY).
@@ -61,23 +59,46 @@ def reap_orphans(
     return len(orphans)
 
 
-def reap_if_free(ctx: RunnerContext, lock: FileLock | None = None) -> int:
-    """Reap now if runs are ``running`` while nobody holds the executor: they are orphans.
+def reap_if_free(
+    ctx: RunnerContext,
+    held: Iterable[FileLock] = (),
+    running: list[dict[str, Any]] | None = None,
+) -> int:
+    """Reap the runs ``running`` in a slot nobody holds: they are orphans.
 
-    For the places that do not drain at once (a worker with nothing due, ``stop``, the
-    scheduler between wake-ups); ``drain_due`` reaps under the lock before every batch anyway.
-    ``lock``: the caller's executor lock, if it has one. Result lines a full disk kept back are
-    appended here too, so they need not wait for the next run.
+    ``held``: the slots the caller holds (runs in them are orphans for certain); any other
+    slot with a run is tried without waiting: held by another runner, its run lives on; taken,
+    its run is reaped and the slot let go. ``running``: the running runs, when the caller has
+    just read them. Result lines a full disk kept back are appended here too, so they need not
+    wait for the next run.
     """
     write_waiting_results(ctx)
-    if not ctx.store.runs_with_status("running"):
+    if running is None:
+        running = ctx.store.runs_with_status("running")
+    by_slot: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for run in running:
+        # A row of schema 3 or before has no slot: it ran under the one executor lock.
+        by_slot.setdefault((run.get("lane") or "default", run.get("slot") or 0), []).append(run)
+    if not by_slot:
         return 0
-    lock = lock or FileLock(ctx.layout.executor_lock)
-    if lock.held:
-        return reap_orphans(ctx, ctx.config.settings.kill_grace)  # and the caller keeps it
-    if not lock.acquire(wait=False):
-        return 0  # a live runner holds it: its run is not an orphan
-    try:
-        return reap_orphans(ctx, ctx.config.settings.kill_grace)
-    finally:
-        lock.release()
+    ours = {(getattr(lock, "lane", "default"), getattr(lock, "index", 0)): lock for lock in held}
+    reaped = 0
+    for (lane, index), runs in by_slot.items():
+        lock = ours.get((lane, index))
+        if lock is not None and lock.held:
+            reaped += reap_orphans(ctx, ctx.config.settings.kill_grace, runs)
+            continue
+        slot = Slot(ctx.layout, lane, index)
+        if not slot.acquire(wait=False):
+            continue  # a live runner holds it: its run is not an orphan
+        try:
+            # Read again under the slot: the run may have ended since, and its slot reused.
+            still = [r for r in ctx.store.runs_with_status("running") if _in(r, lane, index)]
+            reaped += reap_orphans(ctx, ctx.config.settings.kill_grace, still)
+        finally:
+            slot.release()
+    return reaped
+
+
+def _in(run: dict[str, Any], lane: str, index: int) -> bool:
+    return (run.get("lane") or "default", run.get("slot") or 0) == (lane, index)

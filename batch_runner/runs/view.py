@@ -43,6 +43,7 @@ def run_view(run: dict[str, Any], settings: Any = None) -> dict[str, Any]:
         "created_at": iso(run.get("created_at")),
         "due_at": iso(run.get("due_at")),
         "label": run.get("label"),
+        "lane": run.get("lane") or "default",
         "command": spec.get("command"),
         "request": spec.get("http"),
     }

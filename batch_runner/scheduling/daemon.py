@@ -176,13 +176,18 @@ class Scheduler:
         return stop
 
     def _shut_down(self, dispatcher: Dispatcher) -> None:
-        """Start nothing new; give the running attempt ``shutdown_grace``; then interrupt it."""
+        """Start nothing new; give every running attempt ``shutdown_grace``; then interrupt
+        those still running."""
         self.notifier.stopping()
         self._lock.mark("stopping")  # `status` says so during the grace
         dispatcher.stop_new()
         grace = self.config.settings.shutdown_grace
         if not dispatcher.join(grace):
-            log.warning("the running attempt did not finish within %g s: interrupting it", grace)
+            log.warning(
+                "%s did not finish within %g s: interrupting",
+                "the running attempt" if dispatcher.running <= 1 else "the running attempts",
+                grace,
+            )
             dispatcher.interrupt()
             dispatcher.join(self.config.settings.kill_grace + 5.0)
         log.info("scheduler stopped")

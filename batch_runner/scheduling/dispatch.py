@@ -1,18 +1,22 @@
-"""The scheduler's executor thread: drains due runs from the queue while holding the lock.
+"""The scheduler's executor threads: one per slot of each lane, draining due runs.
 
-The scheduler's main thread only decides *when* and enqueues; this thread runs. It sleeps until
-the next pending run is due or it is poked, and releases the executor lock between batches so a
-``run-job`` from cron can take its turn.
+The scheduler's main thread only decides *when* and enqueues; these threads run. A lane of
+width w gets w threads. Each sleeps until its lane's next pending run is due or it is poked,
+takes a free slot of its lane (a flock, so ``run-job``, workers and other threads count
+against the same width), drains the lane's due runs, and lets the slot go between batches so
+a ``run-job`` from cron can take its turn. Without lanes that is one thread and one slot, the
+executor lock: one run at a time, as before lanes.
 
 The main thread queues each occurrence a moment before it is due, with its due time, and pokes:
-this thread wakes, finds the run not yet due, and sleeps to that time, so the write, the poke
-and the threads' hand-over all happen before the due time instead of between it and the start.
-The executor lock is not taken ahead: a ``run-job`` (``--no-wait`` above all) arriving just
-before a scheduled run is not turned away for it.
+a thread wakes, finds the run not yet due, and sleeps to that time, so the write, the poke and
+the threads' hand-over all happen before the due time instead of between it and the start. No
+slot is taken ahead: a ``run-job`` (``--no-wait`` above all) arriving just before a scheduled
+run is not turned away for it.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -21,10 +25,10 @@ from batch_runner.config.spec import ConfigSpec
 from batch_runner.errors import DamagedState
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
-from batch_runner.runs.drain import drain_due
+from batch_runner.runs.drain import SLOT_POLL_SECONDS, acquire_interruptibly, drain_due
 from batch_runner.runs.interrupt import Interrupter
 from batch_runner.runs.recovery import reap_if_free
-from batch_runner.state.locks import FileLock
+from batch_runner.state.slots import Slot, try_any
 from batch_runner.state.wakeup import poke
 
 log = get_logger("batch_runner")
@@ -34,74 +38,210 @@ ERROR_PAUSE_SECONDS = 1.0
 
 
 class Dispatcher:
+    """The executor threads of every lane, started, poked, stopped and joined as one."""
+
     def __init__(self, config: Callable[[], ConfigSpec]) -> None:
         self._config = config
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._ready = threading.Event()
-        self._interrupter: Interrupter | None = None
-        self._lock: FileLock | None = None
-        self._paused = False  # as the last drain found the queue
-        self._thread = threading.Thread(target=self._main, name="executor", daemon=True)
+        self._lanes: dict[str, _Lane] = {}
+        self._shaped_for: ConfigSpec | None = None
+        self._started = False
         # A damaged state database: retrying cannot mend it, so the scheduler exits with it.
         self.fatal: DamagedState | None = None
 
+    @property
+    def _runners(self) -> list[LaneRunner]:
+        return [runner for lane in self._lanes.values() for runner in lane.runners]
+
     def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(10)
+        self._started = True
+        self._shape()
+        for runner in self._runners:
+            runner.ready.wait(10)
 
     def poke(self) -> None:
-        """A run was queued: drain now."""
-        self._wake.set()
+        """A run was queued (or the config reloaded): drain now."""
+        if self._started and self._shaped_for is not self._config():
+            self._shape()
+        for runner in self._runners:
+            runner.wake.set()
 
     @property
     def busy(self) -> bool:
-        """Holding the executor: a run is being claimed, executed or recorded."""
-        return self._lock is not None and self._lock.held
+        """Holding a slot: a run is being claimed, executed or recorded."""
+        return any(runner.busy for runner in self._runners)
+
+    @property
+    def running(self) -> int:
+        """How many slots are held."""
+        return sum(runner.busy for runner in self._runners)
 
     def stop_new(self) -> None:
-        self._stopping.set()
+        for runner in self._runners:
+            runner.stop_new()
+
+    def interrupt(self) -> None:
+        for runner in self._runners:
+            runner.interrupt()
+
+    def join(self, timeout: float) -> bool:
+        """True when every thread is done or idle (nothing of ours is running)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for runner in self._runners:
+                runner.thread.join(0.05 / max(len(self._lanes), 1))
+            if not self.busy:
+                return True
+        return not self.busy
+
+    def _shape(self) -> None:
+        """One thread per slot of each configured lane, and of each lane no longer configured
+        that still has runs waiting (one slot: they drain, one at a time). A narrowed lane's
+        extra threads end after their current batch."""
+        config = self._config()
+        self._shaped_for = config
+        widths = dict(config.settings.lanes)
+        for lane in _lanes_with_waiting_runs(config):
+            widths.setdefault(lane, 1)
+        for name in self._lanes.keys() - widths.keys():
+            self._lanes[name].resize(0, self)
+        for name, width in widths.items():
+            self._lanes.setdefault(name, _Lane(name)).resize(width, self)
+
+    def _failed(self, exc: DamagedState, ctx: RunnerContext) -> None:
+        self.fatal = exc
+        for runner in self._runners:
+            runner.stopping.set()
+            runner.wake.set()
+        poke(ctx.layout.log_dir)  # wake the main loop, which exits with the sentence
+
+
+def _lanes_with_waiting_runs(config: ConfigSpec) -> list[str]:
+    ctx = RunnerContext(config=config)
+    try:
+        return [lane for lane, _, _ in ctx.store.lanes_waiting(time.time())]
+    finally:
+        ctx.store.close()
+
+
+class _Lane:
+    """A lane's threads, and how many of them are after its due runs right now."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.width = 0
+        self.runners: list[LaneRunner] = []
+        # Threads that hold or wait for a slot and will claim next (not running a job): a
+        # thread joins in only while more runs are due than these, so one due run does not
+        # wake every thread of a wide lane into a claim. Under ``guard``.
+        self.seeking = 0
+        self.guard = threading.Lock()
+
+    def resize(self, width: int, dispatcher: Dispatcher) -> None:
+        self.width = width
+        for runner in self.runners[width:]:
+            runner.retire()
+        self.runners = [r for r in self.runners[:width] if r.thread.is_alive()]
+        while len(self.runners) < width:
+            runner = LaneRunner(self, len(self.runners), dispatcher)
+            self.runners.append(runner)
+            _start_without_sigchld(runner.thread)
+
+    def enter(self, runner: LaneRunner, due: int) -> bool:
+        """Whether ``runner`` is wanted for ``due`` due runs; counted in if so."""
+        with self.guard:
+            if due <= self.seeking:
+                return False
+            self.seeking += 1
+            runner.seeking = True
+            return True
+
+    def seek(self, runner: LaneRunner, seeking: bool) -> None:
+        """``runner`` started a job (no longer seeking), or ended one (seeking the next)."""
+        with self.guard:
+            if runner.seeking != seeking:
+                self.seeking += 1 if seeking else -1
+                runner.seeking = seeking
+        if not seeking:
+            self.wake_others(runner)  # more may be due than the threads still seeking
+
+    def leave(self, runner: LaneRunner) -> None:
+        self.seek(runner, False)
+
+    def wake_others(self, runner: LaneRunner) -> None:
+        for other in self.runners:
+            if other is not runner:
+                other.wake.set()
+
+
+def _start_without_sigchld(thread: threading.Thread) -> None:
+    """Start ``thread`` with SIGCHLD blocked, a mask it keeps: the main thread alone reaps
+    orphans (``reaper.reap_on_sigchld``), so the signal must never be delivered elsewhere."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class LaneRunner:
+    """One executor thread of a lane: today's single executor, for one slot at a time."""
+
+    def __init__(self, lane: _Lane, number: int, dispatcher: Dispatcher) -> None:
+        self.lane = lane
+        self.dispatcher = dispatcher
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self._interrupter: Interrupter | None = None
+        self._slot: Slot | None = None
+        self.seeking = False  # counted in the lane's ``seeking``
+        self._paused = False  # as the last drain found the queue
+        self.thread = threading.Thread(
+            target=self._main, name=f"executor-{lane.name}-{number}", daemon=True
+        )
+
+    @property
+    def busy(self) -> bool:
+        slot = self._slot
+        return slot is not None and slot.held
+
+    def stop_new(self) -> None:
+        self.stopping.set()
         if self._interrupter is not None:
             self._interrupter.stop_new = True
-        self._wake.set()
+        self.wake.set()
+
+    def retire(self) -> None:
+        """The lane narrowed or went: end after the current batch, start nothing more."""
+        self.stopping.set()
+        self.wake.set()
 
     def interrupt(self) -> None:
         if self._interrupter is not None:
             self._interrupter.interrupt()
 
-    def join(self, timeout: float) -> bool:
-        """True when the thread is done or idle (nothing of ours is running)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._thread.join(0.05)
-            if not self._thread.is_alive() or not self.busy:
-                return True
-        return not self.busy
-
     def _main(self) -> None:
-        ctx = RunnerContext(config=self._config())
+        ctx = RunnerContext(config=self.dispatcher._config())
         self._interrupter = Interrupter(ctx)
-        self._lock = FileLock(ctx.layout.executor_lock)
-        self._ready.set()
+        self.ready.set()
         self._safely(self._reap_if_free, ctx)
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             self._safely(self._step, ctx)
+        ctx.store.close()
 
     def _safely(self, action: Callable[[RunnerContext], None], ctx: RunnerContext) -> None:
         try:
             action(ctx)
         except DamagedState as exc:
-            self.fatal = exc
-            self._stopping.set()
-            poke(ctx.layout.log_dir)  # wake the main loop, which exits with the sentence
+            self.dispatcher._failed(exc, ctx)
         except Exception:
             log.exception("executor error; retrying in %.0f s", ERROR_PAUSE_SECONDS)
-            self._wake.wait(ERROR_PAUSE_SECONDS)
+            self.wake.wait(ERROR_PAUSE_SECONDS)
 
     def _reap_if_free(self, ctx: RunnerContext) -> None:
         # At start, and after every wait that ended without a poke: a `run-job` from cron may
         # have died meanwhile.
-        reap_if_free(ctx, self._lock)
+        reap_if_free(ctx)
 
     def _step(self, ctx: RunnerContext) -> None:
         """One wake-up: drain what is due, else sleep until the next run is due or a poke.
@@ -110,16 +250,16 @@ class Dispatcher:
         itself; the pause is asked here only once a drain found it, so a paused queue with due
         runs sleeps instead of spinning, and a running queue pays nothing for it.
         """
-        self._wake.clear()
-        ctx.config = self._config()
-        next_due = ctx.store.next_due_at()
-        now = time.time()
+        self.wake.clear()
+        ctx.config = self.dispatcher._config()
+        next_due = ctx.store.next_due_at(lane=self.lane.name)
         if self._paused:
             self._paused = ctx.store.is_paused()
         if self._paused:
             self._sleep(ctx, None)  # until `queue resume` pokes
-        elif next_due is not None and next_due <= now:
-            self._drain(ctx)
+        elif next_due is not None and next_due <= time.time():
+            if not self._drain(ctx):
+                self._sleep(ctx, None)  # siblings have it; one of them wakes us when done
         else:
             self._sleep(ctx, next_due)
 
@@ -132,19 +272,52 @@ class Dispatcher:
             if next_due is None
             else min(next_due - time.time(), IDLE_RECHECK_SECONDS)
         )
-        if self._wake.wait(wait):
+        if self.wake.wait(wait):
             return
         if next_due is not None and next_due <= time.time():
             self._drain(ctx)
         else:
             self._reap_if_free(ctx)
 
-    def _drain(self, ctx: RunnerContext) -> None:
-        assert self._lock is not None and self._interrupter is not None
-        self._lock.acquire()
+    def _drain(self, ctx: RunnerContext) -> bool:
+        """Take a slot and drain the lane's due runs; False when enough siblings are at it."""
+        assert self._interrupter is not None
+        lane = self.lane
+        # With one thread in the lane there is nobody to share with: no need to count.
+        due = ctx.store.count_due(lane.name, time.time(), lane.width) if lane.width > 1 else 1
+        if not lane.enter(self, due):
+            return False
         try:
-            if not self._stopping.is_set():
-                drain_due(ctx, self._interrupter)
+            self._slot = self._take_slot(ctx)
+            if self._slot is not None and not self.stopping.is_set():
+                drain_due(ctx, self._interrupter, self._slot, observer=self._observe)
         finally:
-            self._lock.release()
+            if self._slot is not None:
+                self._slot.release()
+            lane.leave(self)
         self._paused = ctx.store.is_paused()
+        return True
+
+    def _observe(self, event: str, run: object, *rest: object) -> None:
+        self.lane.seek(self, event == "end")
+
+    def _take_slot(self, ctx: RunnerContext) -> Slot | None:
+        """A free slot of the lane; waits while the lane is full (in other processes too).
+
+        Width one waits in flock itself, as the single executor always did. A wider lane
+        looks again every ``SLOT_POLL_SECONDS``, giving up once nothing is due any more.
+        """
+        lane = self.lane
+        if lane.width <= 1:
+            only = Slot(ctx.layout, lane.name, 0)
+            acquire_interruptibly(only, None)
+            return only
+        while not self.stopping.is_set():
+            free = try_any(ctx.layout, lane.name, lane.width)
+            if free is not None:
+                return free
+            next_due = ctx.store.next_due_at(lane=lane.name)
+            if next_due is None or next_due > time.time():
+                return None
+            self.wake.wait(SLOT_POLL_SECONDS)
+        return None

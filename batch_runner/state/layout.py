@@ -42,6 +42,16 @@ class LogLayout:
     def executor_lock(self) -> str:
         return os.path.join(self.state_dir, "executor.lock")
 
+    def slot_lock(self, lane: str, index: int) -> str:
+        """The flock of one slot of a lane: held by the runner of the run in that slot.
+
+        Slot 0 of the default lane is the executor lock of a log dir without lanes, so that
+        everything that knew that lock (``status``, ``doctor``, older notes) still holds.
+        """
+        if lane == "default" and index == 0:
+            return self.executor_lock
+        return os.path.join(self.state_dir, f"lane.{lane}.{index}.lock")
+
     @property
     def scheduler_lock(self) -> str:
         return os.path.join(self.state_dir, "scheduler.lock")

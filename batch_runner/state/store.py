@@ -67,8 +67,18 @@ class Store:
     def count_pending(self) -> int:
         raise NotImplementedError
 
-    def next_due_at(self, *, retries_only: bool = False) -> float | None:
-        """When the next pending run (or only a retry of a started one) may start."""
+    def next_due_at(self, *, retries_only: bool = False, lane: str | None = None) -> float | None:
+        """When the next pending run (or only a retry of a started one) may start; of one
+        ``lane``, or of any."""
+        raise NotImplementedError
+
+    def count_due(self, lane: str, now: float, limit: int) -> int:
+        """How many runs of ``lane`` are due at ``now``, counted up to ``limit``."""
+        raise NotImplementedError
+
+    def lanes_waiting(self, now: float) -> list[tuple[str, int, float]]:
+        """Each lane with pending runs: (lane, how many are due at ``now``, the earliest due
+        time), the lane whose best due run ranks first (priority) first."""
         raise NotImplementedError
 
     def claim_next(
@@ -79,14 +89,17 @@ class Store:
         *,
         foreground_run_id: str | None = None,
         first_attempt_only: bool = False,
+        lane: str = "default",
+        slot: int = 0,
     ) -> dict[str, Any] | None:
-        """Take the next due run (priority, then due time, then arrival) and mark it running.
+        """Take the next due run of ``lane`` (priority, then due time, then arrival) and mark
+        it running in ``slot`` of the lane (the slot the caller holds).
 
         Atomic: no two drainers ever take the same run. While the queue is paused nothing is
         taken but ``foreground_run_id`` (the run a foreground ``run-job`` waits for), which
-        may also start while it is not first. ``first_attempt_only``: None if the next run is
-        a retry (whose last attempt's details the claim clears, so that ``unclaim`` could not
-        give them back).
+        may also start while it is not first; nothing at all once that run no longer waits.
+        ``first_attempt_only``: None if the next run is a retry (whose last attempt's details
+        the claim clears, so that ``unclaim`` could not give them back).
         """
         raise NotImplementedError
 

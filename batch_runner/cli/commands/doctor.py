@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from batch_runner.config.spec import ConfigSpec
     from batch_runner.runs.context import RunnerContext
     from batch_runner.state.layout import LogLayout
+    from batch_runner.state.slots import Slot
     from batch_runner.state.sqlite.check import DatabaseHealth
     from batch_runner.state.store import Store
 
@@ -156,7 +157,6 @@ def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
     and the store alone so nobody has the old file open. Asked first: a question left
     unanswered must not hold up every other command."""
     from batch_runner.cli.commands.daemon import scheduler_pid
-    from batch_runner.state.locks import FileLock, holder_pid
     from batch_runner.state.sqlite.check import check_database, lock_holders, opened_by_others
     from batch_runner.state.storelock import StoreLock
 
@@ -176,12 +176,7 @@ def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
         raise Busy(_open_elsewhere(layout, early))
     if not _consent(layout.database, assume_yes):
         return []
-    executor = FileLock(layout.executor_lock)
-    if not executor.acquire(wait=False):
-        holder = holder_pid(layout.executor_lock)
-        raise Busy(
-            f"a run is in progress{f' (pid {holder})' if holder else ''}; repair once it ends"
-        )
+    slots = _take_every_slot(ctx)
     store = StoreLock(layout.store_lock)
     try:
         if not store.take_alone():
@@ -198,7 +193,30 @@ def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
         return _move_and_rebuild(ctx)
     finally:
         store.release()
-        executor.release()
+        for slot in slots:
+            slot.release()
+
+
+def _take_every_slot(ctx: RunnerContext) -> list[Slot]:
+    """Every slot of every lane, so that nothing runs during the repair; Busy if a run is in
+    progress in one."""
+    from batch_runner.state.locks import holder_pid
+    from batch_runner.state.slots import Slot
+
+    taken: list[Slot] = []
+    for lane, width in ctx.config.settings.lanes.items():
+        for index in range(width):
+            slot = Slot(ctx.layout, lane, index)
+            if slot.acquire(wait=False):
+                taken.append(slot)
+                continue
+            for other in taken:
+                other.release()
+            holder = holder_pid(slot.path)
+            raise Busy(
+                f"a run is in progress{f' (pid {holder})' if holder else ''}; repair once it ends"
+            )
+    return taken
 
 
 def _open_elsewhere(layout: LogLayout, pids: list[int]) -> str:

@@ -42,6 +42,7 @@ def _add(qsub: Any, common: Any) -> None:
     p.add_argument("--timeout", type=float, metavar="S", help="seconds before it is killed")
     p.add_argument("--max-attempts", type=int, default=1, metavar="N")
     p.add_argument("--label", help="a name for the run (default: adhoc)")
+    p.add_argument("--lane", default="default", help="the lane it runs in (default: default)")
     queue_http.add_arguments(p)
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     p.set_defaults(handler=cmd_add)
@@ -108,6 +109,10 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise UsageError(f"--priority must be between {-(2**31 - 1)} and {2**31 - 1}")
     if args.max_attempts < 1 or args.max_attempts > 1000:
         raise UsageError(f"--max-attempts must be between 1 and 1000, not {args.max_attempts}")
+    if args.lane not in ctx.config.settings.lanes:
+        from batch_runner.config.lanes import unknown_lane
+
+        raise UsageError(unknown_lane(ctx.config.settings.lanes, args.lane) or args.lane)
     if args.http:
         if argv:
             raise UsageError("give either --http or a command after --, not both")
@@ -124,6 +129,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         due_at=_due_at(args),
         max_attempts=args.max_attempts,
         label=_label(args.label),
+        lane=args.lane,
     )
     print(run_id)
     return 0

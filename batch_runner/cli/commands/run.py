@@ -31,7 +31,7 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     from batch_runner.runs.drain import run_to_completion
     from batch_runner.runs.enqueue import enqueue_job
     from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
-    from batch_runner.state.locks import FileLock
+    from batch_runner.state.slots import try_any
 
     ctx = app.context(args, durable=args.queue)
     job = app.find_job(ctx.config, args.name)
@@ -47,20 +47,36 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         return EXIT_OK
     interrupter = Interrupter(ctx)
     interrupter.install()
-    lock = FileLock(ctx.layout.executor_lock)
-    if args.no_wait and not lock.acquire(wait=False):
-        raise Busy(f"the executor is busy with another run; {job.name} was not started")
-    run_id = enqueue_job(ctx, job, "manual")
-    if run_id is None:
-        _say_skipped(job.name)
-        return EXIT_BUSY
+    lane, width = job.lane, ctx.config.settings.width(job.lane)
+    held = None
+    if args.no_wait:
+        held = try_any(ctx.layout, lane, width)
+        if held is None:
+            raise Busy(f"{lane_full(ctx.config.settings, lane)}; {job.name} was not started")
     try:
-        run = run_to_completion(ctx, run_id, lock=lock, interrupter=interrupter)
-    except WaitInterrupted:
-        run = ctx.store.get_run(run_id) or {}
+        run_id = enqueue_job(ctx, job, "manual")
+        if run_id is None:
+            _say_skipped(job.name)
+            return EXIT_BUSY
+        try:
+            run = run_to_completion(
+                ctx, run_id, lane=lane, width=width, held=held, interrupter=interrupter
+            )
+        except WaitInterrupted:
+            run = ctx.store.get_run(run_id) or {}
     finally:
-        lock.release()
+        if held is not None:
+            held.release()
     return _report(ctx, run)
+
+
+def lane_full(settings: Any, lane: str) -> str:
+    """Why nothing could start at once in ``lane``: the words before lanes, where there are
+    none."""
+    if settings.lanes == {"default": 1}:
+        return "the executor is busy with another run"
+    width = settings.width(lane)
+    return f"lane {lane} is full ({width} run{'s' if width != 1 else ''} at once)"
 
 
 def _say_skipped(name: str) -> None:

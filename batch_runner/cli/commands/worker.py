@@ -8,31 +8,42 @@ import time
 from batch_runner.cli import render
 from batch_runner.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, Busy
 from batch_runner.runs.context import RunnerContext
-from batch_runner.state.locks import FileLock
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from batch_runner.state.slots import Slot
+
 EXIT_BY_STATUS = {"success": EXIT_OK, "timeout": EXIT_TIMEOUT}
 IDLE_POLL_SECONDS = 0.5  # --forever: how soon a run added by another process is noticed
 
 
 def run_next(ctx: RunnerContext) -> int:
-    """Run the next due run's attempt, if any; exit with its outcome (0 when nothing was due)."""
+    """Run the next due run's attempt, if any; exit with its outcome (0 when nothing was due).
+
+    The lane is the first with a due run and a free slot (lanes in the order of their best due
+    run); busy (75) only when every lane with a due run is full.
+    """
+    from batch_runner.cli.commands.run import lane_full
     from batch_runner.runs.drain import drain_one
     from batch_runner.runs.interrupt import Interrupter
 
-    lock = FileLock(ctx.layout.executor_lock)
-    if not lock.acquire(wait=False):
-        raise Busy("the executor is busy with another run; nothing was started")
+    lanes = _due_lanes(ctx) or ["default"]
+    slot = _free_slot(ctx, lanes)
+    if slot is None:
+        raise Busy(
+            f"{lane_full(ctx.config.settings, lanes[0])}; nothing was started"
+            if len(lanes) == 1
+            else f"every lane with a due run is full ({', '.join(lanes)}); nothing was started"
+        )
     interrupter = Interrupter(ctx)
     interrupter.install()
     try:
-        status = drain_one(ctx, interrupter)
+        status = drain_one(ctx, interrupter, slot)
     finally:
-        lock.release()
+        slot.release()
     if status is None:
         if ctx.store.is_paused():
             print(
@@ -47,32 +58,40 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
     """Drain the queue until nothing is due (``forever``: keep waiting for new runs).
 
     Without ``forever`` it still waits for the retries of runs it started, but not for runs
-    delayed into the future: those are for the next worker or the scheduler.
+    delayed into the future: those are for the next worker or the scheduler. One attempt at a
+    time: it drains the due runs of the first lane with a free slot, then looks again.
     """
     from batch_runner.execution.reaper import reap_zombies
-    from batch_runner.runs.drain import acquire_interruptibly, drain_due
+    from batch_runner.runs.drain import SLOT_POLL_SECONDS, acquire_slot, drain_due
     from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
     from batch_runner.runs.recovery import reap_if_free
 
     interrupter = Interrupter(ctx)
     interrupter.install()
-    lock = FileLock(ctx.layout.executor_lock)
     display = Display(ctx)
     try:
         while not interrupter.stop_new:
             # Not only before a drain: a run orphaned by a killed worker must not wait,
             # shown as running, until something else is due.
-            reap_if_free(ctx, lock)
+            reap_if_free(ctx)
             # A daemon an earlier run left comes back to us (we are its subreaper, or PID 1):
             # once it exits, it must not stay a zombie while we wait.
             reap_zombies()
             paused = ctx.store.is_paused()
-            if not paused and _due_now(ctx):
-                acquire_interruptibly(lock, interrupter)
+            lanes = [] if paused else _due_lanes(ctx)
+            if lanes:
+                slot = _free_slot(ctx, lanes)
+                if slot is None and len(lanes) == 1:
+                    # One lane due and full: wait for its slot, in flock where it has one.
+                    width = ctx.config.settings.width(lanes[0])
+                    slot = acquire_slot(ctx, lanes[0], width, interrupter)
+                if slot is None:
+                    interrupter.sleep(SLOT_POLL_SECONDS)  # several lanes due, all full
+                    continue
                 try:
-                    drain_due(ctx, interrupter, observer=display.observe)
+                    drain_due(ctx, interrupter, slot, observer=display.observe)
                 finally:
-                    lock.release()
+                    slot.release()
                 continue
             next_due = None if paused else ctx.store.next_due_at(retries_only=not forever)
             if not forever and (paused or next_due is None):
@@ -90,9 +109,19 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
     return EXIT_FAILED if display.failed else EXIT_OK
 
 
-def _due_now(ctx: RunnerContext) -> bool:
-    next_due = ctx.store.next_due_at()
-    return next_due is not None and next_due <= time.time()
+def _due_lanes(ctx: RunnerContext) -> list[str]:
+    """The lanes with a run due now, the lane of the best such run first."""
+    return [lane for lane, due, _ in ctx.store.lanes_waiting(time.time()) if due]
+
+
+def _free_slot(ctx: RunnerContext, lanes: list[str]) -> Slot | None:
+    from batch_runner.state.slots import try_any
+
+    for lane in lanes:
+        slot = try_any(ctx.layout, lane, ctx.config.settings.width(lane))
+        if slot is not None:
+            return slot
+    return None
 
 
 class Display:

@@ -15,7 +15,7 @@ import sqlite3
 from batch_runner.errors import DamagedState, StorageError
 from batch_runner.files import make_private_dirs
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # How long a statement waits for another process's lock before it fails.
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -30,11 +30,23 @@ CREATE TABLE IF NOT EXISTS unwritten_results (
     record TEXT NOT NULL
 )"""
 
+# The claim's index: a lane's waiting runs in the order they start.
+_WAITING_IN_LANE = """
+CREATE INDEX IF NOT EXISTS runs_waiting_lane ON runs (lane, priority DESC, due_at, seq)
+    WHERE status = 'pending'"""
+
 # How to bring a database of version N up to N + 1: columns to add, as (table, column, type),
 # or a statement that may run twice (an upgrade cut short is done again from its start).
 _MIGRATIONS: dict[int, list[tuple[str, str, str] | str]] = {
     1: [("runs", "attempt_status", "TEXT")],
     2: [_UNWRITTEN],
+    # Lanes: a run waits in its lane and runs in one of the lane's slots. The version bump
+    # also keeps an older binary (which knows one executor lock only) off a database with lanes.
+    3: [
+        ("runs", "lane", "TEXT NOT NULL DEFAULT 'default'"),
+        ("runs", "slot", "INTEGER"),
+        _WAITING_IN_LANE,
+    ],
 }
 
 # SQLite's primary result codes (the low byte of an extended one) that mean the file is
@@ -72,7 +84,9 @@ CREATE TABLE IF NOT EXISTS runs (
     progress_percent REAL,
     progress_message TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0,
-    attempt_status TEXT
+    attempt_status TEXT,
+    lane TEXT NOT NULL DEFAULT 'default',
+    slot INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (priority DESC, due_at, seq)
     WHERE status = 'pending';
@@ -89,7 +103,7 @@ CREATE TABLE IF NOT EXISTS job_state (
 );
 CREATE TABLE IF NOT EXISTS job_plan (job_name TEXT PRIMARY KEY, next_run TEXT);
 """
-SCHEMA += _UNWRITTEN + ";\n"
+SCHEMA += _UNWRITTEN + ";\n" + _WAITING_IN_LANE + ";\n"
 
 
 def storage_error(path: str, exc: sqlite3.Error, doing: str) -> StorageError:

@@ -1,0 +1,51 @@
+"""Lane slots: a lane of width w is w flock files, and a run runs while its runner holds one.
+
+The kernel caps a lane at w holders across every process on the log dir and frees a dead
+holder's slot, even after SIGKILL: one lock gives both the capacity and the liveness that
+recovery needs (a run ``running`` in a slot nobody holds has lost its runner).
+"""
+
+from __future__ import annotations
+
+from batch_runner.state.locks import FileLock, holder
+
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from batch_runner.state.layout import LogLayout
+
+
+class Slot(FileLock):
+    """Slot ``index`` of ``lane``: a FileLock that knows where it belongs."""
+
+    def __init__(self, layout: LogLayout, lane: str, index: int) -> None:
+        super().__init__(layout.slot_lock(lane, index))
+        self.lane = lane
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"Slot({self.lane}.{self.index})"
+
+
+def try_any(layout: LogLayout, lane: str, width: int, skip: Iterable[int] = ()) -> Slot | None:
+    """A free slot of ``lane``, taken at once (lowest index first); None when all are held."""
+    skipped = set(skip)
+    for index in range(width):
+        if index in skipped:
+            continue
+        slot = Slot(layout, lane, index)
+        if slot.acquire(wait=False):
+            return slot
+    return None
+
+
+def holders(layout: LogLayout, lane: str, width: int) -> list[tuple[int, int, str]]:
+    """The held slots of ``lane``: (index, holder's pid, holder's state)."""
+    found = []
+    for index in range(width):
+        held = holder(layout.slot_lock(lane, index))
+        if held is not None:
+            found.append((index, *held))
+    return found
