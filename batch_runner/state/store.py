@@ -72,6 +72,10 @@ class Store:
         ``lane``, or of any."""
         raise NotImplementedError
 
+    def pending_by_lane(self) -> dict[str, int]:
+        """How many runs wait in each lane that has any."""
+        raise NotImplementedError
+
     def count_due(self, lane: str, now: float, limit: int) -> int:
         """How many runs of ``lane`` are due at ``now``, counted up to ``limit``."""
         raise NotImplementedError

@@ -84,6 +84,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         "running": running,
         "pending": pending,
     }
+    lanes = _lanes(ctx, running)
+    if lanes is not None:
+        status["lanes"] = lanes  # only where lanes are configured: the shape is otherwise as ever
     if args.json:
         render.print_json(status)
         return 0
@@ -96,9 +99,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     shown = render.shown
     for run in running:
         progress = _progress_text(run)
+        where = "" if lanes is None else f" in lane {shown(run['lane'])}"
         print(
             f"running: {shown(run['job_name'])} (run {shown(run['run_id'])}, since "
-            f"{shown((run['start_time'] or '')[11:19])}){progress}"
+            f"{shown((run['start_time'] or '')[11:19])}){where}{progress}"
         )
     if not running:
         print("running: nothing")
@@ -111,7 +115,42 @@ def cmd_status(args: argparse.Namespace) -> int:
             + ", ".join(f"{shown(r['job_name'])} ({shown(r['run_id'])})" for r in pending[:10])
         )
     )
+    for name, lane in (lanes or {}).items():
+        print(_lane_line(name, lane))
     return 0
+
+
+def _lanes(ctx: Any, running: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+    """Per lane: its width, the runs running in it, how many wait; None without lanes.
+
+    A lane no longer configured that still has runs is listed too, marked so.
+    """
+    settings = ctx.config.settings
+    if settings.lanes == {"default": 1}:
+        return None
+    waiting = {lane: count for lane, count in ctx.store.pending_by_lane().items()}
+    names = list(settings.lanes) + sorted(
+        ({r["lane"] for r in running} | set(waiting)) - set(settings.lanes)
+    )
+    return {
+        name: {
+            "width": settings.width(name),
+            "configured": name in settings.lanes,
+            "running": [r["run_id"] for r in running if r["lane"] == name],
+            "pending": waiting.get(name, 0),
+        }
+        for name in names
+    }
+
+
+def _lane_line(name: str, lane: dict[str, Any]) -> str:
+    shown = render.shown
+    ids = ", ".join(shown(run_id) for run_id in lane["running"]) or "nothing"
+    extra = "" if lane["configured"] else " (not configured: its runs drain one at a time)"
+    return (
+        f"lane {shown(name)}: {len(lane['running'])} of {lane['width']} running ({ids}), "
+        f"{lane['pending']} waiting{extra}"
+    )
 
 
 def _progress_text(run: dict[str, Any]) -> str:

@@ -62,6 +62,7 @@ def job_rows(
                 "last_status": state.get("last_status", job.last_status),
                 "error_count": state.get("error_count", job.error_count),
                 "next_run": next_run_of(job, state, now, scheduler_alive),
+                "lane": job.lane,
             }
         )
     return rows
@@ -113,8 +114,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         render.print_json(rows)
         return 0
+    lanes = lanes_in_words(ctx.config.settings.lanes)
     render.print_table(
-        ["name", "enabled", "schedule", "next run", "last run", "last status", "errors"],
+        ["name", "enabled", "schedule", "next run", "last run", "last status", "errors"]
+        + (["lane"] if lanes else []),
         [
             [
                 r["name"],
@@ -125,13 +128,23 @@ def cmd_list(args: argparse.Namespace) -> int:
                 r["last_status"],
                 r["error_count"],
             ]
+            + ([r["lane"]] if lanes else [])
             for r, job in zip(rows, ctx.config.jobs, strict=True)
         ],
         title=f"jobs in {ctx.config.path}",
         wrap=("schedule",),
         optional=("enabled", "errors", "last run", "last status"),
     )
+    if lanes:
+        print(lanes)
     return 0
+
+
+def lanes_in_words(lanes: dict[str, int]) -> str | None:
+    """``lanes: default 1 at a time, http 4 at a time``; None without lanes."""
+    if lanes == {"default": 1}:
+        return None
+    return "lanes: " + ", ".join(f"{render.shown(n)} {w} at a time" for n, w in lanes.items())
 
 
 def _next_run_cell(job: JobSpec, next_run: str | None, now: float) -> str | None:

@@ -201,9 +201,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     # A due column only when some run waits for its time (--delay, --at, a retry's backoff).
     now = time.time()
     delayed = any(r["status"] == "pending" and (r.get("due_at") or 0) > now for r in runs)
+    # A lane column only where lanes are configured (or a run is in a lane no longer so).
+    lanes = ctx.config.settings.lanes != {"default": 1} or any(
+        v["lane"] != "default" for v in views
+    )
     headers = ["id", "status", "priority", "created", *(["due"] if delayed else [])]
     render.print_table(
-        [*headers, "job or label: command"],
+        [*headers, *(["lane"] if lanes else []), "job or label: command"],
         [
             [
                 v["run_id"],
@@ -211,12 +215,13 @@ def cmd_list(args: argparse.Namespace) -> int:
                 v["priority"],
                 _minute(v["created_at"]),
                 *([_minute(v["due_at"]) if v["status"] == "pending" else None] if delayed else []),
+                *([v["lane"]] if lanes else []),
                 _what(v),
             ]
             for v in views
         ],
         shrink=("job or label: command",),
-        optional=("priority", "created"),
+        optional=("priority", "created", "lane"),
     )
     return 0
 

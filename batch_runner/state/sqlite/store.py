@@ -223,6 +223,10 @@ class SqliteStore(Store):
             )
         return None if row is None or row[0] is None else float(row[0])
 
+    def pending_by_lane(self) -> dict[str, int]:
+        rows = self._read("SELECT lane, COUNT(*) FROM runs WHERE status = 'pending' GROUP BY lane")
+        return {row[0]: int(row[1]) for row in rows}
+
     def count_due(self, lane: str, now: float, limit: int) -> int:
         row = self._first(
             "SELECT COUNT(*) FROM (SELECT 1 FROM runs INDEXED BY runs_waiting_lane "
