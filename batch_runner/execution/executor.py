@@ -17,12 +17,18 @@ behind in its group. A descendant that left the session and closed the pipes
 a timeout, stop or interrupt it is found by its ``BATCH_RUN_ID`` and ended too (see ``procs``),
 or, when it dropped its environment, as a descendant of the job or an orphan the job left to
 the runner, which is their child subreaper (see ``reaper``).
+
+Attempts may execute at once, one per thread (the scheduler's lanes). Whatever they share is
+safe so: the pipes are close-on-exec and every child closes the fds it did not ask for, so
+no pipe end of one attempt leaks into another's child; /dev/null is opened under a lock; and
+the reaper tells their orphans apart by when each was born.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 
@@ -64,6 +70,7 @@ def execute(
     limits = (request.run_log_max_bytes, request.output_max_bytes)
     reaper.adopt()  # before the first job: its orphans must come back to us
     with OutputCapture(request.log_path, *limits, open_log=False) as capture:
+        start = reaper.ticks()  # before: every process of the run starts on this tick or later
         try:
             proc, out_fd, err_fd = _spawn(request)
         except (OSError, ValueError) as exc:
@@ -76,6 +83,7 @@ def execute(
                 started_at,
                 None,
             )
+        reaper.spawned(proc.pid, request.run_id, start)
         hooks = Hooks(
             on_spawned,
             on_started,
@@ -84,11 +92,11 @@ def execute(
             cancel_poll_interval,
             is_known_run,
         )
-        reaper.spawned(proc.pid)
+        verdict: str | None = "aborted"  # unless _supervise returns: it killed the run and raised
         try:
             verdict, returncode = _supervise(proc, (out_fd, err_fd), request, capture, hooks)
         finally:
-            reaper.waited(proc.pid)
+            reaper.waited(proc.pid, verdict is not None, request.kill_grace)
     reaper.reap_zombies()  # the orphans a timeout or a stop has just ended, say
     status, reason = judge(verdict, returncode, request.timeout)
     exit_code = None if returncode is None or returncode < 0 else returncode
@@ -169,12 +177,15 @@ def _spawn(request: AttemptRequest) -> tuple[subprocess.Popen[bytes], int, int]:
 
 
 _DEV_NULL: list[int] = []
+_DEV_NULL_LOCK = threading.Lock()  # attempts may start at once, one per thread
 
 
 def _dev_null() -> int:
     """A read-only /dev/null for every child's stdin, opened once (close-on-exec here)."""
     if not _DEV_NULL:
-        _DEV_NULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        with _DEV_NULL_LOCK:
+            if not _DEV_NULL:
+                _DEV_NULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
     return _DEV_NULL[0]
 
 

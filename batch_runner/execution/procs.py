@@ -22,7 +22,14 @@ from batch_runner.valuetype import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from batch_runner.execution.reaper import RunScope
+    from collections.abc import Iterable
+    from typing import Protocol
+
+    class Scope(Protocol):
+        """What belongs to a run besides its group and its id's carriers (``reaper.RunScope``)."""
+
+        def members(self, table: list[Proc]) -> set[int]: ...
+
 
 # After SIGKILL, how long to wait for the kernel to finish the processes off.
 KILL_WAIT = 1.0
@@ -83,7 +90,7 @@ def terminate_run(
     grace: float,
     *,
     own_group: bool = False,
-    scope: RunScope | None = None,
+    scope: Scope | None = None,
 ) -> bool:
     """SIGTERM the run's group and stragglers, SIGKILL whatever is left after ``grace`` s.
 
@@ -98,8 +105,40 @@ def terminate_run(
     return kill_remaining(group, run_id, time.monotonic() + max(grace, 0.0), scope)
 
 
+def terminate_process(pid: int, started: int, grace: float) -> bool:
+    """``terminate_run`` for one process and its descendants, as long as ``pid`` is still the
+    process that started at tick ``started``: a pid recycled since is never signalled.
+    Returns True when nothing of it is left running."""
+    return terminate_run(None, "", grace, scope=_Subtree(pid, started))
+
+
+class _Subtree:
+    def __init__(self, pid: int, started: int) -> None:
+        self.pid, self.started = pid, started
+
+    def members(self, table: list[Proc]) -> set[int]:
+        if any(p.pid == self.pid and p.started == self.started for p in table):
+            return descendants([self.pid], table)
+        return set()
+
+
+def descendants(roots: list[int], table: Iterable[Proc]) -> set[int]:
+    """``roots`` and every process below them in ``table``."""
+    children: dict[int, list[int]] = {}
+    for proc in table:
+        children.setdefault(proc.ppid, []).append(proc.pid)
+    found: set[int] = set()
+    pending = list(roots)
+    while pending:
+        pid = pending.pop()
+        if pid not in found:
+            found.add(pid)
+            pending += children.get(pid, ())
+    return found
+
+
 def kill_remaining(
-    pgid: int | None, run_id: str, deadline: float, scope: RunScope | None = None
+    pgid: int | None, run_id: str, deadline: float, scope: Scope | None = None
 ) -> bool:
     """After SIGTERM: wait until ``deadline`` (monotonic) for the run to go, then SIGKILL it.
 
@@ -118,7 +157,7 @@ def kill_remaining(
     return False
 
 
-def signal_run(pgid: int | None, run_id: str, sig: int, scope: RunScope | None = None) -> None:
+def signal_run(pgid: int | None, run_id: str, sig: int, scope: Scope | None = None) -> None:
     """Send ``sig`` to the group and to every straggler outside it.
 
     SIGTERM is followed by SIGCONT, as systemd does: a stopped process would otherwise hold
@@ -142,7 +181,7 @@ def _checked_group(pgid: int | None, run_id: str, own_group: bool) -> int | None
     return pgid if any(p.pgid == pgid and p.marked for p in _scan(run_id)) else None
 
 
-def _members(pgid: int | None, run_id: str, scope: RunScope | None) -> list[Proc]:
+def _members(pgid: int | None, run_id: str, scope: Scope | None) -> list[Proc]:
     """Every running process of the run: its group, the carriers of its id, its scope's."""
     table = _scan(run_id)
     pids = {p.pid for p in table if p.marked or p.pgid == pgid}
@@ -152,7 +191,7 @@ def _members(pgid: int | None, run_id: str, scope: RunScope | None) -> list[Proc
     return [p for p in table if p.pid in pids]
 
 
-def _wait_gone(pgid: int | None, run_id: str, deadline: float, scope: RunScope | None) -> bool:
+def _wait_gone(pgid: int | None, run_id: str, deadline: float, scope: Scope | None) -> bool:
     while True:
         pids = [p.pid for p in _members(pgid, run_id, scope)]
         if not pids:

@@ -11,7 +11,7 @@ container) every orphan in the namespace comes to the runner anyway.
 Orphans become the runner's children, so they must be reaped, but never by a blanket
 ``waitpid(-1)``: a ``subprocess.Popen`` child reaped behind its back reports exit status 0.
 Orphans are reparented to the main thread (the first live thread of the process), so only
-the main thread's children are candidates, less the job the executor is running
+the main thread's children are candidates, less the jobs the executor is running
 (``spawned``) and the processes in the runner's own session; and nothing is reaped while the
 main thread waits for a child of its own (``Holding``: the scheduler's ``validate``). Each is
 reaped with ``waitpid(pid, WNOHANG | __WNOTHREAD)``, which cannot touch a child of another
@@ -24,6 +24,10 @@ forked meanwhile), so it is spared, but only when that run may have one: the cal
 id will do in an environment (``env -i BATCH_RUN_ID=decoy setsid ...``), so an id no run has,
 or a failed run's, is no alibi: the orphan is this run's.
 The store is asked only when a run is ended and such an orphan is found, once per id.
+
+Several runs may execute at once, one per thread (the scheduler's lanes): an orphan is then
+told apart by when it was born (see ``flights``), and a child of another thread (a
+notifier's command) is never taken for one, since orphans come to the main thread.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import signal
 import sys
 import threading
 
+from batch_runner.execution import flights, procs
 from batch_runner.logs import get_logger
 
 TYPE_CHECKING = False
@@ -49,8 +54,11 @@ _PR_SET_CHILD_SUBREAPER = 36
 _WNOTHREAD = 0x20000000
 _LINUX = sys.platform == "linux"
 
+# Clock ticks since boot, the clock of /proc/PID/stat's start times: read before a spawn.
+ticks = flights.ticks
+
 _adopting: list[bool] = []  # set once: whether orphans come back to this process
-_spawned: set[int] = set()  # children a Popen of the executor still has to reap
+_adopt_lock = threading.Lock()  # executor threads adopt as they start their first job
 _holding = [0]  # how many ``Holding`` blocks the main thread is in
 
 
@@ -61,7 +69,9 @@ def adopt() -> bool:
     ``_ctypes`` extension: the ``ctypes`` package on top of it would cost 2 ms more).
     """
     if not _adopting:
-        _adopting.append(_LINUX and (_set_child_subreaper() or os.getpid() == 1))
+        with _adopt_lock:
+            if not _adopting:
+                _adopting.append(_LINUX and (_set_child_subreaper() or os.getpid() == 1))
     return _adopting[0]
 
 
@@ -96,14 +106,30 @@ def _set_child_subreaper() -> bool:
     return False
 
 
-def spawned(pid: int) -> None:
-    """The executor started ``pid`` with Popen: never to be taken for an orphan."""
-    _spawned.add(pid)
+def spawned(pid: int, run_id: str, start: int) -> None:
+    """The executor started ``pid`` with Popen for run ``run_id``, ``start`` being ``ticks()``
+    read just before: never to be taken for an orphan, and the run is in flight."""
+    flights.begin(pid, run_id, start)
 
 
-def waited(pid: int) -> None:
-    """The executor's Popen has reaped ``pid`` (or given up on it)."""
-    _spawned.discard(pid)
+def waited(pid: int, ended_by_us: bool, grace: float = 0.0) -> None:
+    """The executor's Popen has reaped ``pid`` (or given up on it); ``ended_by_us``: after a
+    timeout, stop, interrupt or an error of ours.
+
+    An orphan spared because it may be this run's or others' (see ``flights``) is ended now if
+    each of those runs has been ended by us and it still runs (the last of them usually ended
+    it with its own processes): SIGTERM, then SIGKILL ``grace`` s later, in a thread of its
+    own, so that this run's end does not wait for it.
+    """
+    for orphan, started in flights.end(pid, ended_by_us):
+        fields = _stat(orphan, 20)
+        if fields is None or fields[0] in (b"Z", b"X") or int(fields[19]) != started:
+            continue  # gone, or its pid is another process's now
+        args = (orphan, started, grace)
+        try:
+            threading.Thread(target=procs.terminate_process, args=args, name="orphan-end").start()
+        except RuntimeError:  # the interpreter is shutting down: no new threads
+            procs.terminate_process(*args)
 
 
 class Holding:
@@ -122,11 +148,14 @@ class RunScope:
     """What belongs to a run besides its group and the carriers of its ``BATCH_RUN_ID``.
 
     Every descendant of its job, however it detached, while the job runs; and every orphan
-    reparented to us since the job started: a child of ours that no Popen of ours waits for,
-    outside our session, started after the job (at the same clock tick, with a higher pid),
-    and not carrying the id of another run that ``is_known_run`` vouches for (without it, no
-    other run is). Runs execute one at a time in a runner process, so such an orphan is the
-    run's, not a daemon an earlier run left (that one started before).
+    reparented to us since the job started: a child of the main thread that no Popen of ours
+    waits for, outside our session, started after the job (at the same clock tick, with a
+    higher pid), and not carrying the id of another run that ``is_known_run`` vouches for
+    (without it, no other run is). Born while this run alone was in flight, it is the run's,
+    not a daemon an earlier run left (that one started before); born while others were in
+    flight too, it is the run's only once they have all been ended by us (see ``flights``).
+
+    Made only for a run that is being ended by us (timeout, stop, interrupt, abort).
     """
 
     def __init__(
@@ -138,32 +167,34 @@ class RunScope:
         self._started: int | None = None
         self._is_known_run = is_known_run
         self._known: dict[str, bool] = {}  # each id is asked about once per ending
+        self._flight = flights.ending(job.pid)
 
-    def members(self, table: Iterable[Proc]) -> set[int]:
+    def members(self, table: list[Proc]) -> set[int]:
         """The pids among ``table`` (every running process) that are the run's this way."""
         started = self._job_started()
         if started is None:
             return set()
         me, session, after = os.getpid(), os.getsid(0), (started, self.job.pid)
-        children: dict[int, list[int]] = {}
+        others = _other_threads_children()
         roots = [self.job.pid]
         for proc in table:
-            children.setdefault(proc.ppid, []).append(proc.pid)
             if (
                 proc.ppid == me
-                and proc.pid not in _spawned
+                and not flights.flying(proc.pid)
+                and proc.pid not in others
                 and proc.session != session
                 and (proc.started, proc.pid) > after
-                and (proc.marked or not self._another_runs(proc.tag))
+                and (proc.marked or self._unclaimed(proc))
             ):
                 roots.append(proc.pid)
-        found: set[int] = set()
-        while roots:
-            pid = roots.pop()
-            if pid not in found:
-                found.add(pid)
-                roots += children.get(pid, ())
-        return found
+        return procs.descendants(roots, table)
+
+    def _unclaimed(self, orphan: Proc) -> bool:
+        """Whether an orphan without this run's id is the run's all the same: no other run may
+        own it, neither one its id names nor one in flight when it was born."""
+        if self._another_runs(orphan.tag):
+            return False
+        return self._flight is None or flights.is_ours(self._flight, orphan.pid, orphan.started)
 
     def _another_runs(self, tag: str | None) -> bool:
         """Whether ``tag`` (not this run's id) names a run ``is_known_run`` vouches for: its
@@ -209,7 +240,7 @@ def reap_zombies() -> int:
     session, reaped = os.getsid(0) or None, 0
     for pid in _main_thread_children():
         sid = _session_of(pid)
-        if pid in _spawned or sid is None or sid == session:
+        if flights.flying(pid) or sid is None or sid == session:
             continue
         try:
             done, status = os.waitpid(pid, os.WNOHANG | _WNOTHREAD)
@@ -252,6 +283,25 @@ def _main_thread_children() -> Iterable[int]:
     except (OSError, ValueError):
         return []
     return [pid for pid, ppid in _parents() if ppid == me]
+
+
+def _other_threads_children() -> set[int]:
+    """Children of this process's threads but the main one: Popen children of theirs (a
+    notifier's command), never orphans, which come to the main thread."""
+    me = os.getpid()
+    found: set[int] = set()
+    try:
+        threads = os.listdir(f"/proc/{me}/task")
+    except OSError:
+        return found
+    for tid in threads:
+        if tid != str(me):
+            try:
+                with open(f"/proc/{me}/task/{tid}/children", "rb") as file:
+                    found.update(int(pid) for pid in file.read().split())
+            except (OSError, ValueError):
+                pass  # the thread has exited, or the kernel has no children files
+    return found
 
 
 def _parents() -> Iterable[tuple[int, int]]:
