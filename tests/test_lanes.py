@@ -314,3 +314,17 @@ def test_each_lane_claims_its_own_runs_in_priority_order(tmp_path: Path) -> None
         assert store.next_due_at(lane="b") == 1.0 and store.next_due_at(lane="a") is None
     finally:
         store.close()
+
+
+def test_a_worker_gives_another_lane_its_turn_within_a_second_or_so(project: Path) -> None:
+    write_config(project, [job("idle", "true")], settings={"lanes": {"a": 1, "b": 1}})
+    for _ in range(40):
+        queue_add(project, "--lane", "a", "--", "sleep", "0.1")  # 4 s of work in lane a
+    other = queue_add(project, "--lane", "b", "--", "true")
+    done = run_cli(project, "queue", "worker", timeout=SLOW)
+    assert done.returncode == 0, done.stderr
+    records = read_results(project)
+    assert len(records) == 41
+    order = [r["run_id"] for r in sorted(records, key=lambda r: r["start_time"])]
+    # Lane b's run comes after about a second of lane a (10 runs), not after all 40.
+    assert order.index(other) < 30, order.index(other)

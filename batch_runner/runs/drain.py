@@ -20,6 +20,7 @@ from batch_runner.state.store import FINISHED_STATUSES
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -29,16 +30,18 @@ def drain_due(
     slot: Slot | None = None,
     until_run: str | None = None,
     observer: Observer | None = None,
+    stay: Callable[[], bool] | None = None,
 ) -> None:
     """Run the due runs of ``slot``'s lane one by one while holding ``slot`` (None: the
-    default lane's first, the executor lock); stop after ``until_run`` ends.
+    default lane's first, the executor lock); stop after ``until_run`` ends, or once ``stay``
+    says to let the lane go (a worker giving another lane its turn).
 
     While the queue is paused only ``until_run`` (a foreground ``run-job``) may start.
     """
     if slot is None:
         slot = Slot(ctx.layout, "default", 0)
     _reap_orphans(ctx, slot)
-    claim = _Claimer(ctx, interrupter, slot, until_run)
+    claim = _Claimer(ctx, interrupter, slot, until_run, stay)
     run = claim()
     while run is not None:
         if until_run is not None and run["run_id"] == until_run:
@@ -67,12 +70,15 @@ class _Claimer:
         interrupter: Interrupter | None,
         slot: Slot,
         until_run: str | None,
+        stay: Callable[[], bool] | None = None,
     ) -> None:
         self.ctx, self.interrupter, self.until_run = ctx, interrupter, until_run
-        self.slot = slot
+        self.slot, self.stay = slot, stay
 
     def __call__(self, first_attempt_only: bool = False) -> dict[str, Any] | None:
         if self.interrupter and self.interrupter.stop_new:
+            return None
+        if self.stay is not None and not self.stay():
             return None
         return self.ctx.store.claim_next(
             time.time(),

@@ -12,6 +12,7 @@ from batch_runner.runs.context import RunnerContext
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from batch_runner.state.slots import Slot
@@ -69,6 +70,7 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
     interrupter = Interrupter(ctx)
     interrupter.install()
     display = Display(ctx)
+    turns = _Turns(ctx)
     try:
         while not interrupter.stop_new:
             # Not only before a drain: a run orphaned by a killed worker must not wait,
@@ -78,7 +80,7 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
             # once it exits, it must not stay a zombie while we wait.
             reap_zombies()
             paused = ctx.store.is_paused()
-            lanes = [] if paused else _due_lanes(ctx)
+            lanes = [] if paused else turns.order(_due_lanes(ctx))
             if lanes:
                 slot = _free_slot(ctx, lanes)
                 if slot is None and len(lanes) == 1:
@@ -89,7 +91,9 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
                     interrupter.sleep(SLOT_POLL_SECONDS)  # several lanes due, all full
                     continue
                 try:
-                    drain_due(ctx, interrupter, slot, observer=display.observe)
+                    drain_due(
+                        ctx, interrupter, slot, observer=display.observe, stay=turns.start(slot)
+                    )
                 finally:
                     slot.release()
                 continue
@@ -107,6 +111,41 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
     # Like run-job: a worker that drained a run that did not succeed exits 1, so a cron line
     # or a script running it sees the failure.
     return EXIT_FAILED if display.failed else EXIT_OK
+
+
+class _Turns:
+    """Lanes take turns in a worker: after ``TURN_SECONDS`` in one lane it lets the lane go if
+    another has a due run, and tries the others first. Without it, a steady stream into one
+    lane would keep a worker from every other (priority orders runs within a lane only)."""
+
+    TURN_SECONDS = 1.0
+
+    def __init__(self, ctx: RunnerContext) -> None:
+        self.ctx = ctx
+        self.last: str | None = None
+
+    def order(self, lanes: list[str]) -> list[str]:
+        """``lanes`` with the one just served last."""
+        last = self.last
+        if last is not None and last in lanes[:-1]:
+            lanes = [lane for lane in lanes if lane != last] + [last]
+        return lanes
+
+    def start(self, slot: Slot) -> Callable[[], bool]:
+        """Whether to keep draining ``slot``'s lane, asked before each claim."""
+        self.last = slot.lane
+        turn_ends = [time.monotonic() + self.TURN_SECONDS]
+
+        def stay() -> bool:
+            now = time.monotonic()
+            if now < turn_ends[0]:
+                return True  # most runs: no query at all
+            if any(lane != slot.lane for lane in _due_lanes(self.ctx)):
+                return False
+            turn_ends[0] = now + self.TURN_SECONDS  # nobody else waits: another turn
+            return True
+
+        return stay
 
 
 def _due_lanes(ctx: RunnerContext) -> list[str]:
