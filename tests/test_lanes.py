@@ -7,16 +7,19 @@ records.
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import job, read_results, run_cli, start_cli, wait_for, write_config
+from conftest import REPO, job, read_results, run_cli, start_cli, wait_for, write_config
 from fault_helpers import database, orphans, processes_with, runs
 from lane_helpers import Sampler, unique_sleep
-from margins import SLOW
+from margins import PROMPT, SLOW
 
 from batch_runner.state.sqlite import schema
 from batch_runner.state.sqlite.store import SqliteStore
@@ -328,3 +331,35 @@ def test_a_worker_gives_another_lane_its_turn_within_a_second_or_so(project: Pat
     order = [r["run_id"] for r in sorted(records, key=lambda r: r["start_time"])]
     # Lane b's run comes after about a second of lane a (10 runs), not after all 40.
     assert order.index(other) < 30, order.index(other)
+
+
+def test_a_reload_widens_and_narrows_a_lane_while_it_drains(project: Path, procs: list) -> None:
+    marker = unique_sleep(1)
+    write_config(project, [job("idle", "true")], settings={"lanes": {"q": 1}})
+    for _ in range(14):
+        queue_add(project, "--lane", "q", "--", "sleep", marker)
+    log = project / "scheduler.stderr"
+    with open(log, "w") as stderr:
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "batch_runner", "scheduler"],
+                cwd=project,
+                env={**os.environ, "BATCH_RUNNER_ROOT": str(project), "PYTHONPATH": str(REPO)},
+                stderr=stderr,
+            )
+        )
+    with Sampler(q=marker) as sampler:
+        wait_for(lambda: sampler.now()["q"] == 1, SLOW)
+        write_config(project, [job("idle", "true")], settings={"lanes": {"q": 3}})
+        wait_for(lambda: log.read_text().count("config reloaded") == 1, SLOW)
+        # Nothing else wakes the scheduler: the reload itself must widen the lane.
+        wait_for(lambda: sampler.now()["q"] == 3, PROMPT)
+        write_config(project, [job("idle", "true")], settings={"lanes": {"q": 1}})
+        wait_for(lambda: log.read_text().count("config reloaded") == 2, SLOW)
+        wait_for(lambda: sampler.now()["q"] <= 1, PROMPT)  # the runs under way end (1 s)
+    assert "pending" in runs(project).values()  # still draining, now one at a time
+    with Sampler(q=marker) as narrowed:
+        wait_for(lambda: "pending" not in runs(project).values(), SLOW)
+        wait_for(lambda: narrowed.now()["q"] == 0, SLOW)
+    assert narrowed.most["q"] == 1
+    assert sorted(set(runs(project).values())) == ["success"]

@@ -129,10 +129,13 @@ class Scheduler:
                 dispatcher.poke()
             if dispatcher.fatal is not None:
                 raise dispatcher.fatal
+            loaded = self.config
             if self._handle_signals(wakeups.take_signals()):
                 return
             if wakeups.watch.changed():
                 self.reload("the config file changed")
+            if self.config is not loaded:
+                dispatcher.poke()  # the lanes take their new widths now, not at the next run
             self.check_clock()
 
     def check_clock(self) -> None:

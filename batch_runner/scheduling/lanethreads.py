@@ -136,8 +136,10 @@ class LaneRunner:
         self.wake.set()
 
     def retire(self) -> None:
-        """The lane narrowed or went: end after the current batch, start nothing more."""
+        """The lane narrowed or went: let the running attempt end, start nothing more."""
         self.stopping.set()
+        if self._interrupter is not None:
+            self._interrupter.stop_new = True  # the drain claims nothing after this run
         self.wake.set()
 
     def interrupt(self) -> None:
