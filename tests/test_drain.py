@@ -18,12 +18,23 @@ from batch_runner.runs.context import RunnerContext
 from batch_runner.runs.drain import drain_due
 from batch_runner.runs.interrupt import Interrupter
 from batch_runner.runs.queue import add, adhoc_spec
+from batch_runner.state.slots import Slot
 
 
 def queued(project: Path, count: int) -> tuple[RunnerContext, list[str]]:
     config = load_config(write_config(project, [job("tick", "true")]), project)
     ctx = RunnerContext(config=config)
     return ctx, [add(ctx, adhoc_spec(["true"], 60.0)) for _ in range(count)]
+
+
+_held: dict[str, Slot] = {}  # by lock file: each test's project has its own
+
+
+def slot_of(ctx: RunnerContext) -> Slot:
+    """The default lane's slot, held as a runner holds it while it drains."""
+    slot = _held.setdefault(ctx.layout.executor_lock, Slot(ctx.layout, "default", 0))
+    slot.acquire()
+    return slot
 
 
 def failing_on(failing_event: str):
@@ -45,7 +56,12 @@ def status_of(ctx: RunnerContext, run_id: str) -> tuple[str, int]:
 def test_queued_runs_drain_in_order_each_once(project: Path) -> None:
     ctx, ids = queued(project, 5)
     order: list[str] = []
-    drain_due(ctx, None, observer=lambda event, run, *_: order.append(f"{event} {run['run_id']}"))
+    drain_due(
+        ctx,
+        None,
+        slot_of(ctx),
+        observer=lambda event, run, *_: order.append(f"{event} {run['run_id']}"),
+    )
     assert order == [f"{event} {run_id}" for run_id in ids for event in ("start", "end")]
     assert [status_of(ctx, run_id) for run_id in ids] == [("success", 1)] * 5
 
@@ -53,10 +69,10 @@ def test_queued_runs_drain_in_order_each_once(project: Path) -> None:
 def test_an_error_after_a_run_ends_puts_the_next_one_it_claimed_back(project: Path) -> None:
     ctx, (first, second) = queued(project, 2)
     with pytest.raises(BrokenPipeError):
-        drain_due(ctx, None, observer=failing_on("end"))
+        drain_due(ctx, None, slot_of(ctx), observer=failing_on("end"))
     assert status_of(ctx, first) == ("success", 1)
     assert status_of(ctx, second) == ("pending", 0)  # not `running` without a process
-    drain_due(ctx, None)
+    drain_due(ctx, None, slot_of(ctx))
     assert status_of(ctx, second) == ("success", 1)
 
 
@@ -68,7 +84,7 @@ def test_a_signal_after_the_claim_starts_nothing_new(project: Path) -> None:
         if event == "end":
             interrupter.stop_new = True  # as SIGTERM to the scheduler sets it
 
-    drain_due(ctx, interrupter, observer=observer)
+    drain_due(ctx, interrupter, slot_of(ctx), observer=observer)
     assert status_of(ctx, first) == ("success", 1)
     assert status_of(ctx, second) == ("pending", 0)
 
@@ -76,13 +92,15 @@ def test_a_signal_after_the_claim_starts_nothing_new(project: Path) -> None:
 def test_a_paused_queue_starts_only_the_foreground_run(project: Path) -> None:
     ctx, (first, second) = queued(project, 2)
     ctx.store.set_paused(True)
-    drain_due(ctx, None)
+    drain_due(ctx, None, slot_of(ctx))
     assert status_of(ctx, first) == ("pending", 0)
-    drain_due(ctx, None, until_run=second)  # a foreground run-job's run, not first in line
+    drain_due(
+        ctx, None, slot_of(ctx), until_run=second
+    )  # a foreground run-job's run, not first in line
     assert status_of(ctx, first) == ("pending", 0)
     assert status_of(ctx, second) == ("success", 1)
     ctx.store.set_paused(False)
-    drain_due(ctx, None)
+    drain_due(ctx, None, slot_of(ctx))
     assert status_of(ctx, first) == ("success", 1)
 
 
@@ -90,7 +108,7 @@ def test_a_quick_run_has_its_process_group_and_log_file_recorded_with_its_end(
     project: Path,
 ) -> None:
     ctx, (run_id,) = queued(project, 1)
-    drain_due(ctx, None)
+    drain_due(ctx, None, slot_of(ctx))
     run = ctx.store.get_run(run_id)
     assert run is not None and run["pgid"] and Path(run["log_file"]).is_file()
 
@@ -124,7 +142,7 @@ def test_a_retry_next_in_line_is_not_taken_with_the_end_and_keeps_its_last_attem
         }
     )
     with pytest.raises(BrokenPipeError):
-        drain_due(ctx, None, observer=failing_on("end"))
+        drain_due(ctx, None, slot_of(ctx), observer=failing_on("end"))
     assert status_of(ctx, first) == ("success", 1)
     retry = ctx.store.get_run("retry-1")
     assert retry is not None
@@ -135,7 +153,7 @@ def test_a_retry_next_in_line_is_not_taken_with_the_end_and_keeps_its_last_attem
         retry["exit_code"],
         retry["log_file"],
     ) == ("pending", 1, "exit 2: boom", 2, "/somewhere/retry-1.log")
-    drain_due(ctx, None)
+    drain_due(ctx, None, slot_of(ctx))
     assert status_of(ctx, "retry-1") == ("success", 2)
 
 
@@ -144,6 +162,6 @@ def test_a_start_line_that_cannot_be_written_leaves_the_started_run_to_finish(
 ) -> None:
     ctx, (first, second) = queued(project, 2)
     with pytest.raises(BrokenPipeError):
-        drain_due(ctx, None, observer=failing_on("start"))
+        drain_due(ctx, None, slot_of(ctx), observer=failing_on("start"))
     assert status_of(ctx, first) == ("success", 1)  # ran and was recorded, not killed
     assert status_of(ctx, second) == ("pending", 0)

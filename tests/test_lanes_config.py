@@ -156,8 +156,8 @@ def test_a_misspelt_job_lane_is_a_config_error_at_its_line(project: Path) -> Non
     assert result.returncode == EXIT_CONFIG
     line = line_of(path, '"htpp"')
     assert (
-        f'jobs[2].lane (line {line}, column 15): lane "htpp" is not configured in '
-        'settings.lanes (configured: default, http); did you mean "http"?\n'
+        f'jobs[2].lane (line {line}, column 15): lane "htpp" is not configured '
+        '(settings.lanes has: default, http); did you mean "http"?\n'
     ) in result.stderr
     assert "1 problem in the config" in result.stderr
     assert "Traceback" not in result.stderr
@@ -178,8 +178,8 @@ def test_every_unconfigured_lane_is_reported_at_once(
     assert 'jobs[0].lane (line 8, column 15): lane "nightly" is not configured' in err
     assert 'did you mean "nightly-batch"?' in err
     assert (
-        'jobs[2].lane (line 23, column 15): lane "zzzzzz" is not configured in settings.lanes '
-        "(configured: default, http, nightly-batch)\n"
+        'jobs[2].lane (line 23, column 15): lane "zzzzzz" is not configured '
+        "(settings.lanes has: default, http, nightly-batch)\n"
     ) in err
 
 

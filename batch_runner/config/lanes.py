@@ -13,6 +13,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from batch_runner.config.spec import Settings
+
 DEFAULT_LANE = "default"
 DEFAULT_WIDTH = 1  # the default lane's width when settings.lanes leaves it out
 MAX_WIDTH = 64
@@ -52,3 +54,12 @@ def quoted(name: str) -> str:
     import json
 
     return json.dumps(name, ensure_ascii=False)
+
+
+def lane_full(settings: Settings, lane: str) -> str:
+    """Why nothing could start at once in ``lane`` (``--no-wait``, ``queue run``): the words
+    of before lanes, where none are configured."""
+    if not settings.has_lanes:
+        return "the executor is busy with another run"
+    width = settings.width(lane)
+    return f"lane {lane} is full ({width} run{'s' if width != 1 else ''} at once)"

@@ -215,18 +215,15 @@ def unconfigured_lanes(document: Mapping[str, Any]) -> list[Problem]:
     jobs = document.get("jobs")
     if not isinstance(configured, dict) or not isinstance(jobs, list):
         return []
-    known = lanes.lane_names(configured)
+    # Only valid names are offered: an invalid one is reported at its own key.
+    known = [name for name in configured if isinstance(name, str) and _LANE_NAME.fullmatch(name)]
     problems = []
     for index, job in enumerate(jobs):
         lane = job.get("lane") if isinstance(job, dict) else None
-        if isinstance(lane, str) and lane not in known and _LANE_NAME.fullmatch(lane):
-            problems.append(
-                Problem(
-                    ("jobs", index, "lane"),
-                    f"lane {show(lane)} is not configured in settings.lanes "
-                    f"(configured: {', '.join(known)}){lanes.suggestion(lane, known)}",
-                )
-            )
+        if isinstance(lane, str) and _LANE_NAME.fullmatch(lane):
+            sentence = lanes.unknown_lane(known, lane)
+            if sentence is not None:
+                problems.append(Problem(("jobs", index, "lane"), sentence))
     return problems
 
 

@@ -106,6 +106,12 @@ class Settings(Record):
         leftover pending runs still drain, one at a time."""
         return self.lanes.get(lane, 1)
 
+    @property
+    def has_lanes(self) -> bool:
+        """Whether lanes are configured: without, everything is as it was before lanes (one
+        lane, ``default``, one run at a time) and is shown so."""
+        return self.lanes != {"default": 1}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         values = dict(data)

@@ -27,19 +27,19 @@ if TYPE_CHECKING:
 def drain_due(
     ctx: RunnerContext,
     interrupter: Interrupter | None,
-    slot: Slot | None = None,
+    slot: Slot,
     until_run: str | None = None,
     observer: Observer | None = None,
     stay: Callable[[], bool] | None = None,
 ) -> None:
-    """Run the due runs of ``slot``'s lane one by one while holding ``slot`` (None: the
-    default lane's first, the executor lock); stop after ``until_run`` ends, or once ``stay``
-    says to let the lane go (a worker giving another lane its turn).
+    """Run the due runs of ``slot``'s lane one by one while holding ``slot``; stop after
+    ``until_run`` ends, or once ``stay`` says to let the lane go (a worker giving another lane
+    its turn, a slot beyond a narrowed lane's width).
 
     While the queue is paused only ``until_run`` (a foreground ``run-job``) may start.
     """
-    if slot is None:
-        slot = Slot(ctx.layout, "default", 0)
+    # Recovery rests on it: a run is recorded in a slot only by the holder of that slot.
+    assert slot.held, f"draining {slot!r} without holding it"
     _reap_orphans(ctx, slot)
     claim = _Claimer(ctx, interrupter, slot, until_run, stay)
     run = claim()
@@ -98,6 +98,7 @@ def drain_one(ctx: RunnerContext, interrupter: Interrupter | None, slot: Slot) -
     """One attempt of the next due run of ``slot``'s lane (``queue run``); None when nothing
     is due or the queue is paused. The caller holds ``slot``.
     """
+    assert slot.held, f"draining {slot!r} without holding it"
     _reap_orphans(ctx, slot)
     run = ctx.store.claim_next(time.time(), ctx.pid, ctx.host, lane=slot.lane, slot=slot.index)
     return None if run is None else execute_run(ctx, run, interrupter)[0]
@@ -123,6 +124,13 @@ def run_to_completion(
             return run or {}
         if interrupter and interrupter.stop_new:
             return run
+        if run["status"] == "running" and held is None:
+            # Another slot's runner took it (a lane wider than one): wait for its end without
+            # taking a slot, which another run could use. Its runner may die meanwhile.
+            _reap_orphans(ctx, None)
+            _pause(SLOT_POLL_SECONDS, interrupter)
+            run = ctx.store.get_run(run_id)
+            continue
         slot = held or acquire_slot(ctx, lane, width, interrupter)
         held = None
         try:
@@ -130,12 +138,7 @@ def run_to_completion(
         finally:
             slot.release()
         run = ctx.store.get_run(run_id)
-        if run is None:
-            continue
-        if run["status"] == "running":
-            # Another slot's runner took it (a lane wider than one): wait for its end.
-            _pause(SLOT_POLL_SECONDS, interrupter)
-        elif run["status"] == "pending" and _sleep_until_due(run, interrupter):
+        if run is not None and run["status"] == "pending" and _sleep_until_due(run, interrupter):
             run = ctx.store.get_run(run_id)
 
 
@@ -191,11 +194,11 @@ def _sleep_until_due(run: dict[str, Any], interrupter: Interrupter | None) -> bo
     return True
 
 
-def _reap_orphans(ctx: RunnerContext, slot: Slot) -> None:
+def _reap_orphans(ctx: RunnerContext, slot: Slot | None) -> None:
     """Before a claim: runs left ``running`` by a dead runner, in ``slot`` (held by the caller:
     certainly orphans) or in any slot nobody holds."""
     running = ctx.store.runs_with_status("running")
-    if running:  # rare: recovery's code is loaded only then, off run-job's usual path
+    if running:  # rare without lanes: recovery's code is loaded only then
         from batch_runner.runs.recovery import reap_if_free
 
-        reap_if_free(ctx, (slot,), running)
+        reap_if_free(ctx, () if slot is None else (slot,), running)

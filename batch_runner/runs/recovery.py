@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-    from batch_runner.state.locks import FileLock
-
 log = get_logger("batch_runner")
 
 
@@ -61,7 +59,7 @@ def reap_orphans(ctx: RunnerContext, kill_grace: float, orphans: list[dict[str, 
 
 def reap_if_free(
     ctx: RunnerContext,
-    held: Iterable[FileLock] = (),
+    held: Iterable[Slot] = (),
     running: list[dict[str, Any]] | None = None,
 ) -> int:
     """Reap the runs ``running`` in a slot nobody holds: they are orphans.
@@ -81,7 +79,7 @@ def reap_if_free(
         by_slot.setdefault((run.get("lane") or "default", run.get("slot") or 0), []).append(run)
     if not by_slot:
         return 0
-    ours = {(getattr(lock, "lane", "default"), getattr(lock, "index", 0)): lock for lock in held}
+    ours = {(slot.lane, slot.index): slot for slot in held}
     reaped = 0
     for (lane, index), runs in by_slot.items():
         lock = ours.get((lane, index))

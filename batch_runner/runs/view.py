@@ -43,7 +43,16 @@ def run_view(run: dict[str, Any], settings: Any = None) -> dict[str, Any]:
         "created_at": iso(run.get("created_at")),
         "due_at": iso(run.get("due_at")),
         "label": run.get("label"),
-        "lane": run.get("lane") or "default",
+        **_lane(run, settings),
         "command": spec.get("command"),
         "request": spec.get("http"),
     }
+
+
+def _lane(run: dict[str, Any], settings: Any) -> dict[str, str]:
+    """The run's lane, where lanes are configured or the run is in one no longer so; nothing
+    otherwise, so that a log dir without lanes shows its runs as it always did."""
+    lane = run.get("lane") or "default"
+    if lane == "default" and not (settings is not None and settings.has_lanes):
+        return {}
+    return {"lane": lane}

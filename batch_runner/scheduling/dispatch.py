@@ -78,12 +78,12 @@ class Dispatcher(Owner):
 
     def _shape(self) -> None:
         """One thread per slot of each configured lane, and of each lane no longer configured
-        that still has runs waiting (one slot: they drain, one at a time). A narrowed lane's
-        extra threads end after their current batch."""
+        that still has runs waiting or running (one slot: they drain, one at a time, a retry
+        included). A narrowed lane's extra threads end after their current run."""
         config = self._config()
         self._shaped_for = config
         widths = dict(config.settings.lanes)
-        for lane in _lanes_with_waiting_runs(config):
+        for lane in _lanes_in_use(config):
             widths.setdefault(lane, 1)
         for name in self._lanes.keys() - widths.keys():
             self._lanes[name].resize(0, self)
@@ -101,9 +101,12 @@ class Dispatcher(Owner):
         poke(ctx.layout.log_dir)  # wake the main loop, which exits with the sentence
 
 
-def _lanes_with_waiting_runs(config: ConfigSpec) -> list[str]:
+def _lanes_in_use(config: ConfigSpec) -> set[str]:
+    """The lanes with runs waiting or running."""
     ctx = RunnerContext(config=config)
     try:
-        return [lane for lane, _, _ in ctx.store.lanes_waiting(time.time())]
+        return set(ctx.store.pending_by_lane()) | {
+            run["lane"] for run in ctx.store.runs_with_status("running")
+        }
     finally:
         ctx.store.close()

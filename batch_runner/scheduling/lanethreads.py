@@ -54,11 +54,12 @@ class Lane:
         self.guard = threading.Lock()
 
     def resize(self, width: int, owner: Owner) -> None:
-        """``width`` threads from now on; those beyond it end after their current batch, and
-        are still stopped, interrupted and joined with the rest until they have."""
+        """``width`` threads from now on; those beyond it end after their current run, and
+        are still stopped, interrupted and joined with the rest until they have. (A thread
+        kept on in a slot at or beyond the new width lets it go after its run, too.)"""
         self.width = width
         for runner in self.runners[width:]:
-            runner.retire()
+            runner.stop_new()
         self.retired = [r for r in self.retired + self.runners[width:] if r.thread.is_alive()]
         self.runners = self.runners[:width]
         while len(self.runners) < width:
@@ -71,9 +72,14 @@ class Lane:
         return self.runners + [r for r in self.retired if r.thread.is_alive()]
 
     def enter(self, runner: LaneRunner, due: int) -> bool:
-        """Whether ``runner`` is wanted for ``due`` due runs; counted in if so."""
+        """Whether ``runner`` is wanted for ``due`` due runs; counted in if so.
+
+        A sibling blocked in flock on slot 0 from when the lane was one wide does not count
+        once it is wider: it may wait there for an outside runner's whole run.
+        """
         with self.guard:
-            if due <= self.seeking:
+            stuck = sum(r.in_flock for r in self.runners) if self.width > 1 else 0
+            if due <= self.seeking - stuck:
                 return False
             self.seeking += 1
             runner.seeking = True
@@ -119,6 +125,7 @@ class LaneRunner:
         self._interrupter: Interrupter | None = None
         self._slot: Slot | None = None
         self.seeking = False  # counted in the lane's ``seeking``
+        self.in_flock = False  # blocked waiting for slot 0 of a lane of width one
         self._paused = False  # as the last drain found the queue
         self.thread = threading.Thread(
             target=self._main, name=f"executor-{lane.name}-{number}", daemon=True
@@ -130,13 +137,8 @@ class LaneRunner:
         return slot is not None and slot.held
 
     def stop_new(self) -> None:
-        self.stopping.set()
-        if self._interrupter is not None:
-            self._interrupter.stop_new = True
-        self.wake.set()
-
-    def retire(self) -> None:
-        """The lane narrowed or went: let the running attempt end, start nothing more."""
+        """Shutting down, or the lane narrowed or went (retired): let the running attempt end,
+        start nothing more."""
         self.stopping.set()
         if self._interrupter is not None:
             self._interrupter.stop_new = True  # the drain claims nothing after this run
@@ -216,7 +218,15 @@ class LaneRunner:
         try:
             self._slot = self._take_slot(ctx)
             if self._slot is not None and not self.stopping.is_set():
-                drain_due(ctx, self._interrupter, self._slot, observer=self._observe)
+                slot = self._slot
+                drain_due(
+                    ctx,
+                    self._interrupter,
+                    slot,
+                    observer=self._observe,
+                    # A lane narrowed under us: a slot at or beyond its width is let go.
+                    stay=lambda: slot.index < lane.width,
+                )
         finally:
             if self._slot is not None:
                 self._slot.release()
@@ -236,7 +246,11 @@ class LaneRunner:
         lane = self.lane
         if lane.width <= 1:
             only = Slot(ctx.layout, lane.name, 0)
-            acquire_interruptibly(only, None)
+            self.in_flock = True
+            try:
+                acquire_interruptibly(only, None)
+            finally:
+                self.in_flock = False
             return only
         while not self.stopping.is_set():
             free = try_any(ctx.layout, lane.name, lane.width)

@@ -7,13 +7,11 @@ recovery needs (a run ``running`` in a slot nobody holds has lost its runner).
 
 from __future__ import annotations
 
-from batch_runner.state.locks import FileLock, holder
+from batch_runner.state.locks import FileLock
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from batch_runner.state.layout import LogLayout
 
 
@@ -29,23 +27,10 @@ class Slot(FileLock):
         return f"Slot({self.lane}.{self.index})"
 
 
-def try_any(layout: LogLayout, lane: str, width: int, skip: Iterable[int] = ()) -> Slot | None:
+def try_any(layout: LogLayout, lane: str, width: int) -> Slot | None:
     """A free slot of ``lane``, taken at once (lowest index first); None when all are held."""
-    skipped = set(skip)
     for index in range(width):
-        if index in skipped:
-            continue
         slot = Slot(layout, lane, index)
         if slot.acquire(wait=False):
             return slot
     return None
-
-
-def holders(layout: LogLayout, lane: str, width: int) -> list[tuple[int, int, str]]:
-    """The held slots of ``lane``: (index, holder's pid, holder's state)."""
-    found = []
-    for index in range(width):
-        held = holder(layout.slot_lock(lane, index))
-        if held is not None:
-            found.append((index, *held))
-    return found

@@ -99,7 +99,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     shown = render.shown
     for run in running:
         progress = _progress_text(run)
-        where = "" if lanes is None else f" in lane {shown(run['lane'])}"
+        where = "" if lanes is None else f" in lane {shown(run.get('lane', 'default'))}"
         print(
             f"running: {shown(run['job_name'])} (run {shown(run['run_id'])}, since "
             f"{shown((run['start_time'] or '')[11:19])}){where}{progress}"
@@ -126,17 +126,16 @@ def _lanes(ctx: Any, running: list[dict[str, Any]]) -> dict[str, dict[str, Any]]
     A lane no longer configured that still has runs is listed too, marked so.
     """
     settings = ctx.config.settings
-    if settings.lanes == {"default": 1}:
+    waiting = ctx.store.pending_by_lane()
+    leftover = ({r.get("lane", "default") for r in running} | set(waiting)) - set(settings.lanes)
+    if not settings.has_lanes and not leftover:
         return None
-    waiting = {lane: count for lane, count in ctx.store.pending_by_lane().items()}
-    names = list(settings.lanes) + sorted(
-        ({r["lane"] for r in running} | set(waiting)) - set(settings.lanes)
-    )
+    names = list(settings.lanes) + sorted(leftover)
     return {
         name: {
             "width": settings.width(name),
             "configured": name in settings.lanes,
-            "running": [r["run_id"] for r in running if r["lane"] == name],
+            "running": [r["run_id"] for r in running if r.get("lane", "default") == name],
             "pending": waiting.get(name, 0),
         }
         for name in names

@@ -62,7 +62,8 @@ def job_rows(
                 "last_status": state.get("last_status", job.last_status),
                 "error_count": state.get("error_count", job.error_count),
                 "next_run": next_run_of(job, state, now, scheduler_alive),
-                "lane": job.lane,
+                # Only with lanes: without, the rows are what they were (SPEC 9).
+                **({"lane": job.lane} if config.settings.has_lanes else {}),
             }
         )
     return rows
@@ -128,7 +129,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 r["last_status"],
                 r["error_count"],
             ]
-            + ([r["lane"]] if lanes else [])
+            + ([job.lane] if lanes else [])
             for r, job in zip(rows, ctx.config.jobs, strict=True)
         ],
         title=f"jobs in {ctx.config.path}",
@@ -142,7 +143,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def lanes_in_words(lanes: dict[str, int]) -> str | None:
     """``lanes: default 1 at a time, http 4 at a time``; None without lanes."""
-    if lanes == {"default": 1}:
+    if lanes == {"default": 1}:  # no lanes configured
         return None
     return "lanes: " + ", ".join(f"{render.shown(n)} {w} at a time" for n, w in lanes.items())
 

@@ -202,9 +202,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     now = time.time()
     delayed = any(r["status"] == "pending" and (r.get("due_at") or 0) > now for r in runs)
     # A lane column only where lanes are configured (or a run is in a lane no longer so).
-    lanes = ctx.config.settings.lanes != {"default": 1} or any(
-        v["lane"] != "default" for v in views
-    )
+    lanes = any("lane" in v for v in views)
     headers = ["id", "status", "priority", "created", *(["due"] if delayed else [])]
     render.print_table(
         [*headers, *(["lane"] if lanes else []), "job or label: command"],

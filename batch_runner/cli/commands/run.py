@@ -28,6 +28,7 @@ def register(sub: Any, common: Any) -> None:
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:
+    from batch_runner.config.lanes import lane_full
     from batch_runner.runs.drain import run_to_completion
     from batch_runner.runs.enqueue import enqueue_job
     from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
@@ -68,15 +69,6 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         if held is not None:
             held.release()
     return _report(ctx, run)
-
-
-def lane_full(settings: Any, lane: str) -> str:
-    """Why nothing could start at once in ``lane``: the words before lanes, where there are
-    none."""
-    if settings.lanes == {"default": 1}:
-        return "the executor is busy with another run"
-    width = settings.width(lane)
-    return f"lane {lane} is full ({width} run{'s' if width != 1 else ''} at once)"
 
 
 def _say_skipped(name: str) -> None:

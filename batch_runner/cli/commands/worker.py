@@ -27,7 +27,7 @@ def run_next(ctx: RunnerContext) -> int:
     The lane is the first with a due run and a free slot (lanes in the order of their best due
     run); busy (75) only when every lane with a due run is full.
     """
-    from batch_runner.cli.commands.run import lane_full
+    from batch_runner.config.lanes import lane_full
     from batch_runner.runs.drain import drain_one
     from batch_runner.runs.interrupt import Interrupter
 
@@ -83,12 +83,12 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
             lanes = [] if paused else turns.order(_due_lanes(ctx))
             if lanes:
                 slot = _free_slot(ctx, lanes)
-                if slot is None and len(lanes) == 1:
-                    # One lane due and full: wait for its slot, in flock where it has one.
-                    width = ctx.config.settings.width(lanes[0])
-                    slot = acquire_slot(ctx, lanes[0], width, interrupter)
+                if slot is None and not ctx.config.settings.has_lanes:
+                    # No lanes: wait for the executor in flock, which wakes the moment it is
+                    # free. With lanes, look again soon: another lane may get a due run.
+                    slot = acquire_slot(ctx, "default", 1, interrupter)
                 if slot is None:
-                    interrupter.sleep(SLOT_POLL_SECONDS)  # several lanes due, all full
+                    interrupter.sleep(SLOT_POLL_SECONDS)  # every lane with a due run is full
                     continue
                 try:
                     drain_due(
