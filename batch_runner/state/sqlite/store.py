@@ -10,20 +10,15 @@ goes through ``_read``, ``_first`` or ``_write``: no SQLite error leaves this mo
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 
-from batch_runner.state.layout import store_lock_of
-from batch_runner.state.sqlite.schema import Transaction, connect, storage_error
-from batch_runner.state.store import FINISHED_STATUSES, Store
-from batch_runner.state.storelock import StoreLock
+from batch_runner.state.sqlite.jobstate import JobStateAndFlags
+from batch_runner.state.store import FINISHED_STATUSES
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-    from batch_runner.paths import StrPath
 
 
 def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
@@ -34,26 +29,8 @@ def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
     return run
 
 
-class SqliteStore(Store):
-    """One connection to the state database; see ``Store`` for what each operation means."""
-
-    def __init__(self, path: StrPath, *, durable: bool = False) -> None:
-        self.path = os.fspath(path)
-        # Before the file is opened: a repair under way must be done with it first.
-        self._lock = StoreLock(store_lock_of(self.path))
-        self._lock.share(self.path)
-        try:
-            self._db = connect(self.path, durable=durable)
-        except BaseException:
-            self._lock.release()
-            raise
-
-    def close(self) -> None:
-        self._db.close()
-        self._lock.release()
-
-    def transaction(self) -> Transaction:
-        return Transaction(self._db, self.path)
+class SqliteStore(JobStateAndFlags):
+    """The state database; see ``Store`` for what each operation means."""
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -156,27 +133,6 @@ class SqliteStore(Store):
             (run_id, owner_pid),
         )
 
-    def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise storage_error(self.path, exc, "write") from exc
-
-    def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-        # Fetched here: a damaged page is found while stepping through rows, not at execute.
-        try:
-            return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise storage_error(self.path, exc, "read") from exc
-
-    def _first(self, sql: str, params: Any = (), doing: str = "read") -> sqlite3.Row | None:
-        """The first row (of a read, or of a write's ``RETURNING``)."""
-        try:
-            row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
-        except sqlite3.Error as exc:
-            raise storage_error(self.path, exc, doing) from exc
-        return row
-
     def count_pending(self) -> int:
         row = self._first("SELECT COUNT(*) FROM runs WHERE status = 'pending'")
         return int(row[0]) if row else 0
@@ -250,77 +206,6 @@ class SqliteStore(Store):
             f"UPDATE runs SET {assignments} WHERE run_id = :run_id", {**fields, "run_id": run_id}
         )
 
-    # --- per-job state ----------------------------------------------------------------------
-
-    def job_states(self) -> dict[str, dict[str, Any]]:
-        states = {row["job_name"]: dict(row) for row in self._read("SELECT * FROM job_state")}
-        for name, next_run in self._read("SELECT job_name, next_run FROM job_plan"):
-            states.setdefault(name, {})["next_run"] = next_run
-        return states
-
-    def job_state(self, job_name: str) -> dict[str, Any] | None:
-        row = self._first("SELECT * FROM job_state WHERE job_name = ?", (job_name,))
-        return dict(row) if row else None
-
-    def save_job_state(self, state: dict[str, Any]) -> None:
-        if self._db.in_transaction:
-            self._save_job_state(state)
-            return
-        with self.transaction():
-            self._save_job_state(state)
-
-    def _save_job_state(self, state: dict[str, Any]) -> None:
-        self._write(
-            "INSERT INTO job_state (job_name, last_run, last_status, error_count, notified) "
-            "VALUES (:job_name, :last_run, :last_status, :error_count, :notified) "
-            "ON CONFLICT (job_name) DO UPDATE SET last_run = :last_run, "
-            "last_status = :last_status, error_count = :error_count, notified = :notified",
-            {"notified": 0, **{k: v for k, v in state.items() if k != "next_run"}},
-        )
-
-    def end_if_pending(self, run_id: str, status: str, error: str | None, now: float) -> bool:
-        with self.transaction():
-            changed = self._write(
-                "UPDATE runs SET status = ?, error = COALESCE(?, error), "
-                "ended_at = COALESCE(ended_at, ?) WHERE run_id = ? AND status = 'pending'",
-                (status, error, now, run_id),
-            ).rowcount
-        return changed == 1
-
-    def set_next_runs(self, next_runs: dict[str, str | None]) -> None:
-        if not next_runs:
-            return
-        with self.transaction():
-            try:
-                self._db.executemany(
-                    "INSERT INTO job_plan (job_name, next_run) VALUES (?, ?) "
-                    "ON CONFLICT (job_name) DO UPDATE SET next_run = excluded.next_run",
-                    list(next_runs.items()),
-                )
-            except sqlite3.Error as exc:
-                raise storage_error(self.path, exc, "write") from exc
-
-    def set_next_run(self, job_name: str, next_run: str | None) -> None:
-        self._write(
-            "INSERT INTO job_plan (job_name, next_run) VALUES (?, ?) "
-            "ON CONFLICT (job_name) DO UPDATE SET next_run = excluded.next_run",
-            (job_name, next_run),
-        )
-
-    # --- flags --------------------------------------------------------------------------------
-
-    def is_paused(self) -> bool:
-        row = self._first("SELECT value FROM meta WHERE key = 'paused'")
-        return row is not None and row[0] == "1"
-
-    def set_paused(self, paused: bool) -> None:
-        with self.transaction():
-            self._write(
-                "INSERT INTO meta (key, value) VALUES ('paused', ?) ON CONFLICT (key) "
-                "DO UPDATE SET value = excluded.value",
-                ("1" if paused else "0",),
-            )
-
     def delete_finished_before(self, cutoff: float) -> int:
         marks = ", ".join("?" for _ in FINISHED_STATUSES)
         with self.transaction():
@@ -329,28 +214,3 @@ class SqliteStore(Store):
                 "AND COALESCE(ended_at, created_at) < ?",
                 (*FINISHED_STATUSES, cutoff),
             ).rowcount
-
-    # --- result lines the JSONL could not take ------------------------------------------------
-
-    def remember_unwritten(
-        self, run_id: str | None, started_at: float, record: dict[str, Any]
-    ) -> None:
-        sql = "INSERT INTO unwritten_results (run_id, started_at, record) VALUES (?, ?, ?)"
-        line = json.dumps(record, ensure_ascii=False, default=str)
-        if self._db.in_transaction:
-            self._write(sql, (run_id, started_at, line))
-            return
-        with self.transaction():
-            self._write(sql, (run_id, started_at, line))
-
-    def has_unwritten(self) -> bool:
-        return self._first("SELECT 1 FROM unwritten_results LIMIT 1") is not None
-
-    def unwritten(self) -> list[dict[str, Any]]:
-        rows = self._read(
-            "SELECT seq, run_id, started_at, record FROM unwritten_results ORDER BY seq"
-        )
-        return [{**dict(row), "record": json.loads(row["record"])} for row in rows]
-
-    def forget_unwritten(self, seq: int) -> bool:
-        return self._write("DELETE FROM unwritten_results WHERE seq = ?", (seq,)).rowcount == 1
