@@ -1,5 +1,5 @@
-"""The store on SQLite: runs (the queue and their bookkeeping), per-job state and plans, flags,
-and the result lines the JSONL could not take yet.
+"""The store on SQLite: runs, the queue and their bookkeeping (per-job state, flags and the
+result lines the JSONL could not take are in ``jobstate``, the connection in ``connection``).
 
 Claiming a run is one ``UPDATE ... RETURNING`` statement, its own ``BEGIN IMMEDIATE``
 transaction in autocommit mode, so two drainers can never take the same run. Every statement
