@@ -159,3 +159,17 @@ def _has_open(pid: int, name: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def test_queue_list_shows_runs_of_a_lane_removed_since_beside_default_ones(
+    project: Path,
+) -> None:
+    write_config(project, [job("a", "true")], settings={"lanes": {"w": 2}})
+    queue_add(project, "--lane", "w", "--delay", "1h", "--", "true")
+    queue_add(project, "--delay", "1h", "--", "true")
+    write_config(project, [job("a", "true")])  # no lanes any more
+    listed = run_cli(project, "queue", "list")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert " LANE " in header
+    assert sorted(row.split()[7] for row in rows) == ["default", "w"]  # after two dates

@@ -331,12 +331,22 @@ def fake_jobs() -> Iterator[Callable[..., int]]:
 
     def make(run_id: str, start: int | None = None) -> int:
         made.append(2**22 + 1000 + len(made))
-        reaper.spawned(made[-1], run_id, reaper.ticks() if start is None else start)
+        flight = flights.begin(run_id, reaper.ticks() if start is None else start)
+        reaper.spawned(made[-1], flight)
+        _fake_flights[made[-1]] = flight
         return made[-1]
 
     yield make
     for pid in made:
-        reaper.waited(pid, True)  # nothing for one that has ended
+        fake_waited(pid, True)  # nothing for one that has ended
+
+
+_fake_flights: dict[int, flights.Flight] = {}
+
+
+def fake_waited(pid: int, ended_by_us: bool, grace: float = 0.0) -> None:
+    """``reaper.waited`` for a fake job, as the executor calls it with the job's flight."""
+    reaper.waited(pid, _fake_flights[pid], ended_by_us, grace)
 
 
 def test_waited_ends_an_ambiguous_orphan_only_while_its_pid_is_the_same_process(
@@ -354,9 +364,9 @@ def test_waited_ends_an_ambiguous_orphan_only_while_its_pid_is_the_same_process(
         for process, tick_offset in ((processes[0], 1), (processes[1], 0)):
             born = start_tick(process.pid) + tick_offset  # +1: "recycled" since recorded
             assert not flights.is_ours(flight, process.pid, born)
-        reaper.waited(first, True, 0.1)
+        fake_waited(first, True, 0.1)
         assert all(p.poll() is None for p in processes)  # run-1 is still in flight
-        reaper.waited(second, True, 0.1)
+        fake_waited(second, True, 0.1)
         assert processes[1].wait(timeout=PROMPT) == -signal.SIGTERM
         assert processes[0].poll() is None
         assert procs.terminate_process(processes[0].pid, start_tick(processes[0].pid) + 1, 0.1)
@@ -374,7 +384,7 @@ def test_a_flight_that_ended_before_another_began_shares_no_orphan_with_it(
     its own, may share a tick with the second (an end is the tick after the reap), but an
     orphan born after the second began is not the first's, and does not wait for it."""
     other = fake_jobs("other")
-    reaper.waited(fake_jobs("first"), False)
+    fake_waited(fake_jobs("first"), False)
     tick = reaper.ticks()
     second = fake_jobs("second", tick)
     assert flights.ending(other) is not None
@@ -412,3 +422,25 @@ def test_a_lone_run_ends_its_orphan_without_a_warning(
     assert lane.end().status == "stopped"
     assert not process_running(orphan)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "orphan" in r.message]
+
+
+def test_an_orphan_born_before_another_runs_job_is_not_that_runs_even_on_its_tick(
+    markers: Callable[[], str], fake_jobs: Callable[..., int]
+) -> None:
+    """Run B's flight began on the tick its job started; a helper of run A born on that tick
+    but before B's job (a lower pid) cannot come from B's job, and is A's alone."""
+    tick = reaper.ticks()
+    a = fake_jobs("a", tick)
+    b_flight = flights.begin("b", tick)  # as the executor does, just before B's spawn
+    helper = subprocess.Popen(["sleep", markers()], start_new_session=True)
+    b_job = subprocess.Popen(["sleep", markers()], start_new_session=True)
+    try:
+        reaper.spawned(b_job.pid, b_flight)
+        flight = flights.ending(a)
+        assert flight is not None
+        assert flights.is_ours(flight, helper.pid, start_tick(helper.pid))
+    finally:
+        for process in (helper, b_job):
+            process.kill()
+            process.wait(timeout=SETTLE)
+        reaper.waited(b_job.pid, b_flight, False)

@@ -70,10 +70,12 @@ def execute(
     limits = (request.run_log_max_bytes, request.output_max_bytes)
     reaper.adopt()  # before the first job: its orphans must come back to us
     with OutputCapture(request.log_path, *limits, open_log=False) as capture:
-        start = reaper.ticks()  # before: every process of the run starts on this tick or later
+        # In flight from before the spawn: every process of the run starts within its flight.
+        flight = reaper.taking_off(request.run_id)
         try:
             proc, out_fd, err_fd = _spawn(request)
         except (OSError, ValueError) as exc:
+            reaper.waited(None, flight, False)
             capture.run_log.open()
             return _outcome(
                 "error",
@@ -83,7 +85,7 @@ def execute(
                 started_at,
                 None,
             )
-        reaper.spawned(proc.pid, request.run_id, start)
+        reaper.spawned(proc.pid, flight)
         hooks = Hooks(
             on_spawned,
             on_started,
@@ -96,7 +98,7 @@ def execute(
         try:
             verdict, returncode = _supervise(proc, (out_fd, err_fd), request, capture, hooks)
         finally:
-            reaper.waited(proc.pid, verdict is not None, request.kill_grace)
+            reaper.waited(proc.pid, flight, verdict is not None, request.kill_grace)
     reaper.reap_zombies()  # the orphans a timeout or a stop has just ended, say
     status, reason = judge(verdict, returncode, request.timeout)
     exit_code = None if returncode is None or returncode < 0 else returncode

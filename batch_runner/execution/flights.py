@@ -27,23 +27,21 @@ import time
 
 from batch_runner.logs import get_logger
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
 log = get_logger("batch_runner")
 
 _HZ = os.sysconf("SC_CLK_TCK") if sys.platform == "linux" else 0
 
 
 class Flight:
-    """One attempt's job, from its spawn to its reaping."""
+    """One attempt's job, from just before its spawn to its reaping."""
 
-    __slots__ = ("by_us", "end", "first", "last", "run_id", "start")
+    __slots__ = ("by_us", "end", "first", "job", "last", "run_id", "start")
 
     def __init__(self, run_id: str, start: int, first: int) -> None:
         self.run_id = run_id
         self.start = start  # ticks
+        # (start tick, pid) of the job once spawned: what its tree forks comes after it.
+        self.job: tuple[int, int] | None = None
         self.end: int | None = None  # ticks; None while in flight
         self.by_us = False  # ended, or being ended, by a timeout, stop or interrupt
         self.first = first  # ``_events`` at the spawn: which flights overlapped in time
@@ -54,8 +52,12 @@ class Flight:
             other.last is None or other.last > self.first
         )
 
-    def holds(self, tick: int) -> bool:
-        return self.start <= tick and (self.end is None or tick <= self.end)
+    def holds(self, tick: int, pid: int) -> bool:
+        """Whether a process born at ``tick`` as ``pid`` may come from this flight's job: born
+        while it flew, and after the job itself (on the same tick, with a higher pid)."""
+        if tick < self.start or (self.end is not None and tick > self.end):
+            return False
+        return self.job is None or self.job < (tick, pid)
 
 
 # Read and changed by the executor threads, under the lock; ``flying`` reads without it (a
@@ -75,13 +77,32 @@ def ticks() -> int:
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME) * _HZ // 1_000_000_000
 
 
-def begin(pid: int, run_id: str, start: int) -> None:
-    """Run ``run_id``'s job ``pid`` is in flight since tick ``start`` (read before its spawn)."""
+def begin(run_id: str, start: int) -> Flight:
+    """Run ``run_id`` is in flight from tick ``start``, read just before its job is spawned:
+    from before the spawn, so that nothing its job forks is ever born outside its flight."""
     with _lock:
         _events[0] += 1
         flight = Flight(run_id, start, _events[0])
-        _in_flight[pid] = flight
         _flights.append(flight)
+    return flight
+
+
+def attach(flight: Flight, pid: int) -> None:
+    """``flight``'s job is ``pid``, just spawned: never an orphan, and its start tick orders
+    it against orphans born on the same tick."""
+    started = _start_tick(pid)
+    with _lock:
+        flight.job = None if started is None else (started, pid)
+        _in_flight[pid] = flight
+
+
+def _start_tick(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+        return int(stat[stat.rindex(b")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def flying(pid: int) -> bool:
@@ -113,7 +134,7 @@ def is_ours(flight: Flight, pid: int, started: int) -> bool:
     with _lock:
         # The run itself is one: the caller knows the orphan was born after its job.
         others = [
-            f for f in _flights if f is not flight and f.holds(started) and f.overlaps(flight)
+            f for f in _flights if f is not flight and f.holds(started, pid) and f.overlaps(flight)
         ]
         owners = [flight, *others]
         if all(f.by_us for f in owners):
@@ -136,12 +157,14 @@ def is_ours(flight: Flight, pid: int, started: int) -> bool:
     return False
 
 
-def end(pid: int, ended_by_us: bool) -> list[tuple[int, int]]:
-    """Job ``pid`` has been reaped; returns the spared orphans, as (pid, start tick), whose
-    every possible run has now ended, each ended by us: they are to be ended now."""
+def end(flight: Flight, pid: int | None, ended_by_us: bool) -> list[tuple[int, int]]:
+    """``flight``'s job ``pid`` has been reaped (None: it never started); returns the spared
+    orphans, as (pid, start tick), whose every possible run has now ended, each ended by us:
+    they are to be ended now. The flight itself is ended, never one a recycled pid names."""
     with _lock:
-        flight = _in_flight.pop(pid, None)
-        if flight is None:
+        if pid is not None and _in_flight.get(pid) is flight:
+            del _in_flight[pid]
+        if flight.end is not None:
             return []
         _events[0] += 1
         flight.end, flight.last = ticks() + 1, _events[0]
@@ -152,14 +175,14 @@ def end(pid: int, ended_by_us: bool) -> list[tuple[int, int]]:
                 del _ambiguous[key]  # settled: ended now, or left running for good
                 if all(f.by_us for f in owners):
                     due.append(key)
-        _flights[:] = _still_relevant(_flights, _in_flight.values())
+        _flights[:] = _still_relevant(_flights)
     return due
 
 
-def _still_relevant(flights: list[Flight], in_flight: Iterable[Flight]) -> list[Flight]:
+def _still_relevant(flights: list[Flight]) -> list[Flight]:
     """The flights that may still share an orphan with a run in flight or one to come: those
     in flight, and those that ended after the earliest of them started."""
-    earliest = min((f.first for f in in_flight), default=None)
+    earliest = min((f.first for f in flights if f.last is None), default=None)
     if earliest is None:
         return []
     return [f for f in flights if f.last is None or f.last > earliest]

@@ -106,28 +106,37 @@ def _set_child_subreaper() -> bool:
     return False
 
 
-def spawned(pid: int, run_id: str, start: int) -> None:
-    """The executor started ``pid`` with Popen for run ``run_id``, ``start`` being ``ticks()``
-    read just before: never to be taken for an orphan, and the run is in flight."""
-    flights.begin(pid, run_id, start)
+def taking_off(run_id: str) -> flights.Flight:
+    """Run ``run_id`` is about to spawn its job: it is in flight from now on."""
+    return flights.begin(run_id, ticks())
 
 
-def waited(pid: int, ended_by_us: bool, grace: float = 0.0) -> None:
-    """The executor's Popen has reaped ``pid`` (or given up on it); ``ended_by_us``: after a
-    timeout, stop, interrupt or an error of ours.
+def spawned(pid: int, flight: flights.Flight) -> None:
+    """The executor started ``pid`` with Popen for ``flight``'s run: never to be taken for an
+    orphan."""
+    flights.attach(flight, pid)
+
+
+def waited(pid: int | None, flight: flights.Flight, ended_by_us: bool, grace: float = 0.0) -> None:
+    """The executor's Popen has reaped ``pid`` (or given up on it; None: it never started);
+    ``ended_by_us``: after a timeout, stop, interrupt or an error of ours.
 
     An orphan spared because it may be this run's or others' (see ``flights``) is ended now if
     each of those runs has been ended by us and it still runs (the last of them usually ended
     it with its own processes): SIGTERM, then SIGKILL ``grace`` s later, in a thread of its
     own, so that this run's end does not wait for it.
     """
-    for orphan, started in flights.end(pid, ended_by_us):
+    for orphan, started in flights.end(flight, pid, ended_by_us):
         fields = _stat(orphan, 20)
         if fields is None or fields[0] in (b"Z", b"X") or int(fields[19]) != started:
             continue  # gone, or its pid is another process's now
         args = (orphan, started, grace)
         try:
-            threading.Thread(target=procs.terminate_process, args=args, name="orphan-end").start()
+            # Not a daemon (a lane thread's would be): the SIGKILL after the grace must not be
+            # lost to the scheduler's exit.
+            threading.Thread(
+                target=procs.terminate_process, args=args, name="orphan-end", daemon=False
+            ).start()
         except RuntimeError:  # the interpreter is shutting down: no new threads
             procs.terminate_process(*args)
 

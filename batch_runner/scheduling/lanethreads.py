@@ -78,7 +78,7 @@ class Lane:
         once it is wider: it may wait there for an outside runner's whole run.
         """
         with self.guard:
-            stuck = sum(r.in_flock for r in self.runners) if self.width > 1 else 0
+            stuck = sum(r.in_flock for r in self.every_runner) if self.width > 1 else 0
             if due <= self.seeking - stuck:
                 return False
             self.seeking += 1

@@ -213,7 +213,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 v["priority"],
                 _minute(v["created_at"]),
                 *([_minute(v["due_at"]) if v["status"] == "pending" else None] if delayed else []),
-                *([v["lane"]] if lanes else []),
+                *([v.get("lane", "default")] if lanes else []),
                 _what(v),
             ]
             for v in views

@@ -84,6 +84,13 @@ def _report(ctx: Any, run: dict[str, Any]) -> int:
     # The error may be a server's words (an HTTP reason) or a job's stderr: shown, so an
     # escape sequence in it acts on nothing; the rest is the database's, shown as well.
     name, status = shown(str(run.get("job_name"))), run.get("status")
+    if status == "running":  # interrupted while another runner of its lane runs it
+        print(
+            f"{name}: interrupted while another runner (pid {run.get('owner_pid')}) runs it; "
+            f"the run goes on (run {shown(str(run.get('run_id')))}: `batch_runner stop` ends it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if status == "pending":
         from batch_runner.runs.endings import end_waiting_run
 

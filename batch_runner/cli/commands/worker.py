@@ -83,10 +83,12 @@ def work(ctx: RunnerContext, *, forever: bool) -> int:
             lanes = [] if paused else turns.order(_due_lanes(ctx))
             if lanes:
                 slot = _free_slot(ctx, lanes)
-                if slot is None and not ctx.config.settings.has_lanes:
-                    # No lanes: wait for the executor in flock, which wakes the moment it is
-                    # free. With lanes, look again soon: another lane may get a due run.
-                    slot = acquire_slot(ctx, "default", 1, interrupter)
+                if slot is None and len(lanes) == 1 and not ctx.config.settings.has_lanes:
+                    # No lanes: wait in flock for the lane's slot (the executor lock, or a
+                    # lane left from an earlier config), which wakes the moment it is free.
+                    # With lanes, look again soon: another lane may get a due run.
+                    width = ctx.config.settings.width(lanes[0])
+                    slot = acquire_slot(ctx, lanes[0], width, interrupter)
                 if slot is None:
                     interrupter.sleep(SLOT_POLL_SECONDS)  # every lane with a due run is full
                     continue
