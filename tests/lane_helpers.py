@@ -97,3 +97,24 @@ class Sampler:
 def unique_sleep(seconds: float) -> str:
     """A sleep argument no other test uses: ``1.00002711`` sleeps a second and marks the run."""
     return f"{seconds:.1f}{time.monotonic_ns() % 1_000_000:06d}1"
+
+
+def kill_jobs_of(root: Path) -> None:
+    """Kill what is left of the jobs of the project at ``root`` (their runner was killed by
+    the test): each carries the project's config in BATCH_RUNNER_CONFIG."""
+    import signal
+
+    needle = f"\0BATCH_RUNNER_CONFIG={root}/".encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as file:
+                environ = b"\0" + file.read()
+        except OSError:
+            continue
+        if needle in environ:
+            try:
+                os.kill(int(name), signal.SIGKILL)
+            except OSError:
+                pass

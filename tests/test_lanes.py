@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, job, read_results, run_cli, start_cli, wait_for, write_config
 from fault_helpers import database, orphans, processes_with, runs
-from lane_helpers import Sampler, unique_sleep
+from lane_helpers import Sampler, kill_jobs_of, unique_sleep
 from margins import PROMPT, SLOW
 
 from batch_runner.state.sqlite import schema
@@ -41,13 +41,14 @@ def stop_scheduler(scheduler, sig: int = signal.SIGTERM) -> int:
 
 
 @pytest.fixture
-def procs():
+def procs(project: Path):
     started: list = []
     yield started
     for proc in started:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+    kill_jobs_of(project)  # what their jobs left, so that no later test runs beside it
 
 
 def test_a_lane_of_three_drains_nine_one_second_runs_three_at_a_time(
@@ -197,12 +198,14 @@ def test_sigterm_gives_every_running_attempt_the_grace_then_interrupts_them_all(
     with Sampler(wide=marker) as sampler:
         wait_for(lambda: sampler.now()["wide"] == 3, SLOW)
         began = time.monotonic()
-        assert stop_scheduler(scheduler) == 0
+        code = stop_scheduler(scheduler)
         took = time.monotonic() - began
+        assert code == 0, scheduler.stderr.read()
         assert sampler.now()["wide"] == 0
     assert took < SLOW / 2  # not the jobs' 100 s
     assert sorted(r["status"] for r in read_results(project)) == ["interrupted"] * 3
-    assert "the running attempts did not finish within 0.5 s" in scheduler.stderr.read()
+    log = scheduler.stderr.read()
+    assert "the running attempts did not finish within 0.5 s" in log, log
 
 
 def test_a_killed_run_job_in_one_slot_is_reaped_while_the_other_slot_runs_on(

@@ -11,18 +11,19 @@ from pathlib import Path
 import pytest
 from conftest import REPO, job, read_results, run_cli, start_cli, wait_for, write_config
 from fault_helpers import runs
-from lane_helpers import Sampler, unique_sleep
+from lane_helpers import Sampler, kill_jobs_of, unique_sleep
 from margins import PROMPT, SLOW
 
 
 @pytest.fixture
-def procs():
+def procs(project: Path):
     started: list = []
     yield started
     for proc in started:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+    kill_jobs_of(project)  # what their jobs left, so that no later test runs beside it
 
 
 def start_scheduler(root: Path, procs: list) -> Path:
