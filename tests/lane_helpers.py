@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 def _groups_with(markers: dict[str, str]) -> dict[str, set[int]]:
@@ -118,3 +121,16 @@ def kill_jobs_of(root: Path) -> None:
                 os.kill(int(name), signal.SIGKILL)
             except OSError:
                 pass
+
+
+@pytest.fixture
+def procs(project: Path) -> Iterator[list]:
+    """Processes a test starts (schedulers, run-jobs, workers): killed at its end, and what
+    their jobs left with them."""
+    started: list = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    kill_jobs_of(project)

@@ -7,21 +7,19 @@ records.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
-from conftest import REPO, job, read_results, run_cli, start_cli, wait_for, write_config
+from conftest import job, read_results, run_cli, start_cli, wait_for, write_config
 from fault_helpers import database, orphans, processes_with, runs
-from lane_helpers import Sampler, kill_jobs_of, unique_sleep
-from margins import PROMPT, SLOW
+from lane_helpers import Sampler, procs, unique_sleep
+from margins import SLOW
 
 from batch_runner.state.sqlite import schema
+
+__all__ = ["procs"]  # the fixture
 from batch_runner.state.sqlite.store import SqliteStore
 
 
@@ -38,17 +36,6 @@ def queue_add(root: Path, *argv: str) -> str:
 def stop_scheduler(scheduler, sig: int = signal.SIGTERM) -> int:
     scheduler.send_signal(sig)
     return scheduler.wait(timeout=SLOW)
-
-
-@pytest.fixture
-def procs(project: Path):
-    started: list = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    kill_jobs_of(project)  # what their jobs left, so that no later test runs beside it
 
 
 def test_a_lane_of_three_drains_nine_one_second_runs_three_at_a_time(
@@ -155,11 +142,11 @@ def test_the_default_lane_stays_serial_with_a_scheduler_a_cron_run_job_and_a_wor
     assert sum(r["job_name"] == "cron" and r["status"] == "success" for r in records) >= 2
 
 
-def test_sigkill_of_a_scheduler_with_three_runs_in_flight_leaves_three_interrupted(
-    project: Path, procs: list
-) -> None:
+def three_in_flight(project: Path, procs: list, **settings: object) -> tuple:
+    """A scheduler running three `sleep 100` runs in a lane of width 3; it and their marker."""
     marker = unique_sleep(100)
-    lanes_config(project, [job(f"w{i}", ["sleep", marker], lane="wide") for i in range(3)])
+    jobs = [job(f"w{i}", ["sleep", marker], lane="wide") for i in range(3)]
+    lanes_config(project, jobs, **settings)
     scheduler = start_cli(project, "scheduler")
     procs.append(scheduler)
     wait_for(lambda: (project / "logs" / "state" / "scheduler.lock").exists(), SLOW)
@@ -167,6 +154,13 @@ def test_sigkill_of_a_scheduler_with_three_runs_in_flight_leaves_three_interrupt
         assert run_cli(project, "run-job", f"w{i}", "--queue").returncode == 0
     with Sampler(wide=marker) as sampler:
         wait_for(lambda: sampler.now()["wide"] == 3, SLOW)
+    return scheduler, marker
+
+
+def test_sigkill_of_a_scheduler_with_three_runs_in_flight_leaves_three_interrupted(
+    project: Path, procs: list
+) -> None:
+    scheduler, _ = three_in_flight(project, procs)
     ids = {run_id for run_id, status in runs(project).items() if status == "running"}
     assert len(ids) == 3
     stop_scheduler(scheduler, signal.SIGKILL)
@@ -184,19 +178,8 @@ def test_sigkill_of_a_scheduler_with_three_runs_in_flight_leaves_three_interrupt
 def test_sigterm_gives_every_running_attempt_the_grace_then_interrupts_them_all(
     project: Path, procs: list
 ) -> None:
-    marker = unique_sleep(100)
-    lanes_config(
-        project,
-        [job(f"w{i}", ["sleep", marker], lane="wide") for i in range(3)],
-        shutdown_grace=0.5,
-    )
-    scheduler = start_cli(project, "scheduler")
-    procs.append(scheduler)
-    wait_for(lambda: (project / "logs" / "state" / "scheduler.lock").exists(), SLOW)
-    for i in range(3):
-        assert run_cli(project, "run-job", f"w{i}", "--queue").returncode == 0
+    scheduler, marker = three_in_flight(project, procs, shutdown_grace=0.5)
     with Sampler(wide=marker) as sampler:
-        wait_for(lambda: sampler.now()["wide"] == 3, SLOW)
         began = time.monotonic()
         code = stop_scheduler(scheduler)
         took = time.monotonic() - began
@@ -334,35 +317,3 @@ def test_a_worker_gives_another_lane_its_turn_within_a_second_or_so(project: Pat
     order = [r["run_id"] for r in sorted(records, key=lambda r: r["start_time"])]
     # Lane b's run comes after about a second of lane a (10 runs), not after all 40.
     assert order.index(other) < 30, order.index(other)
-
-
-def test_a_reload_widens_and_narrows_a_lane_while_it_drains(project: Path, procs: list) -> None:
-    marker = unique_sleep(1)
-    write_config(project, [job("idle", "true")], settings={"lanes": {"q": 1}})
-    for _ in range(14):
-        queue_add(project, "--lane", "q", "--", "sleep", marker)
-    log = project / "scheduler.stderr"
-    with open(log, "w") as stderr:
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "batch_runner", "scheduler"],
-                cwd=project,
-                env={**os.environ, "BATCH_RUNNER_ROOT": str(project), "PYTHONPATH": str(REPO)},
-                stderr=stderr,
-            )
-        )
-    with Sampler(q=marker) as sampler:
-        wait_for(lambda: sampler.now()["q"] == 1, SLOW)
-        write_config(project, [job("idle", "true")], settings={"lanes": {"q": 3}})
-        wait_for(lambda: log.read_text().count("config reloaded") == 1, SLOW)
-        # Nothing else wakes the scheduler: the reload itself must widen the lane.
-        wait_for(lambda: sampler.now()["q"] == 3, PROMPT)
-        write_config(project, [job("idle", "true")], settings={"lanes": {"q": 1}})
-        wait_for(lambda: log.read_text().count("config reloaded") == 2, SLOW)
-        wait_for(lambda: sampler.now()["q"] <= 1, PROMPT)  # the runs under way end (1 s)
-    assert "pending" in runs(project).values()  # still draining, now one at a time
-    with Sampler(q=marker) as narrowed:
-        wait_for(lambda: "pending" not in runs(project).values(), SLOW)
-        wait_for(lambda: narrowed.now()["q"] == 0, SLOW)
-    assert narrowed.most["q"] == 1
-    assert sorted(set(runs(project).values())) == ["success"]

@@ -8,22 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from conftest import REPO, job, read_results, run_cli, start_cli, wait_for, write_config
 from fault_helpers import runs
-from lane_helpers import Sampler, kill_jobs_of, unique_sleep
+from lane_helpers import Sampler, procs, unique_sleep
 from margins import PROMPT, SLOW
 
-
-@pytest.fixture
-def procs(project: Path):
-    started: list = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    kill_jobs_of(project)  # what their jobs left, so that no later test runs beside it
+__all__ = ["procs"]  # the fixture
 
 
 def start_scheduler(root: Path, procs: list) -> Path:
@@ -174,3 +164,25 @@ def test_queue_list_shows_runs_of_a_lane_removed_since_beside_default_ones(
     header, *rows = listed.stdout.splitlines()
     assert " LANE " in header
     assert sorted(row.split()[7] for row in rows) == ["default", "w"]  # after two dates
+
+
+def test_a_reload_widens_and_narrows_a_lane_while_it_drains(project: Path, procs: list) -> None:
+    marker = unique_sleep(1)
+    jobs = [job("idle", "true")]
+    write_config(project, jobs, settings={"lanes": {"q": 1}})
+    for _ in range(14):
+        queue_add(project, "--lane", "q", "--", "sleep", marker)
+    log = start_scheduler(project, procs)
+    with Sampler(q=marker) as sampler:
+        wait_for(lambda: sampler.now()["q"] == 1, SLOW)
+        reconfigure(project, log, jobs, lanes={"q": 3})
+        # Nothing else wakes the scheduler: the reload itself must widen the lane.
+        wait_for(lambda: sampler.now()["q"] == 3, PROMPT)
+        reconfigure(project, log, jobs, lanes={"q": 1})
+        wait_for(lambda: sampler.now()["q"] <= 1, PROMPT)  # the runs under way end (1 s)
+    assert "pending" in runs(project).values()  # still draining, now one at a time
+    with Sampler(q=marker) as narrowed:
+        wait_for(lambda: "pending" not in runs(project).values(), SLOW)
+        wait_for(lambda: narrowed.now()["q"] == 0, SLOW)
+    assert narrowed.most["q"] == 1
+    assert sorted(set(runs(project).values())) == ["success"]

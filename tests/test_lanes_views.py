@@ -11,22 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from conftest import REPO, job, read_results, run_cli, start_cli, wait_for, write_config
 from fault_helpers import runs
-from lane_helpers import Sampler, kill_jobs_of, unique_sleep
+from lane_helpers import Sampler, procs, unique_sleep
 from margins import SLOW
 
-
-@pytest.fixture
-def procs(project: Path):
-    started: list = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    kill_jobs_of(project)  # what their jobs left, so that no later test runs beside it
+__all__ = ["procs"]  # the fixture
 
 
 def running_ids(root: Path) -> list[str]:
