@@ -444,3 +444,30 @@ def test_an_orphan_born_before_another_runs_job_is_not_that_runs_even_on_its_tic
             process.kill()
             process.wait(timeout=SETTLE)
         reaper.waited(b_job.pid, b_flight, False)
+
+
+def test_what_a_notifiers_command_leaves_running_is_no_orphan_of_a_run_in_flight(
+    tmp_path: Path, lanes: Callable[..., Lane], markers: Callable[[], str]
+) -> None:
+    """A notifier's command, run by another lane's thread while A runs, leaves a process in
+    the background: reparented to us, born during A's flight, without an id. It is the
+    notifier's (it carries BATCH_NOTICE_KIND), and A's end leaves it alone."""
+    from batch_runner.notify import command
+
+    marker = markers()
+    a = lanes(sleeping(markers())).start()
+    notice = {"kind": "failure", "job_name": "other"}
+    sent = threading.Thread(
+        target=command.send,
+        args=({"command": f"sleep {marker} >/dev/null 2>&1 &"}, notice),
+        kwargs={"cwd": str(tmp_path)},
+    )
+    sent.start()
+    sent.join(SETTLE)
+    try:
+        wait_for(lambda: with_marker(marker), SETTLE)
+        assert a.end().status == "stopped"
+        assert with_marker(marker), "what the notifier's command left was ended with the run"
+    finally:
+        for pid in with_marker(marker):
+            os.kill(pid, signal.SIGKILL)

@@ -38,6 +38,7 @@ _RESCAN = 0.25
 # Bound on the pidfds opened at once while waiting (a fork bomb must not exhaust fds).
 _MAX_PIDFDS = 256
 _TAG = b"\0BATCH_RUN_ID="
+_NOTICE = b"\0BATCH_NOTICE_KIND="  # set by notify.command for every notifier command
 
 
 class Proc(Record):
@@ -50,6 +51,9 @@ class Proc(Record):
     marked: bool  # it carries BATCH_RUN_ID=<run_id>
     tag: str | None  # the BATCH_RUN_ID it carries, this run's or another's (read with run_id)
     started: int  # its start time in clock ticks since boot
+    # It carries BATCH_NOTICE_KIND: a notifier command's, or left behind by one (read with
+    # run_id). Never a run's orphan, whichever run is in flight when it is born.
+    notice: bool = False
 
 
 def kill_group(pgid: int, sig: int) -> bool:
@@ -256,7 +260,8 @@ def _read_proc(pid: int, needle: bytes | None) -> Proc | None:
     env = _environ(pid) if needle is not None else b""
     ppid, pgrp, session = ids  # stat fields 4, 5, 6; the start time is field 22
     marked = needle in env if needle else False
-    return Proc(pid, pgrp, ppid, session, marked, _tag(env), started)
+    notice = _NOTICE in env
+    return Proc(pid, pgrp, ppid, session, marked, _tag(env), started, notice)
 
 
 def _tag(env: bytes) -> str | None:

@@ -200,8 +200,9 @@ class RunScope:
 
     def _unclaimed(self, orphan: Proc) -> bool:
         """Whether an orphan without this run's id is the run's all the same: no other run may
-        own it, neither one its id names nor one in flight when it was born."""
-        if self._another_runs(orphan.tag):
+        own it, neither one its id names nor one in flight when it was born. What a notifier
+        command left behind is no run's."""
+        if orphan.notice or self._another_runs(orphan.tag):
             return False
         return self._flight is None or flights.is_ours(self._flight, orphan.pid, orphan.started)
 
