@@ -224,3 +224,33 @@ def test_repair_writes_back_the_lines_the_damaged_database_kept(history: Path) -
     assert [r["run_id"] for r in read_results(history)].count("kept-back") == 1
     listed = json.loads(run_cli(history, "queue", "list", "--all", "--json").stdout)
     assert "kept-back" in {r["run_id"] for r in listed}  # rebuilt with the others
+
+
+def test_repair_waits_for_a_run_in_a_slot_of_a_lane_no_longer_configured(history: Path) -> None:
+    """The lock files say where runs may be, the config no longer does (and the damaged
+    database cannot): a slot held in a lane since removed keeps the repair off."""
+    damage_runs_table(database(history))
+    slot = history / "logs" / "state" / "lane.gone.1.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(slot)!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.write(fd, f'{os.getpid():>10}\\n'.encode())\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        result = run_cli(history, "doctor", "--repair", "--yes")
+        assert result.returncode == 75, result.stdout + result.stderr
+        assert f"a run is in progress (pid {holder.pid})" in result.stderr
+        assert not aside(history)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

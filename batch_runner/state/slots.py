@@ -34,3 +34,19 @@ def try_any(layout: LogLayout, lane: str, width: int) -> Slot | None:
         if slot.acquire(wait=False):
             return slot
     return None
+
+
+def slots_on_disk(layout: LogLayout) -> set[tuple[str, int]]:
+    """(lane, index) of every slot lock file in the state folder, whatever the config says."""
+    import os
+
+    found: set[tuple[str, int]] = set()
+    try:
+        names = os.listdir(layout.state_dir)
+    except OSError:
+        return found
+    for name in names:
+        parts = name.split(".")
+        if len(parts) == 4 and parts[0] == "lane" and parts[3] == "lock" and parts[2].isdigit():
+            found.add((parts[1], int(parts[2])))
+    return found

@@ -199,23 +199,26 @@ def _rebuild(ctx: RunnerContext, assume_yes: bool) -> list[str]:
 
 def _take_every_slot(ctx: RunnerContext) -> list[Slot]:
     """Every slot of every lane, so that nothing runs during the repair; Busy if a run is in
-    progress in one."""
+    progress in one. Those of a lane narrowed or removed since are among the lock files, which
+    tell where runs may still be (the damaged database cannot)."""
     from batch_runner.state.locks import holder_pid
-    from batch_runner.state.slots import Slot
+    from batch_runner.state.slots import Slot, slots_on_disk
 
+    every = {
+        (lane, index) for lane, width in ctx.config.settings.lanes.items() for index in range(width)
+    }
     taken: list[Slot] = []
-    for lane, width in ctx.config.settings.lanes.items():
-        for index in range(width):
-            slot = Slot(ctx.layout, lane, index)
-            if slot.acquire(wait=False):
-                taken.append(slot)
-                continue
-            for other in taken:
-                other.release()
-            holder = holder_pid(slot.path)
-            raise Busy(
-                f"a run is in progress{f' (pid {holder})' if holder else ''}; repair once it ends"
-            )
+    for lane, index in sorted(every | slots_on_disk(ctx.layout)):
+        slot = Slot(ctx.layout, lane, index)
+        if slot.acquire(wait=False):
+            taken.append(slot)
+            continue
+        for other in taken:
+            other.release()
+        holder = holder_pid(slot.path)
+        raise Busy(
+            f"a run is in progress{f' (pid {holder})' if holder else ''}; repair once it ends"
+        )
     return taken
 
 
