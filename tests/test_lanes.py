@@ -15,7 +15,7 @@ from pathlib import Path
 from conftest import job, read_results, run_cli, start_cli, wait_for, write_config
 from fault_helpers import database, orphans, processes_with, runs
 from lane_helpers import Sampler, procs, unique_sleep
-from margins import SLOW
+from margins import PROMPT, SLOW
 
 from batch_runner.state.sqlite import schema
 
@@ -317,3 +317,21 @@ def test_a_worker_gives_another_lane_its_turn_within_a_second_or_so(project: Pat
     order = [r["run_id"] for r in sorted(records, key=lambda r: r["start_time"])]
     # Lane b's run comes after about a second of lane a (10 runs), not after all 40.
     assert order.index(other) < 30, order.index(other)
+
+
+def test_a_run_job_in_a_wide_lane_starts_its_own_run_not_those_queued_ahead(
+    project: Path, procs: list
+) -> None:
+    """One wide, a run-job runs what is due ahead of its run first, in order. Wider, its own
+    run takes a slot of its own: the runs ahead are for the lane's other slots (and another
+    run-job waiting for one of those would otherwise wait for this one's whole run)."""
+    ahead = unique_sleep(100)
+    write_config(
+        project,
+        [job("mine", ["true"], lane="pair")],
+        settings={"lanes": {"pair": 2}, "kill_grace": 0.5},
+    )
+    queued = queue_add(project, "--lane", "pair", "--", "sleep", ahead)
+    done = run_cli(project, "run-job", "mine", timeout=PROMPT)
+    assert done.returncode == 0, done.stderr
+    assert runs(project)[queued] == "pending"  # for a worker or the scheduler

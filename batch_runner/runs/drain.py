@@ -31,17 +31,19 @@ def drain_due(
     until_run: str | None = None,
     observer: Observer | None = None,
     stay: Callable[[], bool] | None = None,
+    own_first: bool = False,
 ) -> None:
     """Run the due runs of ``slot``'s lane one by one while holding ``slot``; stop after
     ``until_run`` ends, or once ``stay`` says to let the lane go (a worker giving another lane
-    its turn, a slot beyond a narrowed lane's width).
+    its turn, a slot beyond a narrowed lane's width). ``own_first``: ``until_run`` before the
+    runs due ahead of it (a lane wider than one, whose other slots are for those).
 
     While the queue is paused only ``until_run`` (a foreground ``run-job``) may start.
     """
     # Recovery rests on it: a run is recorded in a slot only by the holder of that slot.
     assert slot.held, f"draining {slot!r} without holding it"
     _reap_orphans(ctx, slot)
-    claim = _Claimer(ctx, interrupter, slot, until_run, stay)
+    claim = _Claimer(ctx, interrupter, slot, until_run, stay, own_first)
     run = claim()
     while run is not None:
         if until_run is not None and run["run_id"] == until_run:
@@ -71,9 +73,10 @@ class _Claimer:
         slot: Slot,
         until_run: str | None,
         stay: Callable[[], bool] | None = None,
+        own_first: bool = False,
     ) -> None:
         self.ctx, self.interrupter, self.until_run = ctx, interrupter, until_run
-        self.slot, self.stay = slot, stay
+        self.slot, self.stay, self.own_first = slot, stay, own_first
 
     def __call__(self, first_attempt_only: bool = False) -> dict[str, Any] | None:
         if self.interrupter and self.interrupter.stop_new:
@@ -88,6 +91,7 @@ class _Claimer:
             first_attempt_only=first_attempt_only,
             lane=self.slot.lane,
             slot=self.slot.index,
+            foreground_first=self.own_first,
         )
 
     def first_attempt(self) -> dict[str, Any] | None:
@@ -134,7 +138,10 @@ def run_to_completion(
         slot = held or acquire_slot(ctx, lane, width, interrupter)
         held = None
         try:
-            drain_due(ctx, interrupter, slot, until_run=run_id)
+            # One wide, it runs what is due ahead of its run first, in order, as it always
+            # did. Wider, it starts its own: the lane's other slots are for the rest, and
+            # another run-job waiting for one of those would otherwise wait for this one.
+            drain_due(ctx, interrupter, slot, until_run=run_id, own_first=width > 1)
         finally:
             slot.release()
         run = ctx.store.get_run(run_id)

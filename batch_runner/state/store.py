@@ -95,6 +95,7 @@ class Store:
         first_attempt_only: bool = False,
         lane: str = "default",
         slot: int = 0,
+        foreground_first: bool = False,
     ) -> dict[str, Any] | None:
         """Take the next due run of ``lane`` (priority, then due time, then arrival) and mark
         it running in ``slot`` of the lane (the slot the caller holds).
@@ -103,7 +104,8 @@ class Store:
         taken but ``foreground_run_id`` (the run a foreground ``run-job`` waits for), which
         may also start while it is not first; nothing at all once that run no longer waits.
         ``first_attempt_only``: None if the next run is a retry (whose last attempt's details
-        the claim clears, so that ``unclaim`` could not give them back).
+        the claim clears, so that ``unclaim`` could not give them back). ``foreground_first``:
+        ``foreground_run_id`` before every other due run.
         """
         raise NotImplementedError
 

@@ -96,7 +96,11 @@ class SqliteStore(JobStateAndFlags):
         first_attempt_only: bool = False,
         lane: str = "default",
         slot: int = 0,
+        foreground_first: bool = False,
     ) -> dict[str, Any] | None:
+        # Its own run first, where it is due (a run-job in a lane wider than one): the runs
+        # ahead of it are for the lane's other slots, not for the runner that waits for this.
+        order = "run_id = :foreground DESC, " if foreground_first else ""
         row = self._first(
             "UPDATE runs SET status = 'running', attempt = attempt + 1, started_at = :now, "
             "ended_at = NULL, owner_pid = :owner, host = :host, pgid = NULL, exit_code = NULL, "
@@ -106,7 +110,8 @@ class SqliteStore(JobStateAndFlags):
             "INDEXED BY runs_waiting_lane WHERE lane = :lane AND status = 'pending' "
             "AND due_at <= :now AND (run_id = :foreground OR NOT EXISTS "
             "(SELECT 1 FROM meta WHERE key = 'paused' AND value = '1')) "
-            "ORDER BY priority DESC, due_at, seq LIMIT 1) AND (:any_attempt OR attempt = 0) "
+            f"ORDER BY {order}priority DESC, due_at, seq LIMIT 1) "
+            "AND (:any_attempt OR attempt = 0) "
             # A foreground run-job takes other runs only while its own still waits: once
             # another slot's runner took it, this one has nothing more to do for it.
             "AND (:foreground IS NULL OR EXISTS (SELECT 1 FROM runs "
