@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import random
 import signal
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 from conftest import job, run_cli, write_config
 from fault_helpers import (
     FINISHED,
+    env_for,
     integrity,
     jsonl_records,
     orphans,
@@ -163,11 +163,7 @@ def test_producers_workers_and_a_scheduler_at_once_run_everything_exactly_once(
         "        assert main(['queue', 'add', '--', 'sh', '-c',\n"
         f"                     'echo $BATCH_RUN_ID >> {ledger}']) == 0\n"
     )
-    env = {
-        **os.environ,
-        "BATCH_RUNNER_ROOT": str(root),
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-    }
+    env = env_for(root)
     producers = [
         subprocess.Popen([sys.executable, "-c", producer], env=env, cwd=root) for _ in range(8)
     ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import random
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import job, run_cli, write_config
-from fault_helpers import FINISHED, integrity, jsonl_records, restore_logging, runs, start
+from fault_helpers import FINISHED, env_for, integrity, jsonl_records, restore_logging, runs, start
 from fault_helpers import wait_for as wait_until
 from lane_helpers import Sampler, unique_sleep
 from test_faults_kill import check_survivors
@@ -94,11 +93,7 @@ def test_producers_workers_and_a_scheduler_with_lanes_run_everything_exactly_onc
         "        assert main(['queue', 'add', '--lane', lane, '--', 'sh', '-c',\n"
         f"                     'echo $BATCH_RUN_ID >> {ledger}; sleep ' + marker]) == 0\n"
     )
-    env = {
-        **os.environ,
-        "BATCH_RUNNER_ROOT": str(root),
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-    }
+    env = env_for(root)
     total = 6 * 20
     with Sampler(default=serial, wide=wide) as sampler:
         producers = [

@@ -295,7 +295,10 @@ def test_a_daemon_left_by_a_successful_run_stays_and_is_reaped_when_it_exits(
 # -- in this process: the executor, and what the reaper may never touch -----------------------
 
 
-def request(tmp_path: Path, argv: list[str], timeout: float) -> AttemptRequest:
+def request(
+    tmp_path: Path, argv: list[str], timeout: float, kill_grace: float = 1.0
+) -> AttemptRequest:
+    """An attempt with a fresh run id; its log is its own (several may share ``tmp_path``)."""
     run_id = f"test-{uuid.uuid4().hex[:12]}"
     env = build_child_env(
         os.environ, {}, run_id=run_id, job_name="job", attempt=1, config_path="/x.json"
@@ -308,8 +311,8 @@ def request(tmp_path: Path, argv: list[str], timeout: float) -> AttemptRequest:
         cwd=str(tmp_path),
         env=env,
         timeout=timeout,
-        kill_grace=1.0,
-        log_path=str(tmp_path / "run.log"),
+        kill_grace=kill_grace,
+        log_path=str(tmp_path / f"{run_id}.log"),
         run_log_max_bytes=1 << 20,
         output_max_bytes=1 << 16,
     )

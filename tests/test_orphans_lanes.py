@@ -28,9 +28,9 @@ from conftest import process_running, wait_for
 from margins import PROMPT, SLOW
 from notify_servers import capture_runner_log
 from test_orphans import SETTLE, stat_fields, with_marker
+from test_orphans import request as orphans_request
 
 from batch_runner.execution import flights, procs, reaper
-from batch_runner.execution.command import build_child_env
 from batch_runner.execution.executor import AttemptRequest, execute
 from batch_runner.execution.outcome import AttemptOutcome
 
@@ -49,23 +49,7 @@ def start_tick(pid: int) -> int:
 
 
 def request(tmp_path: Path, argv: list[str], kill_grace: float = 1.0) -> AttemptRequest:
-    run_id = f"lane-{uuid.uuid4().hex[:12]}"
-    env = build_child_env(
-        os.environ, {}, run_id=run_id, job_name="job", attempt=1, config_path="/x.json"
-    )
-    return AttemptRequest(
-        run_id=run_id,
-        job_name="job",
-        attempt=1,
-        argv=argv,
-        cwd=str(tmp_path),
-        env=env,
-        timeout=SLOW * 4,
-        kill_grace=kill_grace,
-        log_path=str(tmp_path / f"{run_id}.log"),
-        run_log_max_bytes=1 << 20,
-        output_max_bytes=1 << 16,
-    )
+    return orphans_request(tmp_path, argv, SLOW * 4, kill_grace)
 
 
 class Lane:

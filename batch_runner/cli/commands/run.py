@@ -28,7 +28,6 @@ def register(sub: Any, common: Any) -> None:
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:
-    from batch_runner.config.lanes import lane_full
     from batch_runner.runs.drain import run_to_completion
     from batch_runner.runs.enqueue import enqueue_job
     from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
@@ -53,6 +52,8 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     if args.no_wait:
         held = try_any(ctx.layout, lane, width)
         if held is None:
+            from batch_runner.config.lanes import lane_full  # only to say why
+
             raise Busy(f"{lane_full(ctx.config.settings, lane)}; {job.name} was not started")
     try:
         run_id = enqueue_job(ctx, job, "manual")
