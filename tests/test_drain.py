@@ -66,22 +66,26 @@ def test_queued_runs_drain_in_order_each_once(project: Path) -> None:
     assert [status_of(ctx, run_id) for run_id in ids] == [("success", 1)] * 5
 
 
-def test_an_error_after_a_run_ends_puts_the_next_one_it_claimed_back(project: Path) -> None:
-    ctx, (first, second) = queued(project, 2)
+def test_an_error_after_a_run_ends_puts_the_runs_it_reserved_back(project: Path) -> None:
+    """A run's end line is said once the next run is spawned (runs.handoff): the error of
+    saying it (a worker's stdout gone) ends the drain after that run, and the runs reserved
+    behind it go back to the queue as they were."""
+    ctx, (first, second, third) = queued(project, 3)
     with pytest.raises(BrokenPipeError):
         drain_due(ctx, None, slot_of(ctx), observer=failing_on("end"))
     assert status_of(ctx, first) == ("success", 1)
-    assert status_of(ctx, second) == ("pending", 0)  # not `running` without a process
-    drain_due(ctx, None, slot_of(ctx))
     assert status_of(ctx, second) == ("success", 1)
+    assert status_of(ctx, third) == ("pending", 0)  # not `running` without a process
+    drain_due(ctx, None, slot_of(ctx))
+    assert status_of(ctx, third) == ("success", 1)
 
 
-def test_a_signal_after_the_claim_starts_nothing_new(project: Path) -> None:
+def test_a_signal_during_a_run_starts_nothing_new(project: Path) -> None:
     ctx, (first, second) = queued(project, 2)
     interrupter = Interrupter(ctx)
 
     def observer(event: str, run: dict[str, Any], *_: object) -> None:
-        if event == "end":
+        if event == "start":
             interrupter.stop_new = True  # as SIGTERM to the scheduler sets it
 
     drain_due(ctx, interrupter, slot_of(ctx), observer=observer)
@@ -113,7 +117,7 @@ def test_a_quick_run_has_its_process_group_and_log_file_recorded_with_its_end(
     assert run is not None and run["pgid"] and Path(run["log_file"]).is_file()
 
 
-def test_a_retry_next_in_line_is_not_taken_with_the_end_and_keeps_its_last_attempt(
+def test_a_retry_reserved_next_and_put_back_keeps_its_last_attempt(
     project: Path,
 ) -> None:
     import time
@@ -141,8 +145,13 @@ def test_a_retry_next_in_line_is_not_taken_with_the_end_and_keeps_its_last_attem
             "attempt_status": "error",
         }
     )
-    with pytest.raises(BrokenPipeError):
-        drain_due(ctx, None, slot_of(ctx), observer=failing_on("end"))
+    interrupter = Interrupter(ctx)
+
+    def observer(event: str, run: dict[str, Any], *_: object) -> None:
+        if event == "start":
+            interrupter.stop_new = True  # a signal while the first runs: its next goes back
+
+    drain_due(ctx, interrupter, slot_of(ctx), observer=observer)
     assert status_of(ctx, first) == ("success", 1)
     retry = ctx.store.get_run("retry-1")
     assert retry is not None

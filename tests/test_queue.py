@@ -258,7 +258,8 @@ def test_a_killed_worker_loses_nothing(queue_project: Path) -> None:
     worker.kill()
     worker.wait(timeout=10)
     assert show(queue_project, first)["status"] == "running"  # until someone reaps it
-    assert all(show(queue_project, i)["status"] == "pending" for i in others)
+    # Waiting, some reserved by the dead worker as its next runs: the next runner puts them back.
+    assert all(show(queue_project, i)["status"] in ("pending", "reserved") for i in others)
     assert run_cli(queue_project, "queue", "worker").returncode == 0
     assert show(queue_project, first)["status"] == "interrupted"
     assert all(show(queue_project, i)["status"] == "success" for i in others)

@@ -50,14 +50,15 @@ def run_ids(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]
     if config is None:
         return []
     from batch_runner.state.layout import LogLayout
-    from batch_runner.state.store import open_existing_store
+    from batch_runner.state.store import WAITING_STATUSES, open_existing_store
 
     try:
         store = open_existing_store(LogLayout(config.settings.log_dir))
         if store is None:
             return []
         try:
-            runs = store.runs_with_status("running", "pending") + store.recent_finished(RECENT_RUNS)
+            waiting = store.runs_with_status("running", *WAITING_STATUSES)
+            runs = waiting + store.recent_finished(RECENT_RUNS)
         finally:
             store.close()
     except Exception:  # a damaged or locked database: nothing to offer

@@ -49,6 +49,7 @@ log = get_logger("batch_runner")
 def execute(
     request: AttemptRequest,
     *,
+    before_spawn: Callable[[], None] | None = None,
     on_spawned: Callable[[int], None] | None = None,
     on_started: Callable[[int], None] | None = None,
     cancel: Callable[[], str | None] | None = None,
@@ -58,6 +59,8 @@ def execute(
 ) -> AttemptOutcome:
     """Run one attempt to its end. Only the caller's own callbacks can raise out of here.
 
+    ``before_spawn()`` is called right before the spawn; what it raises leaves here with
+    nothing started.
     ``on_spawned(pid)`` is called as soon as the child is running (not before: a line the caller
     writes to a pipe wakes its reader, which would compete with the child's exec), and
     ``on_started(pid)`` once the child has run for ``STARTED_REPORT_DELAY`` s.
@@ -70,6 +73,8 @@ def execute(
     limits = (request.run_log_max_bytes, request.output_max_bytes)
     reaper.adopt()  # before the first job: its orphans must come back to us
     with OutputCapture(request.log_path, *limits, open_log=False) as capture:
+        if before_spawn is not None:
+            before_spawn()
         # In flight from before the spawn: every process of the run starts within its flight.
         flight = reaper.taking_off(request.run_id)
         try:

@@ -90,10 +90,22 @@ def begin(run_id: str, start: int) -> Flight:
 def attach(flight: Flight, pid: int) -> None:
     """``flight``'s job is ``pid``, just spawned: never an orphan, and its start tick orders
     it against orphans born on the same tick."""
-    started = _start_tick(pid)
+    # Born between the flight's start and now: on that tick, when it is still the same one
+    # (and ``pid`` is a process: ours, unreaped). Asking /proc instead waits for the job's exec
+    # to finish (the kernel holds the new process's locks meanwhile), which kept a queue's
+    # runner from doing anything while its job starts.
+    started = flight.start if ticks() == flight.start and _exists(pid) else _start_tick(pid)
     with _lock:
         flight.job = None if started is None else (started, pid)
         _in_flight[pid] = flight
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
 
 
 def _start_tick(pid: int) -> int | None:

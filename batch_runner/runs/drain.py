@@ -44,6 +44,9 @@ def drain_due(
     assert slot.held, f"draining {slot!r} without holding it"
     _reap_orphans(ctx, slot)
     claim = _Claimer(ctx, interrupter, slot, until_run, stay, own_first)
+    if until_run is None:
+        _drain_handing_off(ctx, interrupter, slot, claim, observer)
+        return
     run = claim()
     while run is not None:
         if until_run is not None and run["run_id"] == until_run:
@@ -63,6 +66,35 @@ def drain_due(
             return
 
 
+def _drain_handing_off(
+    ctx: RunnerContext,
+    interrupter: Interrupter | None,
+    slot: Slot,
+    claim: _Claimer,
+    observer: Observer | None,
+) -> None:
+    """``drain_due`` for a slot's runner (a worker, a scheduler's lane): each run's
+    bookkeeping is written while the next one starts (``runs.handoff``)."""
+    from batch_runner.runs.handoff import Handoff, NotStarted
+
+    handoff = Handoff(ctx, slot, reserving=ctx.config.settings.width(slot.lane) == 1)
+    try:
+        run = handoff.claim(claim)
+        while run is not None:
+            try:
+                execute_run(ctx, run, interrupter, observer, handoff=handoff)
+            except NotStarted:
+                pass  # put back: another run ranks first now, or it was removed
+            if handoff.error is not None:
+                raise handoff.error
+            go_on = claim.may_go_on()
+            run = handoff.take_reserved() if go_on else None
+            if run is None and go_on:
+                run = handoff.claim(claim)
+    finally:
+        handoff.close()
+
+
 class _Claimer:
     """The next claim of a drain: nothing once a signal said to start nothing new."""
 
@@ -78,10 +110,14 @@ class _Claimer:
         self.ctx, self.interrupter, self.until_run = ctx, interrupter, until_run
         self.slot, self.stay, self.own_first = slot, stay, own_first
 
-    def __call__(self, first_attempt_only: bool = False) -> dict[str, Any] | None:
+    def may_go_on(self) -> bool:
+        """Whether another run may start: no signal said to stop, the lane is still ours."""
         if self.interrupter and self.interrupter.stop_new:
-            return None
-        if self.stay is not None and not self.stay():
+            return False
+        return self.stay is None or self.stay()
+
+    def __call__(self, first_attempt_only: bool = False) -> dict[str, Any] | None:
+        if not self.may_go_on():
             return None
         return self.ctx.store.claim_next(
             time.time(),
@@ -204,7 +240,7 @@ def _sleep_until_due(run: dict[str, Any], interrupter: Interrupter | None) -> bo
 def _reap_orphans(ctx: RunnerContext, slot: Slot | None) -> None:
     """Before a claim: runs left ``running`` by a dead runner, in ``slot`` (held by the caller:
     certainly orphans) or in any slot nobody holds."""
-    running = ctx.store.runs_with_status("running")
+    running = ctx.store.runs_with_status("running", "reserved")
     if running:  # rare without lanes: recovery's code is loaded only then
         from batch_runner.runs.recovery import reap_if_free
 

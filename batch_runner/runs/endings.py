@@ -15,6 +15,7 @@ from batch_runner.logs import get_logger
 from batch_runner.runs import notices
 from batch_runner.runs.context import RunnerContext, new_run_id
 from batch_runner.runs.finish import append_or_keep, record_fields, update_job_state
+from batch_runner.state.store import WAITING_STATUSES
 from batch_runner.timefmt import iso
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -59,8 +60,45 @@ def record_skip(
     return run_id
 
 
+def end_if_waiting(
+    ctx: RunnerContext, run: dict[str, Any], reason: str
+) -> tuple[str | None, dict[str, Any]]:
+    """``end_waiting_run`` for a run read a moment ago, which may have moved on since: (its
+    final status, or None when it had started or finished; the run as it is now).
+
+    A reserved run may have been started by its runner, whose row says so only once it has
+    run a moment (``runs.handoff``): its slot's note tells, and it is treated as running. A
+    dead runner's reserved run is settled by recovery first. A started run is never
+    canceled.
+    """
+    for _ in range(3):  # a run seen waiting again had a whole attempt meanwhile: rare
+        if run["status"] == "reserved":
+            from batch_runner.runs.recovery import reap_if_free  # only for a reserved run
+
+            reap_if_free(ctx)
+            run = ctx.store.get_run(run["run_id"]) or run
+            if run["status"] == "reserved" and reserved_run_started(ctx, run):
+                return None, {**run, "status": "running"}  # its row says so a moment later
+        if run["status"] not in WAITING_STATUSES:
+            return None, run
+        status = end_waiting_run(ctx, run, reason)
+        if status is not None:
+            return status, {**run, "status": status}
+        run = ctx.store.get_run(run["run_id"]) or run
+    return None, run
+
+
+def reserved_run_started(ctx: RunnerContext, run: dict[str, Any]) -> bool:
+    """Whether a reserved run has been started by its runner: its slot notes it (see
+    ``runs.handoff``; reliable under the store's write lock, or once its runner is gone)."""
+    from batch_runner.state.slots import noted_start
+
+    return noted_start(ctx.layout, run["lane"], run["slot"], run["run_id"], run["attempt"] + 1)
+
+
 def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str | None:
-    """A pending run leaves the queue without another attempt; returns its final status.
+    """A waiting run (pending, or reserved and not started) leaves the queue without another
+    attempt; returns its final status.
 
     Never started: ``canceled``, with a line of its own. Waiting out a retry's backoff: the
     run ends as its last attempt did (that attempt's line is already written), and its job's
@@ -68,13 +106,17 @@ def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str
     again or finished meanwhile.
     """
     now = time.time()
+
+    def started(row: dict[str, Any]) -> bool:
+        return reserved_run_started(ctx, row)
+
     if run["attempt"] == 0:
-        if not ctx.store.end_if_pending(run["run_id"], "canceled", reason, now):
+        if not ctx.store.end_if_pending(run["run_id"], "canceled", reason, now, started):
             return None
         record_canceled(ctx, run, reason)
         return "canceled"
     status = run.get("attempt_status") or "error"
-    if not ctx.store.end_if_pending(run["run_id"], status, None, now):
+    if not ctx.store.end_if_pending(run["run_id"], status, None, now, started):
         return None
     state = None
     if run["kind"] == "job":

@@ -22,6 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from batch_runner.runs.handoff import Handoff
+
 # The attempt ends that mean something went wrong (not a stop a user asked for).
 FAILED_STATUSES = frozenset({"error", "timeout", "interrupted"})
 
@@ -42,19 +44,30 @@ def execute_run(
     interrupter: Interrupter | None,
     observer: Observer | None = None,
     claim_next: Callable[[], dict[str, Any] | None] | None = None,
+    handoff: Handoff | None = None,
 ) -> tuple[str, dict[str, Any] | None]:
-    """Execute one claimed attempt and record it; returns the run's new status, and the next
-    run when ``claim_next`` is given (see ``finish.finish_attempt``)."""
+    """Execute one claimed (or, with ``handoff``, reserved) attempt and record it; returns the
+    run's new status, and the next run when ``claim_next`` is given (see
+    ``finish.finish_attempt``). With ``handoff`` a reserved run may not start after all
+    (``handoff.NotStarted``), and the bookkeeping waits for the next run's start."""
     run["log_file"] = ctx.layout.run_log(
         run_day(run["run_id"], run["started_at"]), run["run_id"], run["attempt"]
     )
     announcer = _Announcer(run, observer)
     request = attempt_request(ctx, run)
     notices.attempt_starting(ctx, run)
-    outcome = _attempt(ctx, run, request, interrupter, announcer)
+    outcome = _attempt(ctx, run, request, interrupter, announcer, handoff)
+    if handoff is not None:
+        handoff.settle(run)
     if not announcer.done:
         announcer.start(None)  # it could not start: its start line still comes before its end
-    status, claimed = finish_attempt(ctx, run, outcome, claim_next)
+    status, claimed = finish_attempt(
+        ctx, run, outcome, claim_next, defer=handoff.defer if handoff else None
+    )
+    if handoff is not None and announcer.error is None:
+        # Said once the next run is spawned: its start line still comes after this end.
+        handoff.say_later(lambda: announcer.end(outcome, status))
+        return status, claimed
     try:
         announcer.end(outcome, status)
     except BaseException:  # a worker's stdout gone (BrokenPipeError), say
@@ -70,6 +83,7 @@ def _attempt(
     request: AttemptRequest,
     interrupter: Interrupter | None,
     announcer: _Announcer,
+    handoff: Handoff | None,
 ) -> AttemptOutcome:
     if interrupter is not None:
         interrupter.run_id = run["run_id"]
@@ -78,12 +92,22 @@ def _attempt(
         announcer.start(None)
         ctx.store.update_run(run["run_id"], log_file=run["log_file"])
         return _http_attempt(ctx, run, request, cancel)
+    on_spawned: Callable[[int], None] = announcer.start
+    if handoff is not None:
+
+        def spawned(pid: int) -> None:
+            handoff.after_spawn(run)  # the bookkeeping, while the child starts
+            announcer.start(pid)
+
+        on_spawned = spawned
+
     return execute(
         request,
+        before_spawn=handoff.before_spawn(run) if handoff and run.get("reserved") else None,
         # Said once the child runs: under journald the line wakes the journal, which would
         # otherwise compete with the child's start for the CPU (about a millisecond here).
-        on_spawned=announcer.start,
-        on_started=lambda pid: _record_started(ctx, run, pid),
+        on_spawned=on_spawned,
+        on_started=lambda pid: _record_started(ctx, run, pid, handoff),
         cancel=cancel,
         wake_fd=interrupter.read_fd if interrupter else None,
         cancel_poll_interval=STOP_CHECK_INTERVAL,
@@ -157,12 +181,17 @@ def _is_known_run(ctx: RunnerContext, run_id: str) -> bool:
         return True
 
 
-def _record_started(ctx: RunnerContext, run: dict[str, Any], pid: int) -> None:
+def _record_started(
+    ctx: RunnerContext, run: dict[str, Any], pid: int, handoff: Handoff | None
+) -> None:
     """One write records both the run's process group and where its output goes. A run done
     before the executor reports it gets both written when it ends, as does this one if the
     write fails now (a full disk): the job goes on either way."""
     try:
-        ctx.store.update_run(run["run_id"], pgid=pid, log_file=run["log_file"])
+        if handoff is not None:
+            handoff.started(run, pid)
+        else:
+            ctx.store.update_run(run["run_id"], pgid=pid, log_file=run["log_file"])
     except StorageError as exc:
         log.warning("run %s: %s", run["run_id"], exc)
 

@@ -76,6 +76,9 @@ def finish_attempt(
     run: dict[str, Any],
     outcome: AttemptOutcome,
     claim_next: Callable[[], dict[str, Any] | None] | None = None,
+    *,
+    defer: Callable[[Ended], None] | None = None,
+    journaled: bool = False,
 ) -> tuple[str, dict[str, Any] | None]:
     """Record one finished attempt; returns the run's new status (``pending`` when retried)
     and what ``claim_next`` claimed.
@@ -88,13 +91,22 @@ def finish_attempt(
     run has ended; before a retry it is only logged, so whoever waits for the run (a
     ``run-job`` from cron) stays with it to the end instead of leaving a pending retry behind
     that would turn the job's next runs away.
+
+    ``defer``: a slot draining runs back to back (``runs.handoff``) takes a quiet end (final,
+    nothing to send) once its line is written, and writes it to the store with the start of
+    the next run. ``journaled``: the line is in the JSONL already (recovery found it there).
     """
-    record = result_record(run, outcome, ctx)
-    unjournaled = _journal(ctx, record, outcome.started_at)
     fields, retry = _ended_fields(run, outcome)
-    if unjournaled is not None:
-        claim_next = None  # the error is raised below: a run claimed now would not start
-    unwritten = None if unjournaled is None else record
+    unjournaled, unwritten = None, None
+    if not journaled:
+        record = result_record(run, outcome, ctx)
+        unjournaled = _journal(ctx, record, outcome.started_at, waiting=defer is None)
+        if unjournaled is not None:
+            claim_next = None  # the error is raised below: a run claimed now would not start
+            unwritten = record
+        elif defer is not None and _quiet(run, outcome, retry):
+            defer(Ended(run, fields, outcome))
+            return fields["status"], None
     try:
         state, claimed = _record_end(
             ctx, run, fields, retry, outcome.started_at, claim_next, unwritten
@@ -119,10 +131,47 @@ def finish_attempt(
     return fields["status"], claimed
 
 
-def _journal(ctx: RunnerContext, record: dict[str, Any], started_at: float) -> StorageError | None:
+class Ended:
+    """An attempt's end whose line is written and whose row waits for the next commit."""
+
+    __slots__ = ("fields", "outcome", "run")
+
+    def __init__(
+        self, run: dict[str, Any], fields: dict[str, Any], outcome: AttemptOutcome
+    ) -> None:
+        self.run, self.fields, self.outcome = run, fields, outcome
+
+
+def _quiet(run: dict[str, Any], outcome: AttemptOutcome, retry: bool) -> bool:
+    """Whether an end may wait for the next commit: it is final and nothing goes out for it
+    (no heartbeat; a job's failure may be due a notice, which must not wait for a commit)."""
+    return (
+        not retry
+        and not run["spec"].get("ping_url")
+        and (run["kind"] != "job" or outcome.status == "success")
+    )
+
+
+def write_ended(ctx: RunnerContext, ended: Ended) -> dict[str, Any] | None:
+    """An end taken by ``defer``, within the caller's transaction: its row and its job's state
+    (returned, for ``notices.run_finished`` once committed)."""
+    run, fields = ended.run, ended.fields
+    ctx.store.update_run(run["run_id"], **fields)
+    if run["kind"] != "job":
+        return None
+    return update_job_state(
+        ctx, run["job_name"], fields["attempt_status"], ended.outcome.started_at
+    )
+
+
+def _journal(
+    ctx: RunnerContext, record: dict[str, Any], started_at: float, *, waiting: bool = True
+) -> StorageError | None:
     """Write the attempt's JSONL line, after any a full disk kept back (so the file stays
-    nearly in the order attempts ended); the error when it cannot be written."""
-    write_waiting_results(ctx)
+    nearly in the order attempts ended; ``waiting=False``: the caller appends them later, off
+    the path between two runs); the error when it cannot be written."""
+    if waiting:
+        write_waiting_results(ctx)
     try:
         append_result(ctx.layout, record, started_at)
     except StorageError as exc:
@@ -192,6 +241,9 @@ def _ended_fields(run: dict[str, Any], outcome: AttemptOutcome) -> tuple[dict[st
     }
     if retry:
         fields["due_at"] = outcome.ended_at + retry_delay(run["spec"], run["attempt"])
+    if run.get("reserved"):
+        # Started from a reservation and over before its row said so (runs.handoff).
+        fields.update(attempt=run["attempt"], started_at=run["started_at"], reserved_at=None)
     return fields, retry
 
 

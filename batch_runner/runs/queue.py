@@ -84,28 +84,25 @@ def find(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
 
 
 def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
-    """A pending run leaves the queue (``canceled``, or as its last attempt ended when it was
-    waiting for a retry); a running or finished one is refused."""
-    run = find(ctx, run_id)
+    """A waiting run (pending, or reserved and not started yet) leaves the queue
+    (``canceled``, or as its last attempt ended when it was waiting for a retry); a running or
+    finished one is refused."""
+    from batch_runner.runs.endings import end_if_waiting
+
+    status, run = end_if_waiting(ctx, find(ctx, run_id), "canceled: removed from the queue")
+    if status is not None:
+        return run
     if run["status"] == "running":
         raise OperationFailed(
             f"run {run['run_id']} is running; use `batch_runner stop {run['run_id']}` to stop it"
         )
-    from batch_runner.runs.endings import end_waiting_run
-
-    status = (
-        end_waiting_run(ctx, run, "canceled: removed from the queue")
-        if (run["status"] == "pending")
-        else None
-    )
-    if status is None:
-        raise OperationFailed(f"run {run['run_id']} has already finished ({run['status']})")
-    return {**run, "status": status}
+    raise OperationFailed(f"run {run['run_id']} has already finished ({run['status']})")
 
 
 def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
-    """Ask the running attempt of a run (by id) or of a job (by name) to stop."""
-    from batch_runner.runs.endings import end_waiting_run
+    """Ask the running attempt of a run (by id) or of a job (by name) to stop; a waiting one
+    (pending, or reserved and not started yet) is canceled."""
+    from batch_runner.runs.endings import end_if_waiting
     from batch_runner.runs.recovery import reap_if_free
 
     try:
@@ -117,10 +114,12 @@ def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
         if not close:
             raise
         raise NotFound(f"no job or run {target!r}; did you mean the job {close[0]!r}?") from exc
-    if run["status"] == "pending":
-        status = end_waiting_run(ctx, run, "canceled: stopped before it started")
-        if status is not None:
-            return {**run, "status": status}
+    seen = run["status"]
+    status, run = end_if_waiting(ctx, run, "canceled: stopped before it started")
+    if status is not None:
+        return run
+    if seen == "reserved" and run["status"] == "interrupted":
+        return {**run, "orphaned": True}  # its runner died starting it: recovery ended it
     if run["status"] == "running" and reap_if_free(ctx):
         # Nobody held the executor: its runner was gone, nothing would have seen the flag
         # (unless this run ended on its own meanwhile and another one was the orphan).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from batch_runner.state.store import WAITING_STATUSES
 from batch_runner.timefmt import iso
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 def run_view(run: dict[str, Any], settings: Any = None) -> dict[str, Any]:
     """One run row as the JSON object every ``--json`` output uses (null when not known yet)."""
     started, ended = run.get("started_at"), run.get("ended_at")
-    finished = run["status"] not in ("pending", "running")
+    finished = run["status"] not in WAITING_STATUSES and run["status"] != "running"
     spec = run.get("spec") or {}
     if spec.get("type") == "http":
         from batch_runner.httpjob.masking import masked_spec
@@ -44,6 +45,8 @@ def run_view(run: dict[str, Any], settings: Any = None) -> dict[str, Any]:
         "due_at": iso(run.get("due_at")),
         "label": run.get("label"),
         **_lane(run, settings),
+        # Only on a reserved run: every other run's object keeps the shape it always had.
+        **({"reserved_at": iso(run.get("reserved_at"))} if run["status"] == "reserved" else {}),
         "command": spec.get("command"),
         "request": spec.get("http"),
     }

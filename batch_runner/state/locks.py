@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # Wider than any pid Linux hands out (pid_max is at most 2**22).
 _PID_WIDTH = 10
 _STATE_WIDTH = 10  # the holder's state after its pid: blank, or "stopping"
+HEADER_WIDTH = _PID_WIDTH + 1 + _STATE_WIDTH + 1  # what every holder writes on acquiring
 
 
 class FileLock:
@@ -75,6 +76,16 @@ class FileLock:
         except OSError:
             pass  # a full disk: status says alive rather than stopping, nothing worse
 
+    def write_at(self, data: bytes, offset: int) -> bool:
+        """Write into the held lock file; False if it could not be written (a full disk)."""
+        if self._fd is None:
+            return False
+        try:
+            write_all(self._fd, data, offset)
+        except OSError:
+            return False
+        return True
+
     def release(self) -> None:
         if self._fd is None:
             return
@@ -109,7 +120,8 @@ def holder(path: StrPath) -> tuple[int, str] | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            words = os.pread(fd, 32, 0).decode(errors="replace").split()
+            # Only the pid and the state: a slot's lock file goes on (``Slot.note_start``).
+            words = os.pread(fd, HEADER_WIDTH, 0).decode(errors="replace").split()
             if not words or not words[0].isdigit():
                 return None
             return int(words[0]), words[1] if len(words) > 1 else ""

@@ -7,7 +7,7 @@ recovery needs (a run ``running`` in a slot nobody holds has lost its runner).
 
 from __future__ import annotations
 
-from batch_runner.state.locks import FileLock
+from batch_runner.state.locks import HEADER_WIDTH, FileLock
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -25,6 +25,37 @@ class Slot(FileLock):
 
     def __repr__(self) -> str:
         return f"Slot({self.lane}.{self.index})"
+
+    def note_start(self, run_id: str, attempt: int) -> bool:
+        """Say in the lock file, before a reserved run is spawned, that it may start: should
+        the holder die before the start is committed, recovery knows it may have run. One
+        write into the page cache, where creating a file costs this file system up to a
+        millisecond; it outlives the holder (even SIGKILL) until the next holder's note."""
+        return self.write_at(_start_note(run_id, attempt), HEADER_WIDTH)
+
+
+# The note after the lock file's header: "<attempt> <run id>", padded, so that each note
+# replaces the one before it whole.
+_NOTE_WIDTH = 128
+
+
+def _start_note(run_id: str, attempt: int) -> bytes:
+    return f"{attempt} {run_id}"[: _NOTE_WIDTH - 1].ljust(_NOTE_WIDTH - 1).encode() + b"\n"
+
+
+def noted_start(layout: LogLayout, lane: str, index: int, run_id: str, attempt: int) -> bool:
+    """Whether slot ``index`` of ``lane`` notes that ``run_id``'s ``attempt`` may have
+    started (``Slot.note_start``). Meant for whoever holds the slot now (recovery)."""
+    import os
+
+    try:
+        fd = os.open(layout.slot_lock(lane, index), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.pread(fd, _NOTE_WIDTH, HEADER_WIDTH) == _start_note(run_id, attempt)
+    finally:
+        os.close(fd)
 
 
 def try_any(layout: LogLayout, lane: str, width: int) -> Slot | None:

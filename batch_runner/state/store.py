@@ -15,13 +15,17 @@ import os
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
     from typing import Any
 
     from batch_runner.state.layout import LogLayout
 
-# How a run can end; ``pending`` and ``running`` are the statuses of a run still in play.
+# How a run can end; ``pending``, ``reserved`` and ``running`` are the statuses of a run still
+# in play.
 FINISHED_STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled")
+# A run that waits: ``reserved`` is taken by a slot's runner as its next run, not started yet.
+WAITING_STATUSES = ("pending", "reserved")
 
 
 class Store:
@@ -53,7 +57,7 @@ class Store:
         raise NotImplementedError
 
     def active_run_of_job(self, job_name: str) -> dict[str, Any] | None:
-        """The pending or running run of a named job (never an ad-hoc run with its label)."""
+        """The waiting or running run of a named job (never an ad-hoc run with its label)."""
         raise NotImplementedError
 
     def runs_with_status(self, *statuses: str, limit: int | None = None) -> list[dict[str, Any]]:
@@ -113,16 +117,56 @@ class Store:
         """Put a first attempt claimed by ``owner_pid`` but never started back as it was."""
         raise NotImplementedError
 
+    # --- reservations: a slot's next run, taken while its current run runs -----------------
+
+    def reserve_next(
+        self, now: float, owner_pid: int, host: str, *, lane: str, slot: int, limit: int = 1
+    ) -> list[dict[str, Any]]:
+        """Take the ``limit`` runs ``claim_next`` would take next, as ``reserved`` (not
+        started: attempt and start time as they were, ``reserved_at`` says when), in the
+        order they would be claimed."""
+        raise NotImplementedError
+
+    def start_reserved(self, run: dict[str, Any], owner_pid: int, pgid: int | None = None) -> bool:
+        """Mark ``owner_pid``'s reserved ``run`` running, as started: its ``attempt``,
+        ``started_at`` and ``log_file`` (and ``pgid``) as in the dict; False if it is no
+        longer reserved by ``owner_pid``."""
+        raise NotImplementedError
+
+    def release_reserved(self, run_id: str, owner_pid: int | None = None) -> bool:
+        """Put a reserved run back in the queue exactly as it was (of any owner when
+        ``owner_pid`` is None: recovery); False if it was not reserved (by that owner)."""
+        raise NotImplementedError
+
+    def reservation_holds(self, run: dict[str, Any], owner_pid: int, now: float) -> bool:
+        """Whether ``run`` may still start now: reserved by ``owner_pid``, the queue not
+        paused, and no pending run due in its lane ranks before it."""
+        raise NotImplementedError
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits a change: the same
+        number twice means nothing changed in between but what this connection wrote."""
+        raise NotImplementedError
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         raise NotImplementedError
 
-    def end_if_pending(self, run_id: str, status: str, error: str | None, now: float) -> bool:
-        """A pending run ends with ``status`` without another attempt; False if it had
-        already started again or finished."""
+    def end_if_pending(
+        self,
+        run_id: str,
+        status: str,
+        error: str | None,
+        now: float,
+        started: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> bool:
+        """A waiting (pending, or reserved and not started) run ends with ``status`` without
+        another attempt; False if it had already started or finished. ``started(run)`` says,
+        under the write lock, whether a reserved run has been started (``runs.handoff``)."""
         raise NotImplementedError
 
     def request_stop(self, run_id: str) -> bool:
-        """Flag a running run; its runner notices within a second and stops it."""
+        """Flag a running run (or a reserved one its runner has started, see
+        ``runs.handoff``); its runner notices within a second and stops it."""
         raise NotImplementedError
 
     def set_progress(self, run_id: str, percent: float | None, message: str | None) -> bool:

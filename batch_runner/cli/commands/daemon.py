@@ -69,13 +69,17 @@ def scheduler_pid(ctx: Any) -> int | None:
 def cmd_status(args: argparse.Namespace) -> int:
     from batch_runner.runs.view import run_view
     from batch_runner.state.locks import holder
+    from batch_runner.state.store import WAITING_STATUSES
 
     ctx = app.context(args)
     held = holder(ctx.layout.scheduler_lock)
     pid, stopping = (held[0], held[1] == "stopping") if held else (None, False)
     running = [run_view(r, ctx.config.settings) for r in ctx.store.runs_with_status("running")]
+    # A reserved run (a slot's next, taken but not started) waits: it is listed with the
+    # pending ones, first, its status saying so; SPEC 9's shape has no key of its own for it.
     pending = [
-        run_view(r, ctx.config.settings) for r in ctx.store.runs_with_status("pending", limit=1000)
+        run_view(r, ctx.config.settings)
+        for r in ctx.store.runs_with_status(*WAITING_STATUSES, limit=1000)
     ]
     status = {
         # The shape is the contract's; "stopping" is said in the text only.
@@ -106,18 +110,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     if not running:
         print("running: nothing")
-    print(
-        f"waiting: {len(pending)}"
-        + (
-            ""
-            if not pending
-            else ": "
-            + ", ".join(f"{shown(r['job_name'])} ({shown(r['run_id'])})" for r in pending[:10])
-        )
-    )
+    print(_waiting_line(pending))
     for name, lane in (lanes or {}).items():
         print(_lane_line(name, lane))
     return 0
+
+
+def _waiting_line(pending: list[dict[str, Any]]) -> str:
+    """``waiting: 3 (1 reserved): job (id, reserved), job (id), ...``, the first ten named."""
+    shown = render.shown
+    reserved = sum(r["status"] == "reserved" for r in pending)
+    line = f"waiting: {len(pending)}" + (f" ({reserved} reserved)" if reserved else "")
+    if not pending:
+        return line
+    return f"{line}: " + ", ".join(
+        f"{shown(r['job_name'])} ({shown(r['run_id'])}"
+        + (", reserved)" if r["status"] == "reserved" else ")")
+        for r in pending[:10]
+    )
 
 
 def _lanes(ctx: Any, running: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:

@@ -10,6 +10,7 @@ import time
 from batch_runner.cli import app, render
 from batch_runner.cli.commands import queue_http
 from batch_runner.errors import UsageError
+from batch_runner.state.store import WAITING_STATUSES  # loaded by every command's context
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -50,7 +51,7 @@ def _add(qsub: Any, common: Any) -> None:
 
 
 def _list(qsub: Any, common: Any) -> None:
-    p = qsub.add_parser("list", help="pending and running runs (--all: finished too)")
+    p = qsub.add_parser("list", help="running, reserved and pending runs (--all: finished too)")
     p.add_argument("--all", action="store_true", help="finished runs too, the latest first")
     p.add_argument(
         "--limit",
@@ -184,7 +185,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from batch_runner.runs.view import run_view
 
     ctx = app.context(args)
-    runs = ctx.store.runs_with_status("running", "pending")
+    # Running first, then reserved (each slot's next run), then pending: the store's order.
+    runs = ctx.store.runs_with_status("running", *WAITING_STATUSES)
     limit = min(max(args.limit, 0), 2**62)  # beyond any count; SQLite takes 64 bits
     if args.all:
         finished = ctx.store.recent_finished(limit + 1)  # one more tells whether some are left
@@ -198,7 +200,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         render.print_json(views)
         return 0
-    # A due column only when some run waits for its time (--delay, --at, a retry's backoff).
+    # A due column only when some run waits for its time (--delay, --at, a retry's backoff);
+    # a reserved run was due when it was taken.
     now = time.time()
     delayed = any(r["status"] == "pending" and (r.get("due_at") or 0) > now for r in runs)
     # A lane column only where lanes are configured (or a run is in a lane no longer so).
@@ -212,7 +215,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 v["status"],
                 v["priority"],
                 _minute(v["created_at"]),
-                *([_minute(v["due_at"]) if v["status"] == "pending" else None] if delayed else []),
+                *([_due(v)] if delayed else []),
                 *([v.get("lane", "default")] if lanes else []),
                 _what(v),
             ]
@@ -222,6 +225,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         optional=("priority", "created", "lane"),
     )
     return 0
+
+
+def _due(view: dict[str, Any]) -> str | None:
+    return _minute(view["due_at"]) if view["status"] in WAITING_STATUSES else None
 
 
 def _minute(iso_time: str | None) -> str:
@@ -311,7 +318,7 @@ _SUBCOMMANDS: dict[str, Callable[[Any, Any], object]] = {
     "list": _list,
     "show": _show,
     "remove": lambda qsub, common: _simple(
-        qsub, common, "remove", "cancel a pending run", cmd_remove, with_id=True
+        qsub, common, "remove", "cancel a waiting run", cmd_remove, with_id=True
     ),
     "run": lambda qsub, common: _simple(
         qsub, common, "run", "run the next due run, if any, and exit", cmd_run

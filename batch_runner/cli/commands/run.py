@@ -81,10 +81,19 @@ def _say_skipped(name: str) -> None:
 def _report(ctx: Any, run: dict[str, Any]) -> int:
     # Here, not at the top: a run-job that never reports (--queue) need not load it.
     from batch_runner.cli.render import shown
+    from batch_runner.state.store import WAITING_STATUSES
 
     # The error may be a server's words (an HTTP reason) or a job's stderr: shown, so an
     # escape sequence in it acts on nothing; the rest is the database's, shown as well.
     name, status = shown(str(run.get("job_name"))), run.get("status")
+    if status in WAITING_STATUSES:
+        from batch_runner.runs.endings import end_if_waiting
+
+        ended, run = end_if_waiting(ctx, run, "canceled: run-job was interrupted")
+        if ended is not None:
+            print(f"{name}: interrupted while waiting; the run ended {ended}", file=sys.stderr)
+            return EXIT_BY_STATUS.get(ended, EXIT_FAILED)
+        status = run.get("status")  # another runner took it meanwhile, or it finished
     if status == "running":  # interrupted while another runner of its lane runs it
         print(
             f"{name}: interrupted while another runner (pid {run.get('owner_pid')}) runs it; "
@@ -92,12 +101,6 @@ def _report(ctx: Any, run: dict[str, Any]) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    if status == "pending":
-        from batch_runner.runs.endings import end_waiting_run
-
-        status = end_waiting_run(ctx, run, "canceled: run-job was interrupted") or status
-        print(f"{name}: interrupted while waiting; the run ended {status}", file=sys.stderr)
-        return EXIT_BY_STATUS.get(status, EXIT_FAILED)
     took = (run.get("ended_at") or 0) - (run.get("started_at") or 0)
     line = f"{name}: {status} in {took:.2f} s (run {shown(str(run.get('run_id')))}"
     line += f", attempt {run['attempt']}/{run['max_attempts']})"

@@ -12,6 +12,7 @@ from batch_runner.state.sqlite.schema import storage_error
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -46,11 +47,23 @@ class JobStateAndFlags(SqliteConnection):
             {"notified": 0, **{k: v for k, v in state.items() if k != "next_run"}},
         )
 
-    def end_if_pending(self, run_id: str, status: str, error: str | None, now: float) -> bool:
+    def end_if_pending(
+        self,
+        run_id: str,
+        status: str,
+        error: str | None,
+        now: float,
+        started: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> bool:
         with self.transaction():
+            if started is not None:
+                row = self._first("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+                if row is not None and row["status"] == "reserved" and started(dict(row)):
+                    return False
             changed = self._write(
                 "UPDATE runs SET status = ?, error = COALESCE(?, error), "
-                "ended_at = COALESCE(ended_at, ?) WHERE run_id = ? AND status = 'pending'",
+                "ended_at = COALESCE(ended_at, ?), reserved_at = NULL "
+                "WHERE run_id = ? AND status IN ('pending', 'reserved')",
                 (status, error, now, run_id),
             ).rowcount
         return changed == 1

@@ -15,7 +15,7 @@ import sqlite3
 from batch_runner.errors import DamagedState, StorageError
 from batch_runner.files import make_private_dirs
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # How long a statement waits for another process's lock before it fails.
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -35,6 +35,11 @@ _WAITING_IN_LANE = """
 CREATE INDEX IF NOT EXISTS runs_waiting_lane ON runs (lane, priority DESC, due_at, seq)
     WHERE status = 'pending'"""
 
+# Whether a named job already waits or runs (a reserved run is taken, not started yet).
+_ACTIVE_JOB = """
+CREATE INDEX IF NOT EXISTS runs_active_job ON runs (job_name)
+    WHERE status IN ('pending', 'reserved', 'running')"""
+
 # How to bring a database of version N up to N + 1: columns to add, as (table, column, type),
 # or a statement that may run twice (an upgrade cut short is done again from its start).
 _MIGRATIONS: dict[int, list[tuple[str, str, str] | str]] = {
@@ -46,6 +51,14 @@ _MIGRATIONS: dict[int, list[tuple[str, str, str] | str]] = {
         ("runs", "lane", "TEXT NOT NULL DEFAULT 'default'"),
         ("runs", "slot", "INTEGER"),
         _WAITING_IN_LANE,
+    ],
+    # The next run of a slot is reserved while the slot's current run runs (``reserved``,
+    # ``reserved_at``). An older binary would neither start nor reap such a run: it must not
+    # open the database at all.
+    4: [
+        ("runs", "reserved_at", "REAL"),
+        "DROP INDEX IF EXISTS runs_active_job",
+        _ACTIVE_JOB,
     ],
 }
 
@@ -86,12 +99,11 @@ CREATE TABLE IF NOT EXISTS runs (
     stop_requested INTEGER NOT NULL DEFAULT 0,
     attempt_status TEXT,
     lane TEXT NOT NULL DEFAULT 'default',
-    slot INTEGER
+    slot INTEGER,
+    reserved_at REAL
 );
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (priority DESC, due_at, seq)
     WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS runs_active_job ON runs (job_name)
-    WHERE status IN ('pending', 'running');
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status, seq);
 CREATE TABLE IF NOT EXISTS job_state (
@@ -103,7 +115,7 @@ CREATE TABLE IF NOT EXISTS job_state (
 );
 CREATE TABLE IF NOT EXISTS job_plan (job_name TEXT PRIMARY KEY, next_run TEXT);
 """
-SCHEMA += _UNWRITTEN + ";\n" + _WAITING_IN_LANE + ";\n"
+SCHEMA += _UNWRITTEN + ";\n" + _WAITING_IN_LANE + ";\n" + _ACTIVE_JOB + ";\n"
 
 
 def storage_error(path: str, exc: sqlite3.Error, doing: str) -> StorageError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from batch_runner.state.sqlite.jobstate import JobStateAndFlags
+from batch_runner.state.sqlite.reserve import Reservations
 from batch_runner.state.store import FINISHED_STATUSES
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -29,7 +29,7 @@ def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
     return run
 
 
-class SqliteStore(JobStateAndFlags):
+class SqliteStore(Reservations):
     """The state database; see ``Store`` for what each operation means."""
 
     # --- runs -----------------------------------------------------------------------------
@@ -71,7 +71,7 @@ class SqliteStore(JobStateAndFlags):
         # kind: an ad-hoc run's job_name is its label (or "adhoc"), which a job may share.
         row = self._first(
             "SELECT * FROM runs WHERE job_name = ? AND kind = 'job' "
-            "AND status IN ('pending', 'running') ORDER BY seq LIMIT 1",
+            "AND status IN ('pending', 'reserved', 'running') ORDER BY seq LIMIT 1",
             (job_name,),
         )
         return _row_to_run(row) if row else None
@@ -80,7 +80,8 @@ class SqliteStore(JobStateAndFlags):
         marks = ", ".join("?" for _ in statuses)
         sql = (
             f"SELECT * FROM runs WHERE status IN ({marks}) "
-            "ORDER BY status = 'running' DESC, priority DESC, due_at, seq"
+            "ORDER BY CASE status WHEN 'running' THEN 0 WHEN 'reserved' THEN 1 ELSE 2 END, "
+            "priority DESC, due_at, seq"
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -139,14 +140,16 @@ class SqliteStore(JobStateAndFlags):
         )
 
     def count_pending(self) -> int:
-        row = self._first("SELECT COUNT(*) FROM runs WHERE status = 'pending'")
+        row = self._first("SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'reserved')")
         return int(row[0]) if row else 0
 
     def request_stop(self, run_id: str) -> bool:
         with self.transaction():
             return (
                 self._write(
-                    "UPDATE runs SET stop_requested = 1 WHERE run_id = ? AND status = 'running'",
+                    # reserved: only once its runner has started it (see runs.endings)
+                    "UPDATE runs SET stop_requested = 1 WHERE run_id = ? "
+                    "AND status IN ('running', 'reserved')",
                     (run_id,),
                 ).rowcount
                 == 1
@@ -158,7 +161,8 @@ class SqliteStore(JobStateAndFlags):
                 self._write(
                     "UPDATE runs SET progress_percent = COALESCE(?, progress_percent), "
                     "progress_message = COALESCE(?, progress_message) "
-                    "WHERE run_id = ? AND status = 'running'",
+                    # reserved: started in its first milliseconds (runs.handoff)
+                    "WHERE run_id = ? AND status IN ('running', 'reserved')",
                     (percent, message, run_id),
                 ).rowcount
                 == 1
@@ -185,7 +189,9 @@ class SqliteStore(JobStateAndFlags):
         return None if row is None or row[0] is None else float(row[0])
 
     def pending_by_lane(self) -> dict[str, int]:
-        rows = self._read("SELECT lane, COUNT(*) FROM runs WHERE status = 'pending' GROUP BY lane")
+        rows = self._read(
+            "SELECT lane, COUNT(*) FROM runs WHERE status IN ('pending', 'reserved') GROUP BY lane"
+        )
         return {row[0]: int(row[1]) for row in rows}
 
     def count_due(self, lane: str, now: float, limit: int) -> int:
