@@ -166,6 +166,12 @@ def test_a_wide_lane_reserves_nothing(project: Path, worker: list[Any]) -> None:
     assert {runs(project)[i] for i in ids} == {"success"}
 
 
+def pgid_of(database: Path, run_id: str) -> int | None:
+    with sqlite3.connect(database, timeout=SLOW) as db:
+        row = db.execute("SELECT pgid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else row[0]
+
+
 def test_a_worker_killed_after_a_runs_line_before_its_row_records_it_from_the_line(
     queue_project: Path, worker: list[Any]
 ) -> None:
@@ -177,6 +183,9 @@ def test_a_worker_killed_after_a_runs_line_before_its_row_records_it_from_the_li
     worker.append(start_cli(queue_project, "queue", "worker"))
     wait_for(lambda: runs(queue_project).get(b) == "reserved", SLOW)
     database = queue_project / "logs" / "state" / "batch_runner.sqlite3"
+    # Past its 20th millisecond, when its row is written (else the worker would wait for the
+    # lock below right there, in the middle of the run, and never write its line).
+    wait_for(lambda: pgid_of(database, a) is not None, SLOW)
     lock = sqlite3.connect(database, isolation_level=None, timeout=SLOW)
     try:
         lock.execute("BEGIN IMMEDIATE")  # the worker's next commit waits for it

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import time
 
+from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
 from batch_runner.runs.execute import Observer, execute_run
 from batch_runner.runs.interrupt import Interrupter, WaitInterrupted
 from batch_runner.state.slots import Slot, try_any
 from batch_runner.state.store import FINISHED_STATUSES
+
+log = get_logger("batch_runner")
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -91,8 +94,13 @@ def _drain_handing_off(
             run = handoff.take_reserved() if go_on else None
             if run is None and go_on:
                 run = handoff.claim(claim)
-    finally:
-        handoff.close()
+    except BaseException:
+        try:
+            handoff.close()
+        except Exception:  # the first error is the one to tell; recovery settles the rest
+            log.exception("could not record the drain's last runs")
+        raise
+    handoff.close()
 
 
 class _Claimer:

@@ -78,7 +78,9 @@ def end_if_waiting(
             reap_if_free(ctx)
             run = ctx.store.get_run(run["run_id"]) or run
             if run["status"] == "reserved" and reserved_run_started(ctx, run):
-                return None, {**run, "status": "running"}  # its row says so a moment later
+                # Its row says so a moment later: as it will, its next attempt, started.
+                started = {"attempt": run["attempt"] + 1, "started_at": run["reserved_at"]}
+                return None, {**run, "status": "running", **started}
         if run["status"] not in WAITING_STATUSES:
             return None, run
         status = end_waiting_run(ctx, run, reason)
@@ -86,6 +88,18 @@ def end_if_waiting(
             return status, {**run, "status": status}
         run = ctx.store.get_run(run["run_id"]) or run
     return None, run
+
+
+def ended_meanwhile(ctx: RunnerContext, run: dict[str, Any]) -> str | None:
+    """The status a running run's attempt ended with, if its line is written already: a
+    slot's runner writes its row a moment later (``runs.handoff``)."""
+    from batch_runner.state.resultsearch import find_result
+
+    since = run.get("started_at") or run.get("reserved_at")
+    if not since:
+        return None
+    line = find_result(ctx.layout, ctx.store, run["run_id"], run["attempt"], since)
+    return None if line is None else str(line["status"])
 
 
 def reserved_run_started(ctx: RunnerContext, run: dict[str, Any]) -> bool:

@@ -104,7 +104,7 @@ def finish_attempt(
         if unjournaled is not None:
             claim_next = None  # the error is raised below: a run claimed now would not start
             unwritten = record
-        elif defer is not None and _quiet(run, outcome, retry):
+        elif defer is not None and _quiet(ctx, run, outcome, retry):
             defer(Ended(run, fields, outcome))
             return fields["status"], None
     try:
@@ -142,14 +142,21 @@ class Ended:
         self.run, self.fields, self.outcome = run, fields, outcome
 
 
-def _quiet(run: dict[str, Any], outcome: AttemptOutcome, retry: bool) -> bool:
+def _quiet(ctx: RunnerContext, run: dict[str, Any], outcome: AttemptOutcome, retry: bool) -> bool:
     """Whether an end may wait for the next commit: it is final and nothing goes out for it
-    (no heartbeat; a job's failure may be due a notice, which must not wait for a commit)."""
-    return (
-        not retry
-        and not run["spec"].get("ping_url")
-        and (run["kind"] != "job" or outcome.status == "success")
-    )
+    (no heartbeat, no notice: a job's failure may be due one, and so may its success after a
+    failure notice). What goes out must not wait for a commit, nor hold up the next run."""
+    if retry or run["spec"].get("ping_url"):
+        return False
+    if run["kind"] != "job":
+        return True
+    if outcome.status != "success":
+        return False
+    try:
+        state = ctx.store.job_state(run["job_name"])
+    except StorageError:
+        return False  # written the usual way, which says what is wrong
+    return not (state and state.get("notified"))
 
 
 def write_ended(ctx: RunnerContext, ended: Ended) -> dict[str, Any] | None:

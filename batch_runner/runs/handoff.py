@@ -114,27 +114,35 @@ class Handoff:
 
         def start() -> None:
             store, ctx = self.ctx.store, self.ctx
-            with store.transaction():
-                now = time.time()
-                if (
-                    store.data_version() != self._version
-                    or now - run["reserved_at"] > RECHECK_AFTER
-                ) and not store.reservation_holds(run, ctx.pid, now):
-                    # Everything ahead is looked at afresh, by a claim.
-                    self.reserved.insert(0, run)
-                    self._release()
-                    states = self._write_ended()
-                    run["reserved"] = False
-                else:
-                    states = None
-                    run["started_at"] = now
-                    if not self.slot.note_start(run["run_id"], run["attempt"]):
-                        # Nothing on disk says it started (a full disk): its row does.
-                        store.start_reserved(run, ctx.pid)
+            noted = False
+            try:
+                with store.transaction():
+                    now = time.time()
+                    if (
+                        store.data_version() != self._version
+                        or now - run["reserved_at"] > RECHECK_AFTER
+                    ) and not store.reservation_holds(run, ctx.pid, now):
+                        # Everything ahead is looked at afresh, by a claim.
+                        self.reserved.insert(0, run)
+                        self._release()
+                        states = self._write_ended()
                         run["reserved"] = False
+                    else:
+                        states = None
+                        run["started_at"] = now
+                        noted = self.slot.note_start(run["run_id"], run["attempt"])
+                        if not noted:
+                            # Nothing on disk says it started (a full disk): its row does.
+                            store.start_reserved(run, ctx.pid)
+            except BaseException:
+                if not noted and run.get("reserved"):
+                    self.reserved.insert(0, run)  # never started: ``close`` gives it back
+                raise
             if states is not None:
                 self._after_commit(states)
                 raise NotStarted(run["run_id"])
+            if not noted:
+                run["reserved"] = False  # committed as started
 
         return start
 
@@ -146,6 +154,7 @@ class Handoff:
         self._after = run
         if (self.reserved or not self.reserving) and len(self.ended) < AHEAD:
             self._say()
+            self._look_for_waiting_lines()
             return
         self.commit(run)
 
@@ -156,15 +165,17 @@ class Handoff:
 
     def started(self, run: dict[str, Any], pid: int) -> None:
         """The job has run ``STARTED_REPORT_DELAY``: its row says so, with the ends so far."""
-        store = self.ctx.store
+        store, marked = self.ctx.store, False
         with store.transaction():
             if run.get("reserved"):
-                if store.start_reserved(run, self.ctx.pid, pid):
-                    run["reserved"] = False
+                marked = store.start_reserved(run, self.ctx.pid, pid)
             else:
                 store.update_run(run["run_id"], pgid=pid, log_file=run["log_file"])
             states = self._write_ended()
+        if marked:  # committed: its end need not say when it started
+            run["reserved"] = False
         self._after_commit(states)
+        self._look_for_waiting_lines()
 
     def commit(self, run: dict[str, Any]) -> None:
         try:
@@ -178,6 +189,11 @@ class Handoff:
             return
         self._after_commit(states)
         self._say()
+        self._look_for_waiting_lines()
+
+    def _look_for_waiting_lines(self) -> None:
+        """Append the result lines a full disk kept back, if any (looked for once a second:
+        the line of each ended run is written without looking, see ``finish._journal``)."""
         now = time.monotonic()
         if now - self._lines_looked_at >= WAITING_LINES_EVERY:
             self._lines_looked_at = now

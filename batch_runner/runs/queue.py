@@ -92,6 +92,7 @@ def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
     status, run = end_if_waiting(ctx, find(ctx, run_id), "canceled: removed from the queue")
     if status is not None:
         return run
+    _refuse_if_ended(ctx, run)
     if run["status"] == "running":
         raise OperationFailed(
             f"run {run['run_id']} is running; use `batch_runner stop {run['run_id']}` to stop it"
@@ -127,11 +128,23 @@ def stop(ctx: RunnerContext, target: str) -> dict[str, Any]:
         if now["status"] == "interrupted":
             return {**now, "orphaned": True}
         run = now
+    _refuse_if_ended(ctx, run)
     if run["status"] != "running" or not ctx.store.request_stop(run["run_id"]):
         raise OperationFailed(
             f"run {run['run_id']} of {run['job_name']} is not running ({run['status']})"
         )
     return run
+
+
+def _refuse_if_ended(ctx: RunnerContext, run: dict[str, Any]) -> None:
+    """A run whose row says running may have just ended: its line says so first."""
+    if run["status"] != "running":
+        return
+    from batch_runner.runs.endings import ended_meanwhile
+
+    ended = ended_meanwhile(ctx, run)
+    if ended is not None:
+        raise OperationFailed(f"run {run['run_id']} has already finished ({ended})")
 
 
 def _running_run_of_job(ctx: RunnerContext, name: str) -> dict[str, Any] | None:

@@ -74,15 +74,16 @@ def _reap_running(ctx: RunnerContext, kill_grace: float, run: dict[str, Any]) ->
 
 
 def _reap_reserved(ctx: RunnerContext, kill_grace: float, run: dict[str, Any]) -> None:
-    """A reserved run's owner notes its start in the slot's lock file before the spawn, and
-    creates its run log right after; the note names the last run started there, the log any
-    earlier one: with neither, nothing was started."""
+    """A reserved run's owner notes its start in the slot's lock file before the spawn (the
+    last ``slots.NOTES`` starts are kept there) and creates its run log right after: with
+    neither, and no line of that attempt, nothing was started."""
     attempt, reserved_at = run["attempt"] + 1, run["reserved_at"] or time.time()
     log_path = _run_log(ctx, run, attempt, reserved_at)
     written = _written_at(log_path)
     lane, index = run.get("lane") or "default", run.get("slot") or 0
     noted = noted_start(ctx.layout, lane, index, run["run_id"], attempt)
-    if written is None and not noted:
+    line = find_result(ctx.layout, ctx.store, run["run_id"], attempt, reserved_at, written)
+    if written is None and not noted and line is None:
         if ctx.store.release_reserved(run["run_id"]):
             log.warning(
                 "run %s of %s was reserved by a dead runner (%s) and never started: "
@@ -92,7 +93,6 @@ def _reap_reserved(ctx: RunnerContext, kill_grace: float, run: dict[str, Any]) -
                 _who(run),
             )
         return
-    line = find_result(ctx.layout, ctx.store, run["run_id"], attempt, reserved_at, written)
     started_at = _time(line["start_time"]) if line is not None else reserved_at
     if not _started(ctx, run, attempt, started_at, log_path):
         return  # no longer reserved: ended meanwhile (``queue remove``)

@@ -22,20 +22,30 @@ class Slot(FileLock):
         super().__init__(layout.slot_lock(lane, index))
         self.lane = lane
         self.index = index
+        self._notes_written = 0
 
     def __repr__(self) -> str:
         return f"Slot({self.lane}.{self.index})"
 
     def note_start(self, run_id: str, attempt: int) -> bool:
-        """Say in the lock file, before a reserved run is spawned, that it may start: should
-        the holder die before the start is committed, recovery knows it may have run. One
-        write into the page cache, where creating a file costs this file system up to a
-        millisecond; it outlives the holder (even SIGKILL) until the next holder's note."""
-        return self.write_at(_start_note(run_id, attempt), HEADER_WIDTH)
+        """Say in the lock file, before a reserved run is spawned, that it starts: its row
+        says so only later (``runs.handoff``), and should the holder die first, recovery
+        knows it may have run. One write into the page cache, where creating a file costs
+        this file system up to a millisecond. The last ``NOTES`` starts are kept, in turn:
+        the rows of as many runs may still say ``reserved`` after their start; the notes
+        outlive the holder (even SIGKILL) until the next holder's own."""
+        place = HEADER_WIDTH + self._notes_written % NOTES * _NOTE_WIDTH
+        if not self.write_at(_start_note(run_id, attempt), place):
+            return False
+        self._notes_written += 1
+        return True
 
 
-# The note after the lock file's header: "<attempt> <run id>", padded, so that each note
-# replaces the one before it whole.
+# How many starts a slot's lock file keeps: more than a slot's runner ever has started while
+# their rows still say reserved (runs.handoff.AHEAD, and the one running).
+NOTES = 12
+# Each note after the lock file's header: "<attempt> <run id>", padded, so that a note replaces
+# the one before it in its place whole.
 _NOTE_WIDTH = 128
 
 
@@ -44,8 +54,9 @@ def _start_note(run_id: str, attempt: int) -> bytes:
 
 
 def noted_start(layout: LogLayout, lane: str, index: int, run_id: str, attempt: int) -> bool:
-    """Whether slot ``index`` of ``lane`` notes that ``run_id``'s ``attempt`` may have
-    started (``Slot.note_start``). Meant for whoever holds the slot now (recovery)."""
+    """Whether slot ``index`` of ``lane`` notes that ``run_id``'s ``attempt`` started
+    (``Slot.note_start``): reliable for a holder of the slot (recovery), or under the store's
+    write lock, under which its holder notes a start."""
     import os
 
     try:
@@ -53,9 +64,12 @@ def noted_start(layout: LogLayout, lane: str, index: int, run_id: str, attempt: 
     except OSError:
         return False
     try:
-        return os.pread(fd, _NOTE_WIDTH, HEADER_WIDTH) == _start_note(run_id, attempt)
+        notes = os.pread(fd, NOTES * _NOTE_WIDTH, HEADER_WIDTH)
     finally:
         os.close(fd)
+    return _start_note(run_id, attempt) in {
+        notes[at : at + _NOTE_WIDTH] for at in range(0, len(notes), _NOTE_WIDTH)
+    }
 
 
 def try_any(layout: LogLayout, lane: str, width: int) -> Slot | None:

@@ -72,8 +72,9 @@ class Store:
         raise NotImplementedError
 
     def next_due_at(self, *, retries_only: bool = False, lane: str | None = None) -> float | None:
-        """When the next pending run (or only a retry of a started one) may start; of one
-        ``lane``, or of any."""
+        """When the next waiting run (or only a retry of a started one) may start; of one
+        ``lane``, or of any. A reserved run counts: should its runner die, whoever waits for
+        the lane's slot takes it over at once."""
         raise NotImplementedError
 
     def pending_by_lane(self) -> dict[str, int]:
@@ -85,8 +86,9 @@ class Store:
         raise NotImplementedError
 
     def lanes_waiting(self, now: float) -> list[tuple[str, int, float]]:
-        """Each lane with pending runs: (lane, how many are due at ``now``, the earliest due
-        time), the lane whose best due run ranks first (priority) first."""
+        """Each lane with waiting runs (pending or reserved): (lane, how many are due at
+        ``now``, the earliest due time), the lane whose best due run ranks first (priority)
+        first."""
         raise NotImplementedError
 
     def claim_next(

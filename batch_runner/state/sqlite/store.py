@@ -179,12 +179,16 @@ class SqliteStore(Reservations):
     def next_due_at(self, *, retries_only: bool = False, lane: str | None = None) -> float | None:
         extra = " AND attempt > 0" if retries_only else ""
         if lane is None:
-            row = self._first(f"SELECT MIN(due_at) FROM runs WHERE status = 'pending'{extra}")
+            row = self._first(
+                f"SELECT MIN(due_at) FROM runs WHERE status IN ('pending', 'reserved'){extra}"
+            )
         else:
             row = self._first(
-                f"SELECT MIN(due_at) FROM runs INDEXED BY runs_waiting_lane "
-                f"WHERE lane = ? AND status = 'pending'{extra}",
-                (lane,),
+                "SELECT MIN(due) FROM (SELECT MIN(due_at) AS due FROM runs "
+                f"INDEXED BY runs_waiting_lane WHERE lane = ? AND status = 'pending'{extra} "
+                "UNION ALL SELECT MIN(due_at) FROM runs "
+                f"WHERE status = 'reserved' AND lane = ?{extra})",
+                (lane, lane),
             )
         return None if row is None or row[0] is None else float(row[0])
 
@@ -204,7 +208,8 @@ class SqliteStore(Reservations):
 
     def lanes_waiting(self, now: float) -> list[tuple[str, int, float]]:
         rows = self._read(
-            "SELECT lane, SUM(due_at <= ?), MIN(due_at) FROM runs WHERE status = 'pending' "
+            "SELECT lane, SUM(due_at <= ?), MIN(due_at) FROM runs "
+            "WHERE status IN ('pending', 'reserved') "
             "GROUP BY lane ORDER BY MAX(CASE WHEN due_at <= ? THEN priority END) DESC, "
             "MIN(due_at), lane",
             (now, now),
