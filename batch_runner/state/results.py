@@ -141,7 +141,7 @@ def _file_newest_first(
     """
     import heapq
 
-    opened = _open_for_reading(path)
+    opened = open_for_reading(path)
     if opened is None:
         return
     fd, size = opened
@@ -183,7 +183,7 @@ def _times(record: dict[str, Any]) -> tuple[float, float]:
     return started, max(ended, started)
 
 
-def _open_for_reading(path: str) -> tuple[int, int] | None:
+def open_for_reading(path: str) -> tuple[int, int] | None:
     """The open file and how much of it holds whole lines; None (with a warning for what is
     not a plain file) when it cannot be read."""
     try:

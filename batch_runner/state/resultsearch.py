@@ -11,15 +11,11 @@ began (see ``_scan``).
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
-import stat
 
-from batch_runner.files import READ_NO_FOLLOW
 from batch_runner.logs import get_logger
-from batch_runner.state.results import result_files_newest_first
+from batch_runner.state.results import open_for_reading, result_files_newest_first
 from batch_runner.timefmt import day_stamp, parse_iso
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -90,7 +86,7 @@ def _is_it(record: dict[str, Any], run_id: str, attempt: int, earliest: float) -
 def _in_file(
     path: str, needle: bytes, wanted: Callable[[dict[str, Any]], bool], since: float
 ) -> dict[str, Any] | None:
-    opened = _open(path)
+    opened = open_for_reading(path)
     if opened is None:
         return None
     fd, size = opened
@@ -184,26 +180,3 @@ def _time_of(record: dict[str, Any], key: str) -> float | None:
         return parse_iso(value)
     except (ValueError, OverflowError):
         return None
-
-
-def _open(path: str) -> tuple[int, int] | None:
-    """The open file and how much of it holds whole lines (a writer appends a whole line under
-    an exclusive flock); None when there is no such file or it cannot be read."""
-    try:
-        fd = os.open(path, READ_NO_FOLLOW)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:  # removed meanwhile by clean: nothing to say
-            log.warning("cannot look for a result line in %s: %s", path, exc.strerror)
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            log.warning("cannot look for a result line in %s: it is not a regular file", path)
-            os.close(fd)
-            return None
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        size = os.fstat(fd).st_size
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd, size
