@@ -95,7 +95,8 @@ CASES = [
         "misspelt value",
         config(job(schedule_type="dayly")),
         "jobs[0].schedule_type",
-        'found "dayly"; expected one of "interval", "daily", "weekly" (did you mean "daily"?)',
+        'found "dayly"; expected one of "interval", "daily", "weekly", "cron", "startup" '
+        '(did you mean "daily"?)',
     ),
     ("hour 25", config(job(schedule_time="25:00")), "jobs[0].schedule_time", '"25:00"'),
     ("minute 60", config(job(schedule_time="2:60")), "jobs[0].schedule_time", "HH:MM"),

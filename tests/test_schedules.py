@@ -129,7 +129,11 @@ def test_parse_valid(schedule_type: str, schedule_time: str | float, expected: S
         ),
         ("weekly", "mon,,wed", "has an empty day between commas"),
         ("weekly", 7, "weekly schedule_time 7 is not a string"),
-        ("hourly", "1", 'schedule_type "hourly" is not one of interval, daily, weekly.'),
+        (
+            "hourly",
+            "1",
+            'schedule_type "hourly" is not one of interval, daily, weekly, cron, startup.',
+        ),
         ("dialy", "02:00", '(did you mean "daily"?)'),
     ],
 )

@@ -25,7 +25,6 @@ from pydantic import (
     model_validator,
 )
 
-from batch_runner import schedules
 from batch_runner.config.fields import (
     CommandLine,
     Delay,
@@ -41,6 +40,12 @@ from batch_runner.config.fields import (
     empty,
     fail,
     tag_of,
+)
+from batch_runner.config.jobschedule import (
+    ScheduleTime,
+    check_catch_up,
+    check_schedule_time,
+    startup_time_given,
 )
 from batch_runner.config.lanes import DEFAULT_LANE, DEFAULT_WIDTH
 from batch_runner.config.words import did_you_mean, show
@@ -111,14 +116,11 @@ def _check_last_status(value: str | None) -> str | None:
     return value
 
 
-ScheduleTime = Annotated[Any, WithJsonSchema({"type": ["string", "number"]})]
-
-
 class _JobBase(Strict):
     name: Annotated[
         str, AfterValidator(_check_name), WithJsonSchema({"type": "string", "pattern": _NAME_RE})
     ]
-    schedule_type: Literal["interval", "daily", "weekly"]
+    schedule_type: Literal["interval", "daily", "weekly", "cron", "startup"]
     schedule_time: ScheduleTime
     enabled: bool = True
     description: str | None = None
@@ -132,24 +134,31 @@ class _JobBase(Strict):
     catch_up: bool = False
     jitter: Delay = 0
     notify_after: Annotated[int, Field(ge=1)] | None = None
+    disable_after: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="consecutive failed runs after which the scheduler stops scheduling "
+        "the job until `enable NAME`; default: settings.disable_after",
+    )
     ping_url: Url | None = None
     last_run: Annotated[str | None, AfterValidator(_check_last_run)] = None
     last_status: Annotated[str | None, AfterValidator(_check_last_status)] = None
     error_count: Annotated[int, Field(ge=0)] = 0
     lane: LaneName = Field(DEFAULT_LANE, description="a lane of settings.lanes")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _startup_time_may_be_omitted(cls, data: Any) -> Any:
+        return startup_time_given(data)
+
     @field_validator("schedule_time")
     @classmethod
     def _fits_schedule_type(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            fail(f"found {show(value)}; expected a string, or a number of seconds for interval")
-        kind = info.data.get("schedule_type")
-        if kind is not None:  # else schedule_type itself is reported
-            try:
-                schedules.parse_schedule(kind, value)
-            except schedules.ScheduleError as exc:
-                fail(str(exc))
-        return value
+        return check_schedule_time(value, info.data.get("schedule_type"))
+
+    @field_validator("catch_up")
+    @classmethod
+    def _catch_up_fits_schedule_type(cls, value: bool, info: ValidationInfo) -> bool:
+        return check_catch_up(value, info.data.get("schedule_type"))
 
 
 class CommandJob(_JobBase):
@@ -247,6 +256,11 @@ class SettingsModel(Strict):
     shutdown_grace: Delay = 30
     timezone: TimeZone = Field(None, description="IANA name; default: the system's local zone")
     notify_after: Annotated[int, Field(ge=1)] = 3
+    disable_after: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="consecutive failed runs after which a job is no longer scheduled "
+        "until `enable NAME`; default: never",
+    )
     notifiers: list[Notifier] = []
     output_max_bytes: Annotated[int, Field(ge=0)] = 65536
     run_log_max_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024

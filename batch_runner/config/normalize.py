@@ -55,6 +55,7 @@ def _job(job: CommandJob | HttpJob, settings: dict[str, Any], root: str) -> dict
     values["timeout"] = float(job.timeout or settings["default_timeout"])
     values["timezone"] = job.timezone if job.timezone is not None else settings["timezone"]
     values["notify_after"] = job.notify_after or settings["notify_after"]
+    values["disable_after"] = job.disable_after or settings["disable_after"]
     values["ping_url"] = job.ping_url or settings["ping_url"]
     values["backoff_seconds"] = float(job.backoff_seconds)
     values["jitter"] = float(job.jitter)
@@ -79,8 +80,11 @@ def _job(job: CommandJob | HttpJob, settings: dict[str, Any], root: str) -> dict
     return values
 
 
-def schedule_time_text(value: str | int | float) -> str:
-    """``schedule_time`` as the string ``JobSpec`` holds: 3600 -> "3600", 1e-05 -> "0.00001"."""
+def schedule_time_text(value: str | int | float | None) -> str:
+    """``schedule_time`` as the string ``JobSpec`` holds: 3600 -> "3600", 1e-05 -> "0.00001";
+    a startup job's, omitted or null, -> ""."""
+    if value is None:
+        return ""
     if isinstance(value, str):
         return value
     if isinstance(value, int):

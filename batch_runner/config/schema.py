@@ -14,7 +14,7 @@ from typing import Any
 from batch_runner.config import schema_rules as rules
 from batch_runner.config.lanes import LANE_NAME_PATTERN
 from batch_runner.net.urls import HTTP_METHODS
-from batch_runner.schedules import MAX_INTERVAL_SECONDS, SCHEDULE_TYPES
+from batch_runner.schedules import MAX_INTERVAL_SECONDS
 from batch_runner.state.store import FINISHED_STATUSES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -95,23 +95,46 @@ def _schedule_times() -> dict[str, Any]:
             "type": "string",
             "pattern": rules.weekly(),
         },
+        # Each field's values only validate can judge (the parser's own rules).
+        "CronTime": {
+            "description": 'minute hour day-of-month month day-of-week: "30 7 * * 1-5"',
+            "type": "string",
+            "pattern": rules.cron(),
+        },
+        "StartupTime": {
+            "description": "none: a startup job runs each time the scheduler starts",
+            "anyOf": [{"type": "null"}, {"type": "string", "pattern": rules.startup()}],
+        },
     }
 
 
 def _job_rules(job: dict[str, Any]) -> None:
+    from batch_runner.config.jobschedule import STARTUP
+
+    properties = job["properties"]
+    # The kinds the model takes; a startup job alone may leave schedule_time out.
+    kinds = properties["schedule_type"]["enum"]
+    job["required"].remove("schedule_time")
     job["allOf"] = [
         {
             "if": {"properties": {"schedule_type": {"const": kind}}, "required": ["schedule_type"]},
-            "then": {"properties": {"schedule_time": {"$ref": f"#/$defs/{kind.title()}Time"}}},
+            "then": _schedule_rule(kind, kind == STARTUP),
         }
-        for kind in SCHEDULE_TYPES
+        for kind in kinds
     ]
-    properties = job["properties"]
-    properties["schedule_time"]["description"] = "as its schedule_type wants it"
+    properties["schedule_time"]["description"] = "as its schedule_type wants it; none for startup"
     _string_of(properties["last_status"]).update(enum=list(FINISHED_STATUSES))
     _string_of(properties["last_run"]).update(pattern=rules.iso_datetime())
     _string_of(properties["ping_url"]).update(pattern=rules.url(host_checked=False))
     _string_of(properties["timezone"]).update(minLength=1)
+
+
+def _schedule_rule(kind: str, startup: bool) -> dict[str, Any]:
+    """schedule_time as ``kind`` wants it; a startup job has none, and no catch_up."""
+    time = {"schedule_time": {"$ref": f"#/$defs/{kind.title()}Time"}}
+    if startup:
+        return {"properties": {**time, "catch_up": {"const": False}}}
+    return {"properties": time, "required": ["schedule_time"]}
 
 
 def _lane_rules(lanes: dict[str, Any], job_lanes: list[dict[str, Any]]) -> None:

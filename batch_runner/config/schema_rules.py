@@ -157,6 +157,18 @@ def weekly() -> str:
     return whole(f"{WS}*(?:{day})(?:{gap}(?:{day}))*(?:{gap}{_TIME})?{WS}*")
 
 
+def cron() -> str:
+    """Five fields between spaces, or one "@" word (a macro such as "@daily"); what a field
+    or a macro holds only the parser can tell."""
+    field = f"[^{WS_CHARS}]+"
+    return whole(f"{WS}*(?:@{field}|{field}(?:{WS}+{field}){{4}}){WS}*")
+
+
+def startup() -> str:
+    """No schedule_time: a blank text, as str.strip() sees it (or null)."""
+    return whole(f"{WS}*")
+
+
 # --- last_run: what datetime.fromisoformat (3.11) reads ------------------------------------
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # must be a date and time, kept with its offset, and a weekly time has no empty day; 4: a job
 # name does not start with "-"; 5: an SMTP login needs TLS, hosts are parsed once and a "%"
 # in one is refused; 6: settings.lanes and a job's lane, which must be configured).
-SNAPSHOT_FORMAT = 6
+SNAPSHOT_FORMAT = 7
 
 
 class HttpRequestSpec(Record):
@@ -55,6 +55,7 @@ class JobSpec(Record):
     catch_up: bool = False
     jitter: float = 0.0
     notify_after: int = 3
+    disable_after: int | None = None  # the job's, else settings'; None: never
     type: str = "command"  # "command" or "http"
     ping_url: str | None = None
     http: HttpRequestSpec | None = None  # for HTTP jobs
@@ -91,6 +92,7 @@ class Settings(Record):
     shutdown_grace: float = 30.0
     timezone: str | None = None
     notify_after: int = 3
+    disable_after: int | None = None
     notifiers: tuple[dict[str, Any], ...] = ()
     output_max_bytes: int = 65536
     run_log_max_bytes: int = 10 * 1024 * 1024

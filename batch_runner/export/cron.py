@@ -15,9 +15,11 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from batch_runner.config.spec import ConfigSpec, JobSpec
 from batch_runner.schedules import (
+    CronSchedule,
     DailySchedule,
     IntervalSchedule,
     Schedule,
+    StartupSchedule,
     WeeklySchedule,
     describe,
     parse_schedule,
@@ -47,9 +49,18 @@ class CronError(ValueError):
 
 
 def cron_fields(schedule: Schedule) -> str:
-    """The five time fields of a crontab line for ``schedule``; CronError if cron cannot."""
+    """The five time fields of a crontab line for ``schedule``; CronError if cron cannot.
+
+    A cron expression is printed as written (cron reads it as the scheduler does, in the zone
+    ``cron_zone`` gives). A startup job runs at ``@reboot``: without the scheduler, cron's own
+    start, at boot, is the start it replaces.
+    """
     if isinstance(schedule, IntervalSchedule):
         return _interval_fields(schedule)
+    if isinstance(schedule, CronSchedule):
+        return schedule.expression
+    if isinstance(schedule, StartupSchedule):
+        return "@reboot"
     if schedule.at.second or schedule.at.microsecond:
         raise CronError(_seconds_refusal(schedule))
     days = "*" if isinstance(schedule, DailySchedule) else _cron_days(schedule.days)
@@ -185,12 +196,12 @@ def cron_zone(job: JobSpec, system_tz: tzinfo, now: datetime) -> str | None:
     """The ``CRON_TZ`` the job's line needs, or None when the system's clock is the right one.
 
     An interval counts elapsed time, so its line runs on UTC: on a local clock with daylight
-    saving, ``0 */4 * * *`` has one 3-hour and one 5-hour step a year. A daily or weekly job
-    runs on its own zone's clock when that differs from the system's over the coming year.
+    saving, ``0 */4 * * *`` has one 3-hour and one 5-hour step a year. A daily, weekly or cron
+    job runs on its own zone's clock when that differs from the system's over the coming year.
     """
     if job.schedule_type == "interval":
         return None if _same_clock(UTC, system_tz, now) else "UTC"
-    if job.timezone is None:
+    if job.timezone is None or job.schedule_type == "startup":  # @reboot has no clock
         return None
     return None if _same_clock(resolve_tz(job.timezone), system_tz, now) else job.timezone
 

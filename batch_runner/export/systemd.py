@@ -12,8 +12,10 @@ import re
 
 from batch_runner.config.spec import ConfigSpec, JobSpec
 from batch_runner.schedules import (
+    CronSchedule,
     IntervalSchedule,
     Schedule,
+    StartupSchedule,
     WeeklySchedule,
     describe,
     parse_schedule,
@@ -32,7 +34,8 @@ _PLAIN_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
 class UnitError(ValueError):
-    """A value a unit file cannot hold (a line break in a path)."""
+    """A value a unit file cannot hold (a line break in a path), or a schedule a timer cannot
+    express; the message is one sentence saying why."""
 
 
 def unit_name(job: JobSpec | None = None) -> str:
@@ -171,7 +174,10 @@ def _job_timer(job: JobSpec) -> str:
 
 
 def _trigger_lines(job: JobSpec, schedule: Schedule) -> list[str]:
-    calendar = on_calendar(schedule, job.timezone)
+    try:
+        calendar = on_calendar(schedule, job.timezone)
+    except UnitError as exc:
+        raise UnitError(f"job {job.name!r}: {exc}") from exc
     if calendar is None and isinstance(schedule, IntervalSchedule):
         span = _timespan(schedule.seconds)
         # Start to start, as the scheduler counts; OnBootSec= gives the first activation, at
@@ -184,18 +190,83 @@ def _trigger_lines(job: JobSpec, schedule: Schedule) -> list[str]:
 def on_calendar(schedule: Schedule, timezone: str | None = None) -> str | None:
     """The ``OnCalendar=`` expression of a schedule, or None for an interval it cannot step.
 
-    Daily and weekly times carry the job's zone (systemd 245 and later read it); an interval
-    is elapsed time, so its steps are counted in UTC, where no daylight saving shifts them.
+    Daily, weekly and cron times carry the job's zone (systemd 245 and later read it); an
+    interval is elapsed time, so its steps are counted in UTC, where no daylight saving shifts
+    them. UnitError for a startup job, and for a cron expression OnCalendar= cannot say.
     """
     if isinstance(schedule, IntervalSchedule):
         steps = _interval_calendar(schedule.seconds)
         return None if steps is None else f"{steps} UTC"
+    zone = f" {timezone}" if timezone else ""
+    if isinstance(schedule, CronSchedule):
+        return cron_calendar(schedule) + zone
+    if isinstance(schedule, StartupSchedule):
+        raise UnitError(
+            "a startup job runs when the scheduler starts, which a timer cannot express "
+            "(OnBootSec= counts from boot, and fires again whenever the timer is started); run "
+            "the scheduler as a service (`batch_runner systemd`), which runs it each time it "
+            "starts, or print an @reboot line with `batch_runner cron`."
+        )
     at = schedule.at.strftime("%H:%M:%S")
     days = ""
     if isinstance(schedule, WeeklySchedule) and len(schedule.days) < 7:
         days = ",".join(_WEEKDAYS[d] for d in sorted(schedule.days)) + " "
-    zone = f" {timezone}" if timezone else ""
     return f"{days}*-*-* {at}{zone}"
+
+
+def cron_calendar(schedule: CronSchedule) -> str:
+    """A cron expression as OnCalendar= (``Mon..Fri *-*-* 07:30:00``); UnitError if it cannot.
+
+    Written from the values cronsim expands each field into, so the calendar names the same
+    minutes as the expression whatever its spelling; the zone is left to ``on_calendar``.
+    """
+    if schedule.either_day:
+        raise UnitError(
+            f'the cron schedule "{schedule.expression}" cannot be written as OnCalendar=, because '
+            "it restricts both the day of the month and the day of the week, which cron joins "
+            "with OR (either day runs) and OnCalendar= with AND (only days that are both); split "
+            "it into two jobs, one per day field, or run it with `batch_runner scheduler` or cron."
+        )
+    minutes = _calendar_field({t.minute for t in schedule.times}, 0, 59)
+    hours = _calendar_field({t.hour for t in schedule.times}, 0, 23)
+    days = _calendar_field(schedule.days, 1, 31)
+    months = _calendar_field(schedule.months, 1, 12)
+    weekdays = "" if len(schedule.weekdays) == 7 else _calendar_weekdays(schedule.weekdays) + " "
+    return f"{weekdays}*-{months}-{days} {hours}:{minutes}:00"
+
+
+def _calendar_field(values: set[int] | frozenset[int], low: int, high: int) -> str:
+    ordered = sorted(values)
+    if ordered == list(range(low, high + 1)):
+        return "*"
+    step = ordered[1] - ordered[0] if len(ordered) > 2 else 0
+    # "05/15": from 5, every 15, to the end of the field (what cron's "5/15" and "*/15" mean)
+    if step > 1 and ordered == list(range(ordered[0], high + 1, step)):
+        return f"{ordered[0]:02d}/{step}"
+    return ",".join(
+        f"{run[0]:02d}..{run[-1]:02d}" if len(run) > 2 else ",".join(f"{v:02d}" for v in run)
+        for run in _runs(ordered)
+    )
+
+
+def _calendar_weekdays(days: frozenset[int]) -> str:
+    return ",".join(
+        f"{_WEEKDAYS[run[0]]}..{_WEEKDAYS[run[-1]]}"
+        if len(run) > 2
+        else ",".join(_WEEKDAYS[d] for d in run)
+        for run in _runs(sorted(days))
+    )
+
+
+def _runs(ordered: list[int]) -> list[list[int]]:
+    """Consecutive values grouped: [1, 2, 3, 7] -> [[1, 2, 3], [7]]."""
+    runs: list[list[int]] = []
+    for value in ordered:
+        if runs and runs[-1][-1] == value - 1:
+            runs[-1].append(value)
+        else:
+            runs.append([value])
+    return runs
 
 
 def _interval_calendar(seconds: float) -> str | None:

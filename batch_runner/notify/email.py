@@ -40,6 +40,7 @@ _BODY_FIELDS = (
     "end_time",
     "host",
     "log_file",
+    "disabled_reason",
 )
 
 

@@ -1,7 +1,9 @@
 """What a notice says: a plain JSON object every notifier sends as is, plus a human ``text``.
 
-Kinds: ``failure`` (the job's consecutive failed runs reached ``notify_after``), ``recovery``
-(the first success after a failure notice), ``test`` (``batch_runner notify-test``; no job).
+Kinds: ``failure`` (the job's consecutive failed runs reached ``notify_after``, or its
+``disable_after``), ``recovery`` (the first success after a failure notice), ``test``
+(``batch_runner notify-test``; no job). ``disabled`` says whether the job is off the schedule
+for its failures, ``disabled_reason`` why.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def build_notice(
         "max_attempts": run.get("max_attempts"),
         "host": host,
         "log_file": run.get("log_file"),
+        "disabled": state.get("disabled_at") is not None,
+        "disabled_reason": state.get("disabled_reason"),
     }
     notice["text"] = notice_text(notice)
     return notice
@@ -62,6 +66,8 @@ def build_test_notice(host: str, config_path: str, now: float) -> dict[str, Any]
         "max_attempts": None,
         "host": host,
         "log_file": None,
+        "disabled": False,
+        "disabled_reason": None,
         "config": config_path,
     }
     notice["text"] = notice_text(notice)
@@ -80,14 +86,24 @@ def notice_text(notice: dict[str, Any]) -> str:
     if notice["kind"] == "recovery":
         return (
             f"batch_runner on {host}: job {job} recovered: run {notice['run_id']} "
-            f"succeeded at {notice['end_time']}{log_file}"
+            f"succeeded at {notice['end_time']}{_disabled(notice)}{log_file}"
         )
     count = notice["error_count"]
     in_a_row = f" ({count} runs in a row)" if count > 1 else ""
     reason = (notice.get("error") or notice["status"]).splitlines()[0]
     return (
         f"batch_runner on {host}: job {job} failed{in_a_row}; last run {notice['run_id']} "
-        f"ended {notice['status']} at {notice['end_time']}: {reason}{log_file}"
+        f"ended {notice['status']} at {notice['end_time']}: {reason}{_disabled(notice)}{log_file}"
+    )
+
+
+def _disabled(notice: dict[str, Any]) -> str:
+    if not notice.get("disabled"):
+        return ""
+    job = notice["job_name"]
+    return (
+        f"; {notice['disabled_reason']}: the scheduler no longer queues it until "
+        f"`batch_runner enable {job}`"
     )
 
 
@@ -98,7 +114,8 @@ def notice_subject(notice: dict[str, Any]) -> str:
         return f"[batch_runner] test notice from {host}"
     if notice["kind"] == "recovery":
         return f"[batch_runner] {job} recovered on {host}"
-    return f"[batch_runner] {job} failed {notice['error_count']} times in a row on {host}"
+    disabled = ", disabled" if notice.get("disabled") else ""
+    return f"[batch_runner] {job} failed {notice['error_count']} times in a row on {host}{disabled}"
 
 
 def log_notice(notice: dict[str, Any]) -> None:

@@ -134,7 +134,9 @@ def end_waiting_run(ctx: RunnerContext, run: dict[str, Any], reason: str) -> str
         return None
     state = None
     if run["kind"] == "job":
-        state = update_job_state(ctx, run["job_name"], status, run["started_at"] or now)
+        state = update_job_state(
+            ctx, run["job_name"], status, run["started_at"] or now, run.get("error")
+        )
     outcome = AttemptOutcome(
         status=status,
         exit_code=run.get("exit_code"),

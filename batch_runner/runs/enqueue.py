@@ -7,6 +7,7 @@ import time
 
 from batch_runner.config.spec import JobSpec
 from batch_runner.runs.context import RunnerContext, new_run_id
+from batch_runner.runs.disabling import held_back, notify_after_of
 from batch_runner.timefmt import parse_iso
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -26,7 +27,7 @@ def job_run_spec(job: JobSpec) -> dict[str, Any]:
         "timeout": job.timeout,
         "backoff": job.backoff,
         "backoff_seconds": job.backoff_seconds,
-        "notify_after": job.notify_after,
+        "notify_after": notify_after_of(job),
         "ping_url": job.ping_url,
         "http": job.http._asdict() if job.http else None,
     }
@@ -43,12 +44,16 @@ def enqueue_job(
 ) -> str | None:
     """Accept a run of ``job``; None (and a ``skipped`` record) if one already waits or runs.
 
-    ``next_run``, the scheduler's following occurrence, is remembered in the same write.
+    ``next_run``, the scheduler's following occurrence, is remembered in the same write. None
+    (and no record: it would be one per occurrence) for a scheduler's occurrence of a job its
+    failures disabled (``runs.disabling``).
     """
     now = time.time()
     with ctx.store.transaction():
         if next_run is not None:
             ctx.store.set_next_run(job.name, next_run)
+        if held_back(ctx, job, trigger):
+            return None
         active = ctx.store.active_run_of_job(job.name)
         if active is None or _runner_is_gone(ctx, active):
             return _insert(ctx, job, trigger, now, due_at, scheduled_for)

@@ -9,6 +9,7 @@ the end of its run, and appended by the next runner that writes a line of its ow
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from batch_runner.errors import StorageError
@@ -16,6 +17,7 @@ from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
 from batch_runner.runs import notices
 from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.disabling import disable_reason
 from batch_runner.state.results import RECORD_FIELDS, append_result
 from batch_runner.timefmt import iso
 
@@ -167,7 +169,7 @@ def write_ended(ctx: RunnerContext, ended: Ended) -> dict[str, Any] | None:
     if run["kind"] != "job":
         return None
     return update_job_state(
-        ctx, run["job_name"], fields["attempt_status"], ended.outcome.started_at
+        ctx, run["job_name"], fields["attempt_status"], ended.outcome.started_at, fields["error"]
     )
 
 
@@ -277,7 +279,9 @@ def _record_end(
                 store.remember_unwritten(run["run_id"], started_at, unwritten)
             state = None
             if not retry and run["kind"] == "job":
-                state = update_job_state(ctx, run["job_name"], fields["attempt_status"], started_at)
+                state = update_job_state(
+                    ctx, run["job_name"], fields["attempt_status"], started_at, fields["error"]
+                )
             return state, claim_next() if claim_next is not None else None
     except Exception:
         if claim_next is None:
@@ -286,9 +290,10 @@ def _record_end(
 
 
 def update_job_state(
-    ctx: RunnerContext, job_name: str, status: str, started_at: float
+    ctx: RunnerContext, job_name: str, status: str, started_at: float, error: str | None = None
 ) -> dict[str, Any]:
-    """last_run, last_status and the consecutive-failure count of a job after a finished run."""
+    """last_run, last_status and the consecutive-failure count of a job after a finished run
+    (``error``: its reason); the failure that reaches the job's ``disable_after`` disables it."""
     state = ctx.store.job_state(job_name) or seed_job_state(ctx, job_name)
     if status in FAILED_STATUSES:
         state["error_count"] = int(state.get("error_count") or 0) + 1
@@ -296,7 +301,15 @@ def update_job_state(
         state["error_count"] = 0
     state["last_run"] = iso(started_at)
     state["last_status"] = status
+    reason = disable_reason(ctx.config.job(job_name), state, status, error)
+    if reason is not None:
+        # The failure notice goes out again, saying so, though one went out at notify_after:
+        # a job taken off the schedule needs someone to act.
+        state["notified"] = 0
     ctx.store.save_job_state(state)
+    if reason is not None:
+        state["disabled_reason"], state["disabled_at"] = reason, time.time()
+        ctx.store.disable_job(job_name, reason, state["disabled_at"])
     return state
 
 

@@ -8,7 +8,8 @@ spring-forward gap) runs at the first instant after the gap; a time that occurs 
 back) runs once, at its first occurrence. Aware datetimes that share a tzinfo compare and
 subtract by wall time, ignoring the offset, so every comparison and sum below is done in UTC.
 
-The package: ``kinds`` (the schedule values), ``parse`` (from the config's words),
+The package: ``kinds`` (the schedule values), ``parse`` (from the config's words), ``cron``
+(cron expressions, parsed with cronsim, imported only when a config has one),
 ``arithmetic`` (the next occurrences), ``words`` (a schedule described), ``zones``.
 """
 
@@ -24,10 +25,12 @@ from batch_runner.schedules.arithmetic import (
 from batch_runner.schedules.kinds import (
     DAY_NAMES,
     SCHEDULE_TYPES,
+    CronSchedule,
     DailySchedule,
     IntervalSchedule,
     Schedule,
     ScheduleError,
+    StartupSchedule,
     WeeklySchedule,
 )
 from batch_runner.schedules.parse import MAX_INTERVAL_SECONDS, parse_schedule
@@ -38,10 +41,12 @@ __all__ = [
     "DAY_NAMES",
     "MAX_INTERVAL_SECONDS",
     "SCHEDULE_TYPES",
+    "CronSchedule",
     "DailySchedule",
     "IntervalSchedule",
     "Schedule",
     "ScheduleError",
+    "StartupSchedule",
     "WeeklySchedule",
     "describe",
     "next_fire",

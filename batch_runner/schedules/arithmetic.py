@@ -4,21 +4,45 @@ Daylight saving, as the SPEC wants it: a wall-clock time that does not exist on 
 spring-forward gap) runs at the first instant after the gap; a time that occurs twice (fall
 back) runs once, at its first occurrence. Aware datetimes that share a tzinfo compare and
 subtract by wall time, ignoring the offset, so every comparison and sum below is done in UTC.
+
+A cron expression follows the same policy, time by time: each wall time it names runs once.
+Several times in a gap run once, together, just after it; a job every 10 minutes runs through
+the first pass of a repeated hour and not the second, so it pauses 70 minutes of real time
+(40 on Lord Howe Island's half-hour shift). cron itself, and cronsim, run such a job at both
+passes; the rule here is the one daily and weekly jobs follow, and no wall time runs twice.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from batch_runner.schedules.kinds import DailySchedule, IntervalSchedule, Schedule, WeeklySchedule
+from batch_runner.schedules.kinds import (
+    CronSchedule,
+    DailySchedule,
+    IntervalSchedule,
+    Schedule,
+    StartupSchedule,
+    WeeklySchedule,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+# cronsim gives up after 50 years too; any possible expression fires within 28.
+_CRON_YEARS = 50
 
 
-def next_fire(schedule: DailySchedule | WeeklySchedule, after: datetime, tz: tzinfo) -> datetime:
+def next_fire(
+    schedule: DailySchedule | WeeklySchedule | CronSchedule, after: datetime, tz: tzinfo
+) -> datetime:
     """The first occurrence strictly after ``after`` (aware, any zone), aware in ``tz``.
 
     Compare results across zones with ``<``/``>`` or after ``astimezone(UTC)``: Python's ``==``
     is always False between zones for a time in a repeated hour (PEP 495).
     """
+    if isinstance(schedule, CronSchedule):
+        return next_cron_fire(schedule, after, tz)
     after_utc = _to_utc(after, "after")
     # Start a day early: an occurrence belongs to its local date, and `after` may lie in any zone.
     day = after_utc.astimezone(tz).date() - timedelta(days=1)
@@ -51,7 +75,61 @@ def next_run(
     """The next occurrence of any schedule; an interval counts from ``anchor`` (else ``after``)."""
     if isinstance(schedule, IntervalSchedule):
         return next_interval_fire(schedule.seconds, anchor or after, after)
+    if isinstance(schedule, StartupSchedule):
+        raise ValueError(
+            "a startup schedule has no next occurrence: the scheduler runs a startup job itself, "
+            "once each time it starts"
+        )
     return next_fire(schedule, after, tz)
+
+
+def next_cron_fire(schedule: CronSchedule, after: datetime, tz: tzinfo) -> datetime:
+    """The first time of a cron expression strictly after ``after``, aware in ``tz``.
+
+    Days are visited month by month and times found by bisection, never minute by minute:
+    wall_to_utc never decreases as the wall time grows, so the times of one day are in order.
+    """
+    after_utc = _to_utc(after, "after")
+    # A day early, as for daily: a time at the end of a gap can land on the next date.
+    start = after_utc.astimezone(tz).date() - timedelta(days=1)
+    for day in _cron_days(schedule, start, start.year + _CRON_YEARS):
+        fire = _first_time_after(schedule.times, day, tz, after_utc)
+        if fire is not None:
+            return fire.astimezone(tz)
+    raise ValueError(f"cron {schedule.expression!r} has no occurrence in {_CRON_YEARS} years")
+
+
+def _cron_days(schedule: CronSchedule, start: date, last_year: int) -> Iterator[date]:
+    year, month, first = start.year, start.month, start.day
+    while year <= last_year:
+        if month in schedule.months:
+            # calendar.monthrange, without importing calendar (and locale) on `list`'s path
+            weekday = date(year, month, 1).weekday()
+            length = (date(year + month // 12, month % 12 + 1, 1) - date(year, month, 1)).days
+            for day in range(first, length + 1):
+                in_month = day in schedule.days
+                in_week = (weekday + day - 1) % 7 in schedule.weekdays
+                if (in_month or in_week) if schedule.either_day else (in_month and in_week):
+                    yield date(year, month, day)
+        year, month, first = (year + 1, 1, 1) if month == 12 else (year, month + 1, 1)
+
+
+def _first_time_after(
+    times: tuple[time, ...], day: date, tz: tzinfo, after_utc: datetime
+) -> datetime | None:
+    first = wall_to_utc(day, times[0], tz)
+    if first > after_utc:
+        return first
+    if wall_to_utc(day, times[-1], tz) <= after_utc:
+        return None
+    low, high = 0, len(times) - 1  # times[low] is not after `after`, times[high] is
+    while high - low > 1:
+        middle = (low + high) // 2
+        if wall_to_utc(day, times[middle], tz) > after_utc:
+            high = middle
+        else:
+            low = middle
+    return wall_to_utc(day, times[high], tz)
 
 
 def upcoming(

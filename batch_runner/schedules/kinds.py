@@ -29,9 +29,25 @@ class WeeklySchedule(Record):
     at: time
 
 
-Schedule = IntervalSchedule | DailySchedule | WeeklySchedule
+class CronSchedule(Record):
+    """A 5-field cron expression, with the sets cronsim expands each field into."""
 
-SCHEDULE_TYPES = ("interval", "daily", "weekly")
+    expression: str  # as written, whitespace collapsed: what `cron NAME` prints
+    fields: tuple[str, ...]  # the five fields (a macro such as "@daily" spelled out)
+    times: tuple[time, ...]  # every (hour, minute) the expression names, in order
+    days: frozenset[int]  # days of the month, 1-31
+    months: frozenset[int]  # 1-12
+    weekdays: frozenset[int]  # Python weekday numbers, Monday = 0 ... Sunday = 6
+    either_day: bool  # both day fields restricted: a day matching either runs (cron's OR)
+
+
+class StartupSchedule(Record):
+    """Once each time the scheduler starts; it has no next occurrence of its own."""
+
+
+Schedule = IntervalSchedule | DailySchedule | WeeklySchedule | CronSchedule | StartupSchedule
+
+SCHEDULE_TYPES = ("interval", "daily", "weekly", "cron", "startup")
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY_NUMBERS = {name: i for i, name in enumerate(DAY_NAMES)} | {
     name[:3]: i for i, name in enumerate(DAY_NAMES)

@@ -20,6 +20,7 @@ from batch_runner.schedules.kinds import (
     IntervalSchedule,
     Schedule,
     ScheduleError,
+    StartupSchedule,
     WeeklySchedule,
 )
 
@@ -38,7 +39,7 @@ _WEEKLY_ALLOWED = (
 )
 
 
-def parse_schedule(schedule_type: str, schedule_time: str | int | float) -> Schedule:
+def parse_schedule(schedule_type: str, schedule_time: str | int | float | None) -> Schedule:
     """The schedule ``schedule_type`` and ``schedule_time`` describe; ScheduleError if bad."""
     try:
         return _parse_cached(schedule_type, schedule_time)
@@ -49,17 +50,24 @@ def parse_schedule(schedule_type: str, schedule_time: str | int | float) -> Sche
 # Schedules are immutable and configs repeat them ("02:00", "1h"): each is parsed once. Typed,
 # so that 1, 1.0 and true (refused) are told apart.
 @functools.lru_cache(maxsize=4096, typed=True)
-def _parse_cached(schedule_type: str, schedule_time: str | int | float) -> Schedule:
+def _parse_cached(schedule_type: str, schedule_time: str | int | float | None) -> Schedule:
     return _parse_schedule(schedule_type, schedule_time)
 
 
-def _parse_schedule(schedule_type: str, schedule_time: str | int | float) -> Schedule:
+def _parse_schedule(schedule_type: str, schedule_time: str | int | float | None) -> Schedule:
     if schedule_type == "interval":
         return IntervalSchedule(_parse_interval(schedule_time))
     if schedule_type == "daily":
         return DailySchedule(_parse_time(_require_text("daily", schedule_time), "daily"))
     if schedule_type == "weekly":
         return _parse_weekly(_require_text("weekly", schedule_time))
+    if schedule_type == "cron":
+        # Imported here: cron.py imports show() from this module, and only cron jobs need it.
+        from batch_runner.schedules.cron import parse_cron
+
+        return parse_cron(schedule_time)
+    if schedule_type == "startup":
+        return _parse_startup(schedule_time)
     raise ScheduleError(
         f"schedule_type {show(schedule_type)} is not one of {', '.join(SCHEDULE_TYPES)}"
         f"{did_you_mean(str(schedule_type).lower(), SCHEDULE_TYPES)}."
@@ -85,6 +93,15 @@ def _parse_interval(value: object) -> float:
     if timedelta(seconds=seconds) == timedelta(0):
         raise ScheduleError(f"{found} is shorter than one microsecond.")
     return seconds
+
+
+def _parse_startup(value: object) -> StartupSchedule:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return StartupSchedule()
+    raise ScheduleError(
+        f"startup schedule_time {show(value)}: a startup job takes no schedule_time; leave it "
+        'out or set it to "" (the job runs once each time the scheduler starts).'
+    )
 
 
 def _require_text(kind: str, value: object) -> str:

@@ -30,7 +30,7 @@ from batch_runner.scheduling.sdnotify import Notifier
 from batch_runner.scheduling.wakeups import Wakeups
 from batch_runner.scheduling.watch import ConfigWatch
 from batch_runner.state.locks import FileLock, holder_pid
-from batch_runner.timefmt import iso, parse_iso
+from batch_runner.timefmt import iso
 
 log = get_logger("batch_runner")
 
@@ -198,25 +198,19 @@ class Scheduler:
     # --- planning -----------------------------------------------------------------------------
 
     def _plan_all(self, *, start_up: bool) -> None:
-        states = self.ctx.store.job_states() if start_up else {}
-        now = self.clock()
-        for job in self.config.jobs:
-            if job.enabled:
-                state = states.get(job.name) or {}
-                self._plan(
-                    job,
-                    plan.first_occurrence(
-                        job,
-                        now,
-                        self.rand(),
-                        stored_next=_ts(state.get("next_run")) if start_up else None,
-                        last_run=_ts(state.get("last_run") or job.last_run) if start_up else None,
-                    ),
-                )
-        self.ctx.store.set_next_runs({n: iso(o.scheduled_for) for n, o in self.plans.items()})
+        states = self.ctx.store.job_states() if start_up else None
+        for occurrence in plan.first_plans(self.config.jobs, self.clock(), self.rand, states):
+            self._plan(occurrence)
+        self._store_next_runs()
 
-    def _plan(self, job: JobSpec, occurrence: plan.Occurrence) -> None:
-        self.plans[job.name] = occurrence
+    def _store_next_runs(self) -> None:
+        next_runs: dict[str, str | None] = {n: iso(o.scheduled_for) for n, o in self.plans.items()}
+        # A startup job has no next run, even while its run at this start waits to be queued.
+        next_runs.update((job.name, None) for job in self.config.jobs if plan.is_startup(job))
+        self.ctx.store.set_next_runs(next_runs)
+
+    def _plan(self, occurrence: plan.Occurrence) -> None:
+        self.plans[occurrence.job_name] = occurrence
         self._seq += 1
         heapq.heappush(self._heap, (occurrence.due, self._seq, occurrence))
 
@@ -239,7 +233,8 @@ class Scheduler:
             except Exception:
                 # One job's failure never stops the others.
                 log.exception("could not fire %s", job.name)
-                self._plan(job, plan.following_occurrence(job, occurrence, now, self.rand()))
+                if not plan.is_startup(job):
+                    self._plan(plan.following_occurrence(job, occurrence, now, self.rand()))
         return fired
 
     def _fire(
@@ -266,7 +261,10 @@ class Scheduler:
         )
         if run_id is not None and on_queued is not None:
             on_queued()
-        self._plan(job, firing.following)
+        if firing.following is not None:
+            self._plan(firing.following)
+        else:  # a startup job: nothing more until the next scheduler start
+            self.plans.pop(job.name, None)
         if run_id is not None:
             late = now - occurrence.due
             log.info(
@@ -294,25 +292,13 @@ class Scheduler:
         self.config = new
         self.ctx.config = new
         now = self.clock()
-        for job in new.jobs:
-            previous = old.job(job.name)
-            if not job.enabled:
-                self.plans.pop(job.name, None)
-            elif plan.replan_for_change(previous, job) or job.name not in self.plans:
-                self._plan(job, plan.first_occurrence(job, now, self.rand()))
-        for name in list(self.plans):
-            if new.job(name) is None:
-                del self.plans[name]
-        self.ctx.store.set_next_runs({n: iso(o.scheduled_for) for n, o in self.plans.items()})
-        log.info("config reloaded (%s): %d jobs, %d enabled", why, len(new.jobs), len(self.plans))
+        drop, replan = plan.replans_after_reload(old, new, self.plans)
+        for name in drop:
+            self.plans.pop(name, None)
+        for job in replan:
+            self._plan(plan.first_occurrence(job, now, self.rand()))
+        self._store_next_runs()
+        enabled = sum(job.enabled for job in new.jobs)
+        log.info("config reloaded (%s): %d jobs, %d enabled", why, len(new.jobs), enabled)
         settle_garbage_collector()
         return True
-
-
-def _ts(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return parse_iso(value)
-    except (ValueError, OverflowError):
-        return None

@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 
 from batch_runner import schedules
 from batch_runner.config.spec import JobSpec
-from batch_runner.timefmt import iso
+from batch_runner.timefmt import iso, parse_iso
+
+# `next` imports this module; these names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable
+    from typing import Any
+
+    from batch_runner.config.spec import ConfigSpec
 
 # An occurrence this far in the past when planned was missed (suspend, clock jump, overload):
 # it is not replayed, the next one after now is planned instead.
@@ -26,7 +34,7 @@ class Occurrence:
     job_name: str
     scheduled_for: float  # the occurrence itself (epoch seconds)
     due: float  # when to fire: the occurrence plus its jitter
-    trigger: str  # "schedule" or "catch_up"
+    trigger: str  # "schedule" (a startup job's too) or "catch_up"
     anchor: float  # an interval's counting origin: occurrences are anchor + k * seconds
 
 
@@ -39,6 +47,18 @@ def whole_ms(ts: float) -> float:
     """
     micros = round(ts * 1_000_000)
     return -(-micros // 1000) / 1000
+
+
+def is_startup(job: JobSpec) -> bool:
+    """A startup job runs once each time the scheduler starts, and has no other occurrence."""
+    return job.schedule_type == "startup"
+
+
+def startup_occurrence(job: JobSpec, now: float) -> Occurrence:
+    """A startup job's run as the scheduler starts: due at once, without jitter (it runs
+    before anything else), and never a catch-up (it misses nothing)."""
+    at = whole_ms(now)
+    return Occurrence(job.name, at, at, "schedule", at)
 
 
 def _occurrence(job: JobSpec, at: float, due: float, trigger: str, anchor: float) -> Occurrence:
@@ -92,6 +112,40 @@ def first_occurrence(
     return _occurrence(job, at, _with_jitter(job, at, unit_random), "schedule", origin)
 
 
+def first_plans(
+    jobs: Iterable[JobSpec],
+    now: float,
+    rand: Callable[[], float],
+    states: dict[str, dict[str, Any]] | None,
+) -> list[Occurrence]:
+    """Every enabled job's first occurrence, in the order to queue them when due together.
+
+    ``states`` (what the store remembers of each job) at a scheduler start: each startup job
+    runs then, first. None for a replan, which runs none.
+    """
+    enabled = [job for job in jobs if job.enabled]
+    plans = [] if states is None else [startup_occurrence(j, now) for j in enabled if is_startup(j)]
+    for job in enabled:
+        if is_startup(job):
+            continue
+        stored_next = last_run = None
+        if states is not None:
+            state = states.get(job.name) or {}
+            stored_next = _timestamp(state.get("next_run"))
+            last_run = _timestamp(state.get("last_run") or job.last_run)
+        plans.append(first_occurrence(job, now, rand(), stored_next=stored_next, last_run=last_run))
+    return plans
+
+
+def _timestamp(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parse_iso(value)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _missed_while_down(
     job: JobSpec, now: float, stored_next: float | None, last_run: float | None
 ) -> bool:
@@ -127,17 +181,40 @@ class Firing:
     """Firing one occurrence: what its run and the job's plan store, ready to write."""
 
     occurrence: Occurrence
-    following: Occurrence
+    following: Occurrence | None  # None: a startup job, which has none
     scheduled_for: str  # the occurrence as its run records it
-    next_run: str  # the following occurrence as the job's plan remembers it
+    next_run: str | None  # the following occurrence as the job's plan remembers it
 
 
 def firing(job: JobSpec, occurrence: Occurrence, now: float, unit_random: float) -> Firing:
     """Fire ``occurrence`` at ``now``: plan the following one, format both for the store."""
+    if is_startup(job):
+        return Firing(occurrence, None, iso(occurrence.scheduled_for), None)
     following = following_occurrence(job, occurrence, now, unit_random)
     return Firing(
         occurrence, following, iso(occurrence.scheduled_for), iso(following.scheduled_for)
     )
+
+
+def replans_after_reload(
+    old: ConfigSpec, new: ConfigSpec, planned: Collection[str]
+) -> tuple[list[str], list[JobSpec]]:
+    """The jobs whose plan a reload drops, and those it plans anew; the others keep theirs.
+
+    Only a scheduler start runs a startup job: one a reload adds, enables or edits waits for
+    the next start.
+    """
+    before = {job.name: job for job in old.jobs}
+    kept = {job.name for job in new.jobs}
+    drop = [name for name in planned if name not in kept]
+    replan = []
+    for job in new.jobs:
+        changed = replan_for_change(before.get(job.name), job)
+        if not job.enabled or (is_startup(job) and changed):
+            drop.append(job.name)
+        elif not is_startup(job) and (changed or job.name not in planned):
+            replan.append(job)
+    return drop, replan
 
 
 def replan_for_change(old: JobSpec | None, new: JobSpec) -> bool:
@@ -154,7 +231,10 @@ def replan_for_change(old: JobSpec | None, new: JobSpec) -> bool:
 
 
 def upcoming_runs(job: JobSpec, now: float, count: int, stored_next: float | None) -> list[float]:
-    """The next ``count`` occurrences for ``next``: an interval continues the live plan if any."""
+    """The next ``count`` occurrences for ``next``: an interval continues the live plan if any;
+    a startup job has none (its run is at the scheduler's next start, whenever that is)."""
+    if is_startup(job):
+        return []
     seconds = _interval_seconds(job)
     if seconds is not None:
         start = stored_next if stored_next and stored_next > now else now + seconds

@@ -186,11 +186,24 @@ class Store:
         raise NotImplementedError
 
     def job_state(self, job_name: str) -> dict[str, Any] | None:
-        """last_run, last_status, error_count and notified of a job that has run."""
+        """last_run, last_status, error_count, notified, disabled_reason and disabled_at
+        of a job that has run."""
         raise NotImplementedError
 
     def save_job_state(self, state: dict[str, Any]) -> None:
         """Within the caller's transaction if one is open, else in one of its own."""
+        raise NotImplementedError
+
+    def disable_job(self, job_name: str, reason: str, at: float) -> None:
+        """Record that ``job_name`` (whose state exists) is off the schedule for its failures
+        (``disable_after``), why and since when; meant for the caller's transaction (the end
+        of the run that disabled it). ``save_job_state`` never touches these two fields."""
+        raise NotImplementedError
+
+    def enable_job(self, job_name: str) -> dict[str, Any] | None:
+        """Clear a failure-disable and start the job's count of failures afresh; its state as
+        it was (``disabled_reason``, ``disabled_at``, ``error_count``), or None when it was
+        not disabled by its failures."""
         raise NotImplementedError
 
     def set_next_runs(self, next_runs: dict[str, str | None]) -> None:

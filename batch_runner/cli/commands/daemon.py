@@ -36,28 +36,60 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_next(args: argparse.Namespace) -> int:
+    """The next occurrences; a startup job's run has no time (it is at the scheduler's next
+    start) and a job its failures disabled has none: the text names both, ``--json`` (ISO
+    times only) leaves them out."""
     from batch_runner.scheduling.plan import upcoming_runs
     from batch_runner.timefmt import iso, parse_iso
 
     if args.count < 1 or args.count > 100_000:
         raise UsageError(f"--count must be between 1 and 100000, not {args.count}")
     ctx = app.context(args)
-    states = ctx.store.job_states() if scheduler_pid(ctx) else {}
+    live = scheduler_pid(ctx) is not None
+    states = _job_states(ctx)
     now = time.time()
     upcoming: list[tuple[float, str]] = []
+    at_start, disabled = [], []
     for job in ctx.config.jobs:
-        if job.enabled:
-            stored = (states.get(job.name) or {}).get("next_run")
+        state = states.get(job.name) or {}
+        if not job.enabled:
+            continue
+        if state.get("disabled_at") is not None:
+            disabled.append({"name": job.name, **state})
+        elif job.schedule_type == "startup":
+            at_start.append(job.name)
+        else:
+            stored = state.get("next_run") if live else None
             times = upcoming_runs(job, now, args.count, parse_iso(stored) if stored else None)
             upcoming += [(t, job.name) for t in times]
     upcoming = sorted(upcoming)[: args.count]
     if args.json:
         render.print_json([{"name": name, "time": iso(t)} for t, name in upcoming])
-    else:
-        render.print_table(
-            ["time", "job"], [[iso(t)[:19].replace("T", " "), name] for t, name in upcoming]
-        )
+        return 0
+    render.print_table(
+        ["time", "job"], [[iso(t)[:19].replace("T", " "), name] for t, name in upcoming]
+    )
+    if at_start:
+        print("at scheduler start: " + ", ".join(render.shown(n) for n in at_start))
+    if disabled:
+        from batch_runner.runs.disabling import failures_in_words
+
+        named = (f"{render.shown(d['name'])} ({failures_in_words(d)})" for d in disabled)
+        print("not scheduled, disabled by failures: " + ", ".join(named))
     return 0
+
+
+def _job_states(ctx: Any) -> dict[str, dict[str, Any]]:
+    """The store's job states; none where nothing was ever stored (not created for this)."""
+    from batch_runner.state.store import open_existing_store
+
+    store = open_existing_store(ctx.layout)
+    if store is None:
+        return {}
+    try:
+        return store.job_states()
+    finally:
+        store.close()
 
 
 def scheduler_pid(ctx: Any) -> int | None:
@@ -91,6 +123,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     lanes = _lanes(ctx, running)
     if lanes is not None:
         status["lanes"] = lanes  # only where lanes are configured: the shape is otherwise as ever
+    disabled = disabled_jobs(ctx)
+    if disabled:
+        status["disabled_jobs"] = disabled  # only when there are: as above
     if args.json:
         render.print_json(status)
         return 0
@@ -113,7 +148,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(_waiting_line(pending))
     for name, lane in (lanes or {}).items():
         print(_lane_line(name, lane))
+    if disabled:
+        print(_disabled_line(disabled))
     return 0
+
+
+def disabled_jobs(ctx: Any) -> list[dict[str, Any]]:
+    """The config's jobs that their failures disabled (``disable_after``), in the file's
+    order: name, reason, since when, failures in a row."""
+    from batch_runner.timefmt import iso
+
+    states = ctx.store.job_states()
+    found = []
+    for job in ctx.config.jobs:
+        state = states.get(job.name) or {}
+        if state.get("disabled_at") is not None:
+            found.append(
+                {
+                    "name": job.name,
+                    "reason": state.get("disabled_reason"),
+                    "disabled_at": iso(state["disabled_at"]),
+                    "error_count": state.get("error_count"),
+                }
+            )
+    return found
+
+
+def _disabled_line(disabled: list[dict[str, Any]]) -> str:
+    """``disabled by failures: NAME (5 failures), ...; `batch_runner enable NAME` ...``"""
+    from batch_runner.runs.disabling import failures_in_words
+
+    named = ", ".join(f"{render.shown(d['name'])} ({failures_in_words(d)})" for d in disabled)
+    return f"disabled by failures: {named}; `batch_runner enable NAME` schedules one again"
 
 
 def _waiting_line(pending: list[dict[str, Any]]) -> str:

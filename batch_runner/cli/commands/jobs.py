@@ -8,6 +8,7 @@ from datetime import datetime
 
 from batch_runner.cli import app, completion, render
 from batch_runner.config.spec import ConfigSpec, JobSpec
+from batch_runner.errors import UsageError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -25,10 +26,15 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument("name")
     p.add_argument("job_command", metavar="COMMAND", help="the command line to run")
     p.add_argument(
-        "--type", dest="schedule_type", required=True, choices=("interval", "daily", "weekly")
+        "--type",
+        dest="schedule_type",
+        required=True,
+        choices=("interval", "daily", "weekly", "cron", "startup"),
     )
     p.add_argument(
-        "--time", dest="schedule_time", required=True, help="e.g. 3600, 15m, 02:00, 'mon,fri 09:00'"
+        "--time",
+        dest="schedule_time",
+        help="e.g. 3600, 15m, 02:00, 'mon,fri 09:00', '30 7 * * 1-5'; none for startup",
     )
     p.add_argument("--timeout", type=float, help="seconds before the run is killed")
     p.add_argument("--disabled", action="store_true", help="add it switched off")
@@ -52,6 +58,7 @@ def job_rows(
     rows = []
     for job in config.jobs:
         state = states.get(job.name) or {}
+        disabled = state.get("disabled_at") is not None
         rows.append(
             {
                 "name": job.name,
@@ -61,17 +68,31 @@ def job_rows(
                 "last_run": state.get("last_run", job.last_run),
                 "last_status": state.get("last_status", job.last_status),
                 "error_count": state.get("error_count", job.error_count),
-                "next_run": next_run_of(job, state, now, scheduler_alive),
+                # None for a job its failures disabled: the scheduler queues none of its runs.
+                "next_run": None if disabled else next_run_of(job, state, now, scheduler_alive),
                 # Only with lanes: without, the rows are what they were (SPEC 9).
                 **({"lane": job.lane} if config.settings.has_lanes else {}),
+                # Only on a job its failures disabled (`enabled` stays the file's value).
+                **(
+                    {"disabled_reason": state["disabled_reason"], "disabled_at": _at(state)}
+                    if disabled
+                    else {}
+                ),
             }
         )
     return rows
 
 
+def _at(state: dict[str, Any]) -> str:
+    from batch_runner.timefmt import iso
+
+    return iso(float(state["disabled_at"]))
+
+
 def next_run_of(job: JobSpec, state: dict[str, Any], now: float, live: bool) -> str | None:
-    """Daily and weekly times are computed; an interval's next run is the live scheduler's."""
-    if not job.enabled:
+    """Daily, weekly and cron times are computed; an interval's next run is the live
+    scheduler's; a startup job has none (it runs when a scheduler starts)."""
+    if not job.enabled or job.schedule_type == "startup":
         return None
     from batch_runner import schedules
 
@@ -80,7 +101,11 @@ def next_run_of(job: JobSpec, state: dict[str, Any], now: float, live: bool) -> 
         return state.get("next_run") if live else None
     tz = schedules.resolve_tz(job.timezone)
     after = datetime.fromtimestamp(now, tz)
-    return schedules.next_fire(schedule, after, tz).isoformat()
+    return schedules.next_run(schedule, after, tz).isoformat()
+
+
+# Schedules that do not read a wall clock: their words name no zone.
+_NO_CLOCK = ("interval", "startup")
 
 
 def describe_job(job: JobSpec, now: float | None = None) -> str:
@@ -89,7 +114,7 @@ def describe_job(job: JobSpec, now: float | None = None) -> str:
 
     words = schedules.describe(schedules.parse_schedule(job.schedule_type, job.schedule_time))
     zone = _own_zone(job, time.time() if now is None else now)
-    return f"{words} {zone}" if zone and job.schedule_type != "interval" else words
+    return f"{words} {zone}" if zone and job.schedule_type not in _NO_CLOCK else words
 
 
 def _own_zone(job: JobSpec, now: float) -> str | None:
@@ -122,9 +147,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         [
             [
                 r["name"],
-                r["enabled"],
+                _enabled_cell(r),
                 describe_job(job, now),
-                _next_run_cell(job, r["next_run"], now),
+                _next_run_cell(job, r, now),
                 _short(r["last_run"]),
                 r["last_status"],
                 r["error_count"],
@@ -148,11 +173,27 @@ def lanes_in_words(lanes: dict[str, int]) -> str | None:
     return "lanes: " + ", ".join(f"{render.shown(n)} {w} at a time" for n, w in lanes.items())
 
 
-def _next_run_cell(job: JobSpec, next_run: str | None, now: float) -> str | None:
+def _enabled_cell(row: dict[str, Any]) -> bool | str:
+    """``no (5 failures)`` for a job its failures disabled; the file's value otherwise."""
+    if row["enabled"] and "disabled_reason" in row:
+        from batch_runner.runs.disabling import failures_in_words
+
+        return f"no ({failures_in_words(row)})"
+    return bool(row["enabled"])
+
+
+def _next_run_cell(job: JobSpec, row: dict[str, Any], now: float) -> str | None:
     """In the job's zone, named, where that is not the system's; an interval with no
     scheduler to hold its plan is counted from now, and says so."""
+    next_run = row["next_run"]
     if not job.enabled:
         return "(disabled)"  # said here too: the enabled column is the first a narrow table drops
+    if "disabled_reason" in row:
+        from batch_runner.runs.disabling import failures_in_words
+
+        return f"(disabled: {failures_in_words(row)})"
+    if job.schedule_type == "startup":
+        return "at scheduler start"
     if next_run is None and job.enabled and job.schedule_type == "interval":
         from batch_runner import schedules
 
@@ -180,6 +221,8 @@ def _short(iso_time: str | None) -> str | None:
 def cmd_add(args: argparse.Namespace) -> int:
     from batch_runner.config.edit import add_job
 
+    if args.schedule_time is None and args.schedule_type != "startup":
+        raise UsageError(f"a {args.schedule_type} job needs --time (a startup job takes none)")
     job: dict[str, Any] = {
         "name": args.name,
         "command": args.job_command,
@@ -187,6 +230,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         "schedule_time": args.schedule_time,
         "enabled": not args.disabled,
     }
+    if args.schedule_time is None:
+        del job["schedule_time"]
     if args.timeout is not None:
         # 3600, not 3600.0, in the file (and in a refusal's "found ...").
         job["timeout"] = int(args.timeout) if args.timeout.is_integer() else args.timeout
@@ -202,7 +247,45 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if args.edit == "remove":
         edit.remove_job(path, root, args.name)
         print(f"removed job {args.name!r} from {path}")
+    elif args.edit == "enable":
+        _enable(args, path, root)
     else:
-        edit.set_enabled(path, root, args.name, args.edit == "enable")
-        print(f"{args.edit}d job {args.name!r} in {path}")
+        edit.set_enabled(path, root, args.name, False)
+        print(f"disabled job {args.name!r} in {path}")
     return 0
+
+
+def _enable(args: argparse.Namespace, path: str, root: str) -> None:
+    """Switch a job on in the file (unless it is on there already and only its failures
+    disabled it: the file is then left as it is) and clear a disable by its failures."""
+    from batch_runner.config import edit
+
+    config = app.load(args)
+    job = app.find_job(config, args.name)
+    if not job.enabled:  # the file first: should its edit fail, nothing is cleared
+        edit.set_enabled(path, root, job.name, True)
+        print(f"enabled job {job.name!r} in {path}")
+    cleared = _clear_failures(config, job.name)
+    if cleared is None and job.enabled:
+        edit.set_enabled(path, root, job.name, True)  # as ever: on already, said so
+        print(f"enabled job {job.name!r} in {path}")
+    if cleared is not None:
+        reason = render.shown(str(cleared["disabled_reason"]))
+        print(
+            f"job {job.name!r}: {reason}; cleared: the scheduler queues it again, its failed "
+            "runs counted from 0"
+        )
+
+
+def _clear_failures(config: ConfigSpec, name: str) -> dict[str, Any] | None:
+    """The job's state as its failures had disabled it, now cleared; None if they had not."""
+    from batch_runner.state.layout import LogLayout
+    from batch_runner.state.store import open_existing_store
+
+    store = open_existing_store(LogLayout(config.settings.log_dir))
+    if store is None:
+        return None  # nothing ever ran: nothing to clear
+    try:
+        return store.enable_job(name)
+    finally:
+        store.close()

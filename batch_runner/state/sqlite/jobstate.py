@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# What ``save_job_state`` writes: the disable is written by ``disable_job`` and ``enable_job``
+# only, so a state read before a disable and saved after it (a notice's) never undoes it.
+_STATE_FIELDS = ("job_name", "last_run", "last_status", "error_count", "notified")
+
+
 class JobStateAndFlags(SqliteConnection):
     """Everything of the store but the runs."""
 
@@ -44,8 +49,29 @@ class JobStateAndFlags(SqliteConnection):
             "VALUES (:job_name, :last_run, :last_status, :error_count, :notified) "
             "ON CONFLICT (job_name) DO UPDATE SET last_run = :last_run, "
             "last_status = :last_status, error_count = :error_count, notified = :notified",
-            {"notified": 0, **{k: v for k, v in state.items() if k != "next_run"}},
+            {"notified": 0, **{k: v for k, v in state.items() if k in _STATE_FIELDS}},
         )
+
+    def disable_job(self, job_name: str, reason: str, at: float) -> None:
+        self._write(
+            "UPDATE job_state SET disabled_reason = ?, disabled_at = ? WHERE job_name = ?",
+            (reason, at, job_name),
+        )
+
+    def enable_job(self, job_name: str) -> dict[str, Any] | None:
+        with self.transaction():
+            row = self._first(
+                "SELECT * FROM job_state WHERE job_name = ? AND disabled_at IS NOT NULL",
+                (job_name,),
+            )
+            if row is None:
+                return None
+            self._write(
+                "UPDATE job_state SET disabled_reason = NULL, disabled_at = NULL, "
+                "error_count = 0 WHERE job_name = ?",
+                (job_name,),
+            )
+        return dict(row)
 
     def end_if_pending(
         self,

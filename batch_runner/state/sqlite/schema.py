@@ -15,7 +15,7 @@ import sqlite3
 from batch_runner.errors import DamagedState, StorageError
 from batch_runner.files import make_private_dirs
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # How long a statement waits for another process's lock before it fails.
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -60,6 +60,9 @@ _MIGRATIONS: dict[int, list[tuple[str, str, str] | str]] = {
         "DROP INDEX IF EXISTS runs_active_job",
         _ACTIVE_JOB,
     ],
+    # disable_after: why and when the job's failures took it off the schedule (NULL: they
+    # did not). An older binary would queue such a job as ever: it must not open the database.
+    5: [("job_state", "disabled_reason", "TEXT"), ("job_state", "disabled_at", "REAL")],
 }
 
 # SQLite's primary result codes (the low byte of an extended one) that mean the file is
@@ -111,7 +114,9 @@ CREATE TABLE IF NOT EXISTS job_state (
     last_run TEXT,
     last_status TEXT,
     error_count INTEGER NOT NULL DEFAULT 0,
-    notified INTEGER NOT NULL DEFAULT 0
+    notified INTEGER NOT NULL DEFAULT 0,
+    disabled_reason TEXT,
+    disabled_at REAL
 );
 CREATE TABLE IF NOT EXISTS job_plan (job_name TEXT PRIMARY KEY, next_run TEXT);
 """
