@@ -92,7 +92,9 @@ def next_cron_fire(schedule: CronSchedule, after: datetime, tz: tzinfo) -> datet
     after_utc = _to_utc(after, "after")
     # A day early, as for daily: a time at the end of a gap can land on the next date.
     start = after_utc.astimezone(tz).date() - timedelta(days=1)
-    for day in _cron_days(schedule, start, start.year + _CRON_YEARS):
+    # Not past 9998: the last date Python's calendar holds is in 9999 (a yearly job asked for
+    # 100,000 next runs by `next` gets there).
+    for day in _cron_days(schedule, start, min(start.year + _CRON_YEARS, 9998)):
         fire = _first_time_after(schedule.times, day, tz, after_utc)
         if fire is not None:
             return fire.astimezone(tz)
@@ -139,13 +141,17 @@ def upcoming(
     count: int,
     anchor: datetime | None = None,
 ) -> list[datetime]:
-    """The next ``count`` occurrences after ``after``, in order."""
+    """The next ``count`` occurrences after ``after``, in order (fewer only where the calendar
+    ends, in the year 9999)."""
     if count < 0:
         raise ValueError(f"count must be 0 or more, not {count}")
     anchor = anchor or after
     fires: list[datetime] = []
     for _ in range(count):
-        after = next_run(schedule, after, tz, anchor)
+        try:
+            after = next_run(schedule, after, tz, anchor)
+        except (ValueError, OverflowError):
+            break  # past the last date there is (year 9999): as many as there are
         fires.append(after)
     return fires
 

@@ -84,10 +84,12 @@ class Scheduler:
         wakeups = Wakeups(self.config_path, self.ctx.layout.log_dir)
         wakeups.install_signal_handlers()
         dispatcher = Dispatcher(lambda: self.config)
+        self._plan_all(start_up=True)
+        # Before any thread can start a run left waiting by an earlier start.
+        self._queue_startup_runs()
         # Orphans of the jobs come back to us (and, as PID 1, every orphan there is): reaped
         # as they exit, by the main thread, even while it sleeps.
         reaper.reap_on_sigchld(start_threads=dispatcher.start)
-        self._plan_all(start_up=True)
         self._say_started()
         settle_garbage_collector()
         dispatcher.poke()  # runs left waiting by an earlier scheduler start now
@@ -214,6 +216,23 @@ class Scheduler:
         self._seq += 1
         heapq.heappush(self._heap, (occurrence.due, self._seq, occurrence))
 
+    def _queue_startup_runs(self) -> None:
+        """Each startup job's run, queued ahead of every run waiting in its lane (among runs
+        of its priority: the claim's order is priority, then due time)."""
+        now = self.clock()
+        for job in self.config.jobs:
+            occurrence = self.plans.get(job.name)
+            if occurrence is None or not plan.is_startup(job):
+                continue
+            waiting = self.ctx.store.next_due_at(lane=job.lane)
+            first = min(waiting, time.time()) if waiting is not None else time.time()
+            try:
+                self._fire(job, occurrence, now, None, due_at=first - 0.001)
+            except DamagedState:
+                raise
+            except Exception:
+                log.exception("could not fire %s", job.name)
+
     def _fire_due(self, now: float, on_queued: Callable[[], None] | None = None) -> int:
         """Fire every occurrence due within ``QUEUE_AHEAD_SECONDS`` of ``now``; ``on_queued``
         is called as soon as each run is in the queue, before anything else is done for it."""
@@ -243,6 +262,7 @@ class Scheduler:
         occurrence: plan.Occurrence,
         now: float,
         on_queued: Callable[[], None] | None,
+        due_at: float | None = None,
     ) -> None:
         # The following occurrence is planned first (pure) and stored with the run in one
         # write: a second write here would take the database's write lock just as the
@@ -255,7 +275,7 @@ class Scheduler:
             self.ctx,
             job,
             occurrence.trigger,
-            due_at=time.time() + ahead if ahead > 0 else None,
+            due_at=due_at if due_at is not None or ahead <= 0 else time.time() + ahead,
             scheduled_for=firing.scheduled_for,
             next_run=firing.next_run,
         )

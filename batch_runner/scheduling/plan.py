@@ -7,6 +7,7 @@ intervals) is tested at any instant.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from batch_runner.timefmt import iso, parse_iso
 # `next` imports this module; these names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterable
+    from collections.abc import Callable, Collection, Iterable, Iterator
     from typing import Any
 
     from batch_runner.config.spec import ConfigSpec
@@ -231,17 +232,30 @@ def replan_for_change(old: JobSpec | None, new: JobSpec) -> bool:
 
 
 def upcoming_runs(job: JobSpec, now: float, count: int, stored_next: float | None) -> list[float]:
-    """The next ``count`` occurrences for ``next``: an interval continues the live plan if any;
-    a startup job has none (its run is at the scheduler's next start, whenever that is)."""
+    """The next ``count`` occurrences for ``next`` (see ``upcoming_times``)."""
+    return list(itertools.islice(upcoming_times(job, now, stored_next), count))
+
+
+def upcoming_times(job: JobSpec, now: float, stored_next: float | None) -> Iterator[float]:
+    """The occurrences to come, one by one, for as long as they are asked for: an interval
+    continues the live plan if any; a startup job has none (its run is at the scheduler's next
+    start, whenever that is); none past the year 9999."""
     if is_startup(job):
-        return []
+        return
     seconds = _interval_seconds(job)
     if seconds is not None:
         start = stored_next if stored_next and stored_next > now else now + seconds
-        return [start + k * seconds for k in range(count)]
+        yield from (start + k * seconds for k in itertools.count())
+        return
     schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
     tz = schedules.resolve_tz(job.timezone)
-    return [d.timestamp() for d in schedules.upcoming(schedule, _utc(now), tz, count)]
+    after = _utc(now)
+    while True:
+        try:
+            after = schedules.next_run(schedule, after, tz)
+        except (ValueError, OverflowError):
+            return  # past the last date there is
+        yield after.timestamp()
 
 
 def first_runs_in_words(plans: list[Occurrence], now: float, shown: int = 5) -> list[str]:

@@ -39,7 +39,10 @@ def cmd_next(args: argparse.Namespace) -> int:
     """The next occurrences; a startup job's run has no time (it is at the scheduler's next
     start) and a job its failures disabled has none: the text names both, ``--json`` (ISO
     times only) leaves them out."""
-    from batch_runner.scheduling.plan import upcoming_runs
+    import heapq
+    import itertools
+
+    from batch_runner.scheduling.plan import upcoming_times
     from batch_runner.timefmt import iso, parse_iso
 
     if args.count < 1 or args.count > 100_000:
@@ -48,7 +51,7 @@ def cmd_next(args: argparse.Namespace) -> int:
     live = scheduler_pid(ctx) is not None
     states = _job_states(ctx)
     now = time.time()
-    upcoming: list[tuple[float, str]] = []
+    streams = []  # each job's next times, merged lazily: `--count` of them are computed
     at_start, disabled = [], []
     for job in ctx.config.jobs:
         state = states.get(job.name) or {}
@@ -60,9 +63,9 @@ def cmd_next(args: argparse.Namespace) -> int:
             at_start.append(job.name)
         else:
             stored = state.get("next_run") if live else None
-            times = upcoming_runs(job, now, args.count, parse_iso(stored) if stored else None)
-            upcoming += [(t, job.name) for t in times]
-    upcoming = sorted(upcoming)[: args.count]
+            times = upcoming_times(job, now, parse_iso(stored) if stored else None)
+            streams.append(zip(times, itertools.repeat(job.name), strict=False))
+    upcoming = list(itertools.islice(heapq.merge(*streams), args.count))
     if args.json:
         render.print_json([{"name": name, "time": iso(t)} for t, name in upcoming])
         return 0
