@@ -212,3 +212,31 @@ def test_a_manual_success_does_not_lift_the_disable_and_its_notice_says_so(
     assert recovery["disabled"] is True and "no longer queues it" in recovery["text"]
     row = list_rows(project)["mend"]
     assert row["error_count"] == 0 and row["disabled_reason"].startswith("disabled after 1 ")
+
+
+def test_the_scheduler_does_not_announce_the_next_run_of_a_disabled_job(project: Path) -> None:
+    """Its start-up lines name the first runs to come: not one that will not come."""
+    write_config(
+        project,
+        [
+            job("flaky", FAIL, schedule_time="60", disable_after=1),
+            job("tick", "true", schedule_time="60"),
+        ],
+        settings=settings(),
+    )
+    assert run_cli(project, "run-job", "flaky").returncode == 1  # disabled from now on
+    scheduler = start_cli(project, "scheduler")
+    try:
+        # Its plan stored: its signal handlers are in place, its start-up lines on their way.
+        wait_for(lambda: planned(project, "tick"), SLOW)
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        _, stderr = scheduler.communicate(timeout=SLOW)
+    assert "next: tick at" in stderr, stderr
+    assert "next: flaky" not in stderr, stderr
+
+
+def planned(root: Path, name: str) -> bool:
+    with sqlite3.connect(root / "logs" / "state" / "batch_runner.sqlite3", timeout=SLOW) as db:
+        row = db.execute("SELECT next_run FROM job_plan WHERE job_name = ?", (name,)).fetchone()
+    return row is not None and row[0] is not None

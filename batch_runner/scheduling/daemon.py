@@ -115,8 +115,15 @@ class Scheduler:
         self.notifier.ready(f"{len(self.plans)} jobs scheduled")
 
     def _say_next_runs(self) -> None:
-        """The first runs to come, so a new user sees when something will happen."""
-        for line in plan.first_runs_in_words(list(self.plans.values()), self.clock()):
+        """The first runs to come, so a new user sees when something will happen (not those
+        of a job its failures disabled: it says so itself when its time comes)."""
+        states = self.ctx.store.job_states()
+        coming = [
+            occurrence
+            for name, occurrence in self.plans.items()
+            if (states.get(name) or {}).get("disabled_at") is None
+        ]
+        for line in plan.first_runs_in_words(coming, self.clock()):
             log.info("%s", line)
 
     def _loop(self, wakeups: Wakeups, dispatcher: Dispatcher) -> None:
