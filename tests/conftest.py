@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,17 @@ def start_cli(root: Path, *argv: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Any]]:
+    """Schedulers a test starts (``test_scheduler.Daemon``), killed at its end if still up."""
+    started: list[Any] = []
+    yield started
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait(timeout=10)
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> None:

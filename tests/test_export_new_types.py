@@ -7,8 +7,6 @@ by comparing systemd's own next elapses with the scheduler's next runs of the ex
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import cli, job, write_config
+from test_export_systemd import ANALYZE, _elapses
 
 from batch_runner.config.spec import ConfigSpec, JobSpec, Settings
 from batch_runner.export import systemd
@@ -26,7 +25,6 @@ from batch_runner.schedules import parse_schedule, upcoming
 PYTHON = "/opt/batch/venv/bin/python"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 SYSTEM_TZ = ZoneInfo("Etc/UTC")
-ANALYZE = shutil.which("systemd-analyze")
 
 
 def spec(name: str, schedule_type: str, schedule_time: str, **extra: Any) -> JobSpec:
@@ -144,26 +142,6 @@ def test_a_startup_job_is_refused_as_a_timer() -> None:
     assert str(caught.value).startswith(
         "job 'warm': a startup job runs when the scheduler starts, which a timer cannot express"
     )
-
-
-def _elapses(expression: str, base: datetime, count: int) -> list[datetime]:
-    assert ANALYZE is not None
-    result = subprocess.run(
-        [
-            ANALYZE,
-            "calendar",
-            f"--iterations={count}",
-            f"--base-time={base.strftime('%Y-%m-%d %H:%M:%S')} UTC",
-            expression,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={"TZ": "UTC", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr
-    found = re.findall(r"(?:Next elapse|Iter\. #\d+): \w+ (\S+ \S+) UTC", result.stdout)
-    return [datetime.fromisoformat(f"{t}+00:00") for t in found]
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")

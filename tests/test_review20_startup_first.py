@@ -9,22 +9,10 @@ older waiting run ahead of the startup run even once both are queued.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from conftest import read_results, run_cli, write_config
 from test_scheduler import Daemon, start, wait_for
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait(timeout=10)
 
 
 def test_startup_job_runs_before_a_run_left_waiting_in_the_queue(

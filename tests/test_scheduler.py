@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from conftest import REPO, job, read_results, run_cli, start_cli, write_config
 from conftest import wait_for as wait_until
 from margins import SLOW
@@ -46,16 +45,6 @@ class Daemon:
 
 def wait_for(predicate, timeout: float = 15.0) -> None:
     wait_until(predicate, timeout)
-
-
-@pytest.fixture
-def daemons():
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait(timeout=10)
 
 
 def start(root: Path, daemons: list, **kwargs) -> Daemon:

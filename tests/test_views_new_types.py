@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from conftest import job, run_cli, write_config
+from test_disable_after import list_rows
 
 WEEKDAYS = "30 7 * * 1-5"
 
@@ -33,19 +33,13 @@ def cron_times(expression: str, count: int) -> list[str]:
     return [next(times).isoformat() for _ in range(count)]
 
 
-def rows(root: Path) -> dict[str, dict[str, Any]]:
-    done = run_cli(root, "list", "--json")
-    assert done.returncode == 0, done.stderr
-    return {row["name"]: row for row in json.loads(done.stdout)}
-
-
 def test_list_shows_a_cron_jobs_next_time_and_a_startup_job_at_scheduler_start(
     project: Path,
 ) -> None:
     from batch_runner import schedules
 
     new_types(project)
-    found = rows(project)
+    found = list_rows(project)
     expected = cron_times(WEEKDAYS, 1)[0]
     assert datetime.fromisoformat(found["report"]["next_run"]) == datetime.fromisoformat(expected)
     assert found["warmup"]["next_run"] is None

@@ -107,25 +107,11 @@ def _started(
 ) -> bool:
     """Mark a reserved run running as its owner would have: its next attempt, started at
     ``started_at``. Once committed, a death here leaves a running run, recovered as such."""
-    fields = {
-        "status": "running",
-        "attempt": attempt,
-        "started_at": started_at,
-        "reserved_at": None,
-        "ended_at": None,
-        "pgid": None,
-        "exit_code": None,
-        "error": None,
-        "log_file": log_path,
-    }
-    store = ctx.store
-    with store.transaction():
-        now = store.get_run(run["run_id"])
-        same = ("reserved", run["attempt"], run["owner_pid"])
-        if now is None or (now["status"], now["attempt"], now["owner_pid"]) != same:
-            return False
-        store.update_run(run["run_id"], **fields)
-    run.update(fields)
+    started = {**run, "attempt": attempt, "started_at": started_at, "log_file": log_path}
+    if not ctx.store.start_reserved(started, run["owner_pid"]):
+        return False  # no longer reserved by that runner
+    run.update(started, status="running", reserved_at=None, ended_at=None, pgid=None)
+    run.update(exit_code=None, error=None)
     return True
 
 

@@ -19,6 +19,7 @@ from batch_runner.schedules.arithmetic import (
     next_fire,
     next_interval_fire,
     next_run,
+    occurrences,
     upcoming,
     wall_to_utc,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "next_fire",
     "next_interval_fire",
     "next_run",
+    "occurrences",
     "parse_schedule",
     "resolve_tz",
     "upcoming",

@@ -14,6 +14,7 @@ passes; the rule here is the one daily and weekly jobs follow, and no wall time 
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from batch_runner.schedules.kinds import (
@@ -145,15 +146,21 @@ def upcoming(
     ends, in the year 9999)."""
     if count < 0:
         raise ValueError(f"count must be 0 or more, not {count}")
+    return list(itertools.islice(occurrences(schedule, after, tz, anchor), count))
+
+
+def occurrences(
+    schedule: Schedule, after: datetime, tz: tzinfo, anchor: datetime | None = None
+) -> Iterator[datetime]:
+    """The occurrences after ``after``, one by one, for as long as they are asked for; none
+    past the last date there is (the year 9999)."""
     anchor = anchor or after
-    fires: list[datetime] = []
-    for _ in range(count):
+    while True:
         try:
             after = next_run(schedule, after, tz, anchor)
         except (ValueError, OverflowError):
-            break  # past the last date there is (year 9999): as many as there are
-        fires.append(after)
-    return fires
+            return
+        yield after
 
 
 def wall_to_utc(day: date, at: time, tz: tzinfo) -> datetime:

@@ -85,8 +85,9 @@ class Scheduler:
         wakeups.install_signal_handlers()
         dispatcher = Dispatcher(lambda: self.config)
         self._plan_all(start_up=True)
-        # Before any thread can start a run left waiting by an earlier start.
-        self._queue_startup_runs()
+        # What is due now, startup runs first of all, before any thread can start a run left
+        # waiting by an earlier start.
+        self._fire_due(self.clock())
         # Orphans of the jobs come back to us (and, as PID 1, every orphan there is): reaped
         # as they exit, by the main thread, even while it sleeps.
         reaper.reap_on_sigchld(start_threads=dispatcher.start)
@@ -223,22 +224,11 @@ class Scheduler:
         self._seq += 1
         heapq.heappush(self._heap, (occurrence.due, self._seq, occurrence))
 
-    def _queue_startup_runs(self) -> None:
-        """Each startup job's run, queued ahead of every run waiting in its lane (among runs
-        of its priority: the claim's order is priority, then due time)."""
-        now = self.clock()
-        for job in self.config.jobs:
-            occurrence = self.plans.get(job.name)
-            if occurrence is None or not plan.is_startup(job):
-                continue
-            waiting = self.ctx.store.next_due_at(lane=job.lane)
-            first = min(waiting, time.time()) if waiting is not None else time.time()
-            try:
-                self._fire(job, occurrence, now, None, due_at=first - 0.001)
-            except DamagedState:
-                raise
-            except Exception:
-                log.exception("could not fire %s", job.name)
+    def _ahead_of_waiting(self, job: JobSpec) -> float:
+        """A startup run's due time: ahead of every run waiting in its lane, so that it runs
+        first among runs of its priority (the claim's order is priority, then due time)."""
+        waiting = self.ctx.store.next_due_at(lane=job.lane)
+        return (time.time() if waiting is None else min(waiting, time.time())) - 0.001
 
     def _fire_due(self, now: float, on_queued: Callable[[], None] | None = None) -> int:
         """Fire every occurrence due within ``QUEUE_AHEAD_SECONDS`` of ``now``; ``on_queued``
@@ -269,7 +259,6 @@ class Scheduler:
         occurrence: plan.Occurrence,
         now: float,
         on_queued: Callable[[], None] | None,
-        due_at: float | None = None,
     ) -> None:
         # The following occurrence is planned first (pure) and stored with the run in one
         # write: a second write here would take the database's write lock just as the
@@ -278,11 +267,15 @@ class Scheduler:
         # Planned as of the due time; a run queued ahead waits for it in real time (the clock
         # given to the scheduler may be another one, in tests).
         firing = plan.firing(job, occurrence, max(now, occurrence.due), self.rand())
+        if plan.is_startup(job):
+            due_at: float | None = self._ahead_of_waiting(job)
+        else:
+            due_at = time.time() + ahead if ahead > 0 else None
         run_id = enqueue_job(
             self.ctx,
             job,
             occurrence.trigger,
-            due_at=due_at if due_at is not None or ahead <= 0 else time.time() + ahead,
+            due_at=due_at,
             scheduled_for=firing.scheduled_for,
             next_run=firing.next_run,
         )

@@ -249,13 +249,7 @@ def upcoming_times(job: JobSpec, now: float, stored_next: float | None) -> Itera
         return
     schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
     tz = schedules.resolve_tz(job.timezone)
-    after = _utc(now)
-    while True:
-        try:
-            after = schedules.next_run(schedule, after, tz)
-        except (ValueError, OverflowError):
-            return  # past the last date there is
-        yield after.timestamp()
+    yield from (at.timestamp() for at in schedules.occurrences(schedule, _utc(now), tz))
 
 
 def first_runs_in_words(plans: list[Occurrence], now: float, shown: int = 5) -> list[str]:

@@ -4,6 +4,7 @@ SQLite error leaves but as a ``StorageError`` naming the file."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 
@@ -18,6 +19,15 @@ if TYPE_CHECKING:
     from typing import Any
 
     from batch_runner.paths import StrPath
+
+
+def row_to_run(row: sqlite3.Row) -> dict[str, Any]:
+    """A run as the store hands it out: its spec parsed, its flags booleans."""
+    run = dict(row)
+    run["spec"] = json.loads(run["spec"])
+    run["output_truncated"] = bool(run["output_truncated"])
+    run["stop_requested"] = bool(run["stop_requested"])
+    return run
 
 
 class SqliteConnection(Store):

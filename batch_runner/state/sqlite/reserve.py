@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
+from batch_runner.state.sqlite.connection import row_to_run
 from batch_runner.state.sqlite.jobstate import JobStateAndFlags
 from batch_runner.state.sqlite.schema import storage_error
 
@@ -41,13 +41,7 @@ class Reservations(JobStateAndFlags):
             rows = cursor.fetchall()
         except sqlite3.Error as exc:
             raise storage_error(self.path, exc, "write") from exc
-        runs = []
-        for row in rows:
-            run = dict(row)
-            run["spec"] = json.loads(run["spec"])
-            run["output_truncated"] = bool(run["output_truncated"])
-            run["stop_requested"] = bool(run["stop_requested"])
-            runs.append(run)
+        runs = [row_to_run(row) for row in rows]
         # RETURNING gives no order: the order they start in is the claim's.
         runs.sort(key=lambda run: (-run["priority"], run["due_at"], run["seq"]))
         return runs

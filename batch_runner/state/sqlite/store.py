@@ -10,8 +10,8 @@ goes through ``_read``, ``_first`` or ``_write``: no SQLite error leaves this mo
 from __future__ import annotations
 
 import json
-import sqlite3
 
+from batch_runner.state.sqlite.connection import row_to_run as _row_to_run
 from batch_runner.state.sqlite.reserve import Reservations
 from batch_runner.state.store import FINISHED_STATUSES
 
@@ -19,14 +19,6 @@ from batch_runner.state.store import FINISHED_STATUSES
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-
-def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
-    run = dict(row)
-    run["spec"] = json.loads(run["spec"])
-    run["output_truncated"] = bool(run["output_truncated"])
-    run["stop_requested"] = bool(run["stop_requested"])
-    return run
 
 
 class SqliteStore(Reservations):
