@@ -102,33 +102,13 @@ def scheduler_pid(ctx: Any) -> int | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from batch_runner.runs.view import run_view
-    from batch_runner.state.locks import holder
-    from batch_runner.state.store import WAITING_STATUSES
+    from batch_runner.runs.overview import status_of
 
     ctx = app.context(args)
-    held = holder(ctx.layout.scheduler_lock)
-    pid, stopping = (held[0], held[1] == "stopping") if held else (None, False)
-    running = [run_view(r, ctx.config.settings) for r in ctx.store.runs_with_status("running")]
-    # A reserved run (a slot's next, taken but not started) waits: it is listed with the
-    # pending ones, first, its status saying so; SPEC 9's shape has no key of its own for it.
-    pending = [
-        run_view(r, ctx.config.settings)
-        for r in ctx.store.runs_with_status(*WAITING_STATUSES, limit=1000)
-    ]
-    status = {
-        # The shape is the contract's; "stopping" is said in the text only.
-        "scheduler": {"alive": pid is not None, "pid": pid},
-        "paused": ctx.store.is_paused(),
-        "running": running,
-        "pending": pending,
-    }
-    lanes = _lanes(ctx, running)
-    if lanes is not None:
-        status["lanes"] = lanes  # only where lanes are configured: the shape is otherwise as ever
-    disabled = disabled_jobs(ctx)
-    if disabled:
-        status["disabled_jobs"] = disabled  # only when there are: as above
+    status, stopping = status_of(ctx)
+    pid = status["scheduler"]["pid"]
+    running, pending = status["running"], status["pending"]
+    lanes, disabled = status.get("lanes"), status.get("disabled_jobs")
     if args.json:
         render.print_json(status)
         return 0
@@ -156,27 +136,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def disabled_jobs(ctx: Any) -> list[dict[str, Any]]:
-    """The config's jobs that their failures disabled (``disable_after``), in the file's
-    order: name, reason, since when, failures in a row."""
-    from batch_runner.timefmt import iso
-
-    states = ctx.store.job_states()
-    found = []
-    for job in ctx.config.jobs:
-        state = states.get(job.name) or {}
-        if state.get("disabled_at") is not None:
-            found.append(
-                {
-                    "name": job.name,
-                    "reason": state.get("disabled_reason"),
-                    "disabled_at": iso(state["disabled_at"]),
-                    "error_count": state.get("error_count"),
-                }
-            )
-    return found
-
-
 def _disabled_line(disabled: list[dict[str, Any]]) -> str:
     """``disabled by failures: NAME (5 failures), ...; `batch_runner enable NAME` ...``"""
     from batch_runner.runs.disabling import failures_in_words
@@ -197,28 +156,6 @@ def _waiting_line(pending: list[dict[str, Any]]) -> str:
         + (", reserved)" if r["status"] == "reserved" else ")")
         for r in pending[:10]
     )
-
-
-def _lanes(ctx: Any, running: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
-    """Per lane: its width, the runs running in it, how many wait; None without lanes.
-
-    A lane no longer configured that still has runs is listed too, marked so.
-    """
-    settings = ctx.config.settings
-    waiting = ctx.store.pending_by_lane()
-    leftover = ({r.get("lane", "default") for r in running} | set(waiting)) - set(settings.lanes)
-    if not settings.has_lanes and not leftover:
-        return None
-    names = list(settings.lanes) + sorted(leftover)
-    return {
-        name: {
-            "width": settings.width(name),
-            "configured": name in settings.lanes,
-            "running": [r["run_id"] for r in running if r.get("lane", "default") == name],
-            "pending": waiting.get(name, 0),
-        }
-        for name in names
-    }
 
 
 def _lane_line(name: str, lane: dict[str, Any]) -> str:

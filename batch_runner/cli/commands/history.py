@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-# queue add --max-attempts and the config allow no more; a result line could say 10**100.
-_MAX_ATTEMPTS = 1000
 STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled", "skipped")
 
 
@@ -181,6 +179,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if len(matches) > 1 and matches[0]["run_id"] != args.run_id:
         raise UsageError(f"run id {args.run_id!r} is ambiguous; give more of it")
     run = matches[0]
+    from batch_runner.runs.outputs import attempt_logs
+
     files = attempt_logs(run)
     if not files:
         # From a result line: any JSON value, maybe with a line break.
@@ -217,20 +217,3 @@ def _recorded_runs(layout: Any, prefix: str) -> list[dict[str, Any]]:
             if run_id == prefix or len(found) > 1:
                 break
     return sorted(found.values(), key=lambda r: r["run_id"] != prefix)
-
-
-def attempt_logs(run: dict[str, Any]) -> list[tuple[int, Path]]:
-    """Every attempt's output file of a run, in attempt order."""
-    log_file, attempts = run.get("log_file"), run.get("attempt")
-    # A run known only from a (maybe hand-edited) result line may have any JSON value there.
-    if not isinstance(log_file, str) or not log_file:
-        return []
-    if not isinstance(attempts, int) or isinstance(attempts, bool):
-        attempts = 1
-    folder = Path(log_file).parent
-    candidates = [(1, folder / f"{run['run_id']}.log")]
-    candidates += [
-        (n, folder / f"{run['run_id']}.attempt{n}.log")
-        for n in range(2, min(attempts, _MAX_ATTEMPTS) + 1)
-    ]
-    return [(n, p) for n, p in candidates if p.exists()]

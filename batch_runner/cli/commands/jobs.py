@@ -7,8 +7,9 @@ import time
 from datetime import datetime
 
 from batch_runner.cli import app, completion, render
-from batch_runner.config.spec import ConfigSpec, JobSpec
+from batch_runner.config.spec import JobSpec
 from batch_runner.errors import UsageError
+from batch_runner.runs.jobtable import describe_job, job_rows, own_zone
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -50,84 +51,6 @@ def register(sub: Any, common: Any) -> None:
         completion.offers(p.add_argument("name"), completion.job_names)
         p.set_defaults(handler=cmd_edit, edit=name)
         common(p)
-
-
-def job_rows(
-    config: ConfigSpec, states: dict[str, dict[str, Any]], now: float, *, scheduler_alive: bool
-) -> list[dict[str, Any]]:
-    rows = []
-    for job in config.jobs:
-        state = states.get(job.name) or {}
-        disabled = state.get("disabled_at") is not None
-        rows.append(
-            {
-                "name": job.name,
-                "enabled": job.enabled,
-                "schedule_type": job.schedule_type,
-                "schedule_time": job.schedule_time,
-                "last_run": state.get("last_run", job.last_run),
-                "last_status": state.get("last_status", job.last_status),
-                "error_count": state.get("error_count", job.error_count),
-                # None for a job its failures disabled: the scheduler queues none of its runs.
-                "next_run": None if disabled else next_run_of(job, state, now, scheduler_alive),
-                # Only with lanes: without, the rows are what they were (SPEC 9).
-                **({"lane": job.lane} if config.settings.has_lanes else {}),
-                # Only on a job its failures disabled (`enabled` stays the file's value).
-                **(
-                    {"disabled_reason": state["disabled_reason"], "disabled_at": _at(state)}
-                    if disabled
-                    else {}
-                ),
-            }
-        )
-    return rows
-
-
-def _at(state: dict[str, Any]) -> str:
-    from batch_runner.timefmt import iso
-
-    return iso(float(state["disabled_at"]))
-
-
-def next_run_of(job: JobSpec, state: dict[str, Any], now: float, live: bool) -> str | None:
-    """Daily, weekly and cron times are computed; an interval's next run is the live
-    scheduler's; a startup job has none (it runs when a scheduler starts)."""
-    if not job.enabled or job.schedule_type == "startup":
-        return None
-    from batch_runner import schedules
-
-    schedule = schedules.parse_schedule(job.schedule_type, job.schedule_time)
-    if isinstance(schedule, schedules.IntervalSchedule):
-        return state.get("next_run") if live else None
-    tz = schedules.resolve_tz(job.timezone)
-    after = datetime.fromtimestamp(now, tz)
-    return schedules.next_run(schedule, after, tz).isoformat()
-
-
-# Schedules that do not read a wall clock: their words name no zone.
-_NO_CLOCK = ("interval", "startup")
-
-
-def describe_job(job: JobSpec, now: float | None = None) -> str:
-    """The schedule in words, with the job's zone where its clock is not the system's."""
-    from batch_runner import schedules
-
-    words = schedules.describe(schedules.parse_schedule(job.schedule_type, job.schedule_time))
-    zone = _own_zone(job, time.time() if now is None else now)
-    return f"{words} {zone}" if zone and job.schedule_type not in _NO_CLOCK else words
-
-
-def _own_zone(job: JobSpec, now: float) -> str | None:
-    """The job's time zone name when its clock differs from the system's, else None."""
-    if job.timezone is None:
-        return None
-    from batch_runner import schedules
-
-    own, system = schedules.resolve_tz(job.timezone), schedules.resolve_tz(None)
-    # Now and half a year on: zones that differ only in summer (Berlin, Lagos) differ.
-    instants = [datetime.fromtimestamp(now + offset, own) for offset in (0, 183 * 86400)]
-    same = all(t.utcoffset() == t.astimezone(system).utcoffset() for t in instants)
-    return None if same else job.timezone
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -202,7 +125,7 @@ def _next_run_cell(job: JobSpec, row: dict[str, Any], now: float) -> str | None:
         return f"{counted:%Y-%m-%d %H:%M} (from now)"
     if next_run is None:
         return None
-    zone = _own_zone(job, now)
+    zone = own_zone(job, now)
     if zone is None or job.schedule_type == "interval":
         return _short(next_run)
     from batch_runner import schedules
@@ -256,18 +179,12 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def _enable(args: argparse.Namespace, path: str, root: str) -> None:
-    """Switch a job on in the file (unless it is on there already and only its failures
-    disabled it: the file is then left as it is) and clear a disable by its failures."""
-    from batch_runner.config import edit
+    from batch_runner.runs.jobtable import enable_job
 
     config = app.load(args)
     job = app.find_job(config, args.name)
-    if not job.enabled:  # the file first: should its edit fail, nothing is cleared
-        edit.set_enabled(path, root, job.name, True)
-        print(f"enabled job {job.name!r} in {path}")
-    cleared = _clear_failures(config, job.name)
-    if cleared is None and job.enabled:
-        edit.set_enabled(path, root, job.name, True)  # as ever: on already, said so
+    edited, cleared = enable_job(config, job.name)
+    if edited:
         print(f"enabled job {job.name!r} in {path}")
     if cleared is not None:
         reason = render.shown(str(cleared["disabled_reason"]))
@@ -275,17 +192,3 @@ def _enable(args: argparse.Namespace, path: str, root: str) -> None:
             f"job {job.name!r}: {reason}; cleared: the scheduler queues it again, its failed "
             "runs counted from 0"
         )
-
-
-def _clear_failures(config: ConfigSpec, name: str) -> dict[str, Any] | None:
-    """The job's state as its failures had disabled it, now cleared; None if they had not."""
-    from batch_runner.state.layout import LogLayout
-    from batch_runner.state.store import open_existing_store
-
-    store = open_existing_store(LogLayout(config.settings.log_dir))
-    if store is None:
-        return None  # nothing ever ran: nothing to clear
-    try:
-        return store.enable_job(name)
-    finally:
-        store.close()
