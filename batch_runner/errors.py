@@ -69,6 +69,13 @@ class StorageError(BatchRunnerError):
     exit_code = EXIT_FAILED
 
 
+class StateLocked(Busy, StorageError):
+    """The state database stays locked past the wait (a repair under way, a stuck writer):
+    exit 75 for a command, 503 with ``Retry-After`` from the service."""
+
+    exit_code = EXIT_BUSY
+
+
 class DamagedState(StorageError):
     """The state database is damaged or is no database at all (exit 1): it stays so until it
     is moved aside (``doctor --repair``), so a long-running process stops rather than retries."""

@@ -182,7 +182,7 @@ def test_a_version_5_database_upgrades_keeping_its_job_states(tmp_path: Path) ->
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
             str(schema.SCHEMA_VERSION),
         )
-    assert schema.SCHEMA_VERSION == 6
+    assert schema.SCHEMA_VERSION == 7
 
 
 def test_next_leaves_out_a_job_its_failures_disabled_and_says_so(project: Path) -> None:

@@ -27,7 +27,20 @@ def config_path_of(args: argparse.Namespace) -> str:
 # Commands that read state or control runs: they work from the last config that validated
 # when the file no longer does (SPEC 2), so an edit in progress never locks the operator out.
 LAST_GOOD_COMMANDS = frozenset(
-    {"status", "history", "logs", "list", "next", "stop", "queue", "cron", "systemd"}
+    {
+        "status",
+        "history",
+        "logs",
+        "list",
+        "next",
+        "stop",
+        "queue",
+        "cron",
+        "systemd",
+        # Revoking a token is urgent; neither it nor the audit needs the jobs.
+        "token",
+        "audit",
+    }
 )
 
 

@@ -115,6 +115,39 @@ def service_unit(config: ConfigSpec, python: str, user: str | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
+def serve_unit(config: ConfigSpec, python: str, bind: str, user: str | None = None) -> str:
+    """``batch-runner-web.service``: the HTTP API and dashboard, beside the scheduler."""
+    name = f"{UNIT_PREFIX}-web"
+    lines = [
+        f"# {name}.service: the batch_runner web service for {_one_line(config.path)}",
+        f"# Save as {UNIT_DIR}/{name}.service, then:",
+        f"#   systemctl daemon-reload && systemctl enable --now {name}.service",
+        "# It needs the [web] extra (pip install 'batch-runner[web]') and, to listen on",
+        "# anything but loopback, a token (batch_runner token create NAME --scope admin).",
+        "",
+        "[Unit]",
+        f"Description=batch_runner web service for {_value(config.path)}",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=exec",
+        _exec_start(config, python, "serve", "--bind", bind),
+        f"WorkingDirectory={_value(config.root)}",
+        "Environment=PYTHONUNBUFFERED=1",
+        *_user_lines(user),
+        "Restart=on-failure",
+        f"RestartSec={RESTART_SEC}",
+        # It runs no job: SIGTERM ends it, its event streams close within a few seconds.
+        "TimeoutStopSec=15",
+        "NoNewPrivileges=yes",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _user_lines(user: str | None) -> list[str]:
     if user is None:
         return ["# User=batch   (without User=, the jobs run as root)"]

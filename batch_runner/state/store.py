@@ -15,7 +15,7 @@ import os
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
     from typing import Any
 
@@ -66,6 +66,24 @@ class Store:
 
     def recent_finished(self, limit: int) -> list[dict[str, Any]]:
         """The ``limit`` most recently created finished runs, newest first."""
+        raise NotImplementedError
+
+    def list_runs(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        job: str | None = None,
+        tag: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` runs, newest (highest ``seq``) first, that pass every filter
+        given: one of ``statuses`` (none or empty: any), of ``job``, with ``tag`` as one of
+        its ``tags`` (exactly), created at or after ``since`` and before ``until``, and
+        ``seq`` below ``before_seq`` (the last page's last ``seq``: the next page, none
+        twice)."""
         raise NotImplementedError
 
     def count_pending(self) -> int:
@@ -222,6 +240,65 @@ class Store:
     def set_paused(self, paused: bool) -> None:
         raise NotImplementedError
 
+    # --- the service's tokens, the dashboard's sessions, the audit trail ---------------------
+    # Tokens and session ids are kept as their ``state.tokens.hash_secret``, never in clear.
+
+    def add_token(self, name: str, scope: str, secret_hash: str, at: float) -> None:
+        """Keep a new token; OperationFailed while a token of that name is not revoked (a
+        revoked one's name is free again). Joins the caller's transaction if one is open."""
+        raise NotImplementedError
+
+    def token_by_hash(self, secret_hash: str) -> dict[str, Any] | None:
+        """The token not revoked with that hash: ``name``, ``scope``, ``created_at``,
+        ``last_used_at``."""
+        raise NotImplementedError
+
+    def touch_token(self, name: str, at: float) -> None:
+        """Note the token's use (a write: the service does it at most once a minute each)."""
+        raise NotImplementedError
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """Every token, revoked ones too, by name: ``name``, ``scope``, ``created_at``,
+        ``last_used_at``, ``revoked_at`` (never the hash)."""
+        raise NotImplementedError
+
+    def revoke_token(self, name: str, at: float) -> bool:
+        """Revoke a token and end its sessions; False if no such token was active. Joins the
+        caller's transaction if one is open."""
+        raise NotImplementedError
+
+    def has_active_tokens(self) -> bool:
+        raise NotImplementedError
+
+    def add_session(
+        self, session_hash: str, token_name: str, csrf: str, at: float, expires_at: float
+    ) -> None:
+        """A signed-in dashboard; the sessions expired at ``at`` are forgotten meanwhile."""
+        raise NotImplementedError
+
+    def session_by_hash(self, session_hash: str, now: float) -> dict[str, Any] | None:
+        """A session unexpired at ``now`` whose token is still active: ``token_name``,
+        ``scope`` (the token's), ``csrf``, ``expires_at``."""
+        raise NotImplementedError
+
+    def drop_session(self, session_hash: str) -> None:
+        """Sign out (nothing happens for an unknown session)."""
+        raise NotImplementedError
+
+    def record_audit(self, entry: dict[str, Any]) -> None:
+        """Append a line to the audit trail: ``at``, ``actor`` (a token's name, or
+        ``cli:USER``), ``scope``, ``action``, ``run_id``, ``job_name``, ``remote``,
+        ``detail`` (missing keys are null). Within the caller's transaction if one is open,
+        so a change and its line commit together or not at all."""
+        raise NotImplementedError
+
+    def audit_entries(
+        self, *, limit: int = 50, before_seq: int | None = None, run_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` lines, newest first (``seq`` below ``before_seq``: the next
+        page), of one run if ``run_id``; each with its ``seq`` and the fields above."""
+        raise NotImplementedError
+
     # --- result lines the JSONL could not take (a full disk) --------------------------------
 
     def remember_unwritten(
@@ -259,3 +336,13 @@ def open_existing_store(layout: LogLayout) -> Store | None:
 
 
 # The store locks this process holds alone (``doctor --repair``): its own stores need no more.
+
+
+def limit_waits(seconds: float) -> None:
+    """In this process, give up on a locked database (another writer, a repair) after
+    ``seconds`` instead of half a minute: the service answers 503 rather than hang a request."""
+    from batch_runner.state import storelock
+    from batch_runner.state.sqlite import schema
+
+    schema.BUSY_TIMEOUT_SECONDS = seconds
+    storelock.REPAIR_WAIT_SECONDS = seconds

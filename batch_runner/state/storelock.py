@@ -12,7 +12,7 @@ import fcntl
 import os
 import stat
 
-from batch_runner.errors import Busy, StorageError
+from batch_runner.errors import StateLocked, StorageError
 
 # How long opening the store waits for `doctor --repair` to finish with it: as long as SQLite
 # waits for another process's lock.
@@ -177,7 +177,7 @@ def _wait_shared(fd: int, path: str, database: str) -> None:
             return
     words = os.pread(fd, 32, 0).split()
     pid = f" (pid {int(words[0])})" if words and words[0].isdigit() else ""
-    raise Busy(
+    raise StateLocked(
         f"`batch_runner doctor --repair`{pid} has been repairing the state database {database} "
         f"for over {REPAIR_WAIT_SECONDS:g} s; try again once it is done"
     )

@@ -34,7 +34,10 @@ COMMANDS = {
     "queue": "queue",
     "stop": "control",
     "progress": "control",
+    "token": "access",
+    "audit": "access",
     "completion": "shellcompletion",
+    "serve": "service",
 }
 
 # The common options that take a value, each with the attribute it sets: the parser defines

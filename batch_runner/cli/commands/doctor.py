@@ -36,7 +36,8 @@ Finding = tuple[str, str]  # (ok | warning | problem, one sentence)
 NOT_REBUILT = (
     "not rebuilt, as the results never held them: runs that were still waiting in the queue "
     "(queue them again), the planned next runs (the scheduler plans them again when it starts) "
-    "and the queue's pause (the queue is running)"
+    "the queue's pause (the queue is running), and the web service's tokens (create them again "
+    "with `batch_runner token create`), its signed-in sessions and its audit trail"
 )
 
 

@@ -30,6 +30,13 @@ def register(sub: Any, common: Any) -> None:
     p.add_argument(
         "--timer", metavar="NAME", help="print a .service and .timer pair that run this job instead"
     )
+    p.add_argument(
+        "--serve",
+        nargs="?",
+        const="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="print the unit of the web service (batch_runner serve) instead",
+    )
     p.set_defaults(handler=cmd_systemd)
     common(p)
 
@@ -72,7 +79,11 @@ def cmd_systemd(args: argparse.Namespace) -> int:
     config = app.load(args)
     python = cron.python_executable()
     try:
-        if args.timer is None:
+        if args.timer is not None and args.serve is not None:
+            raise UsageError("systemd takes --timer NAME or --serve, not both")
+        if args.serve is not None:
+            text = systemd.serve_unit(config, python, args.serve, _unit_user())
+        elif args.timer is None:
             text = systemd.service_unit(config, python, _unit_user())
         else:
             job = app.find_job(config, args.timer)

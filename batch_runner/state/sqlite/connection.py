@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 
 def row_to_run(row: sqlite3.Row) -> dict[str, Any]:
-    """A run as the store hands it out: its spec parsed, its flags booleans."""
+    """A run as the store hands it out: its spec and tags parsed, its flags booleans."""
     run = dict(row)
     run["spec"] = json.loads(run["spec"])
+    tags = run.get("tags")
+    run["tags"] = json.loads(tags) if tags else None
     run["output_truncated"] = bool(run["output_truncated"])
     run["stop_requested"] = bool(run["stop_requested"])
     return run

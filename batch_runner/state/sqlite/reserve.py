@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from batch_runner.state.sqlite.access import Access
 from batch_runner.state.sqlite.connection import row_to_run
-from batch_runner.state.sqlite.jobstate import JobStateAndFlags
 from batch_runner.state.sqlite.schema import storage_error
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class Reservations(JobStateAndFlags):
+class Reservations(Access):
     """See ``Store`` for what each operation means."""
 
     def reserve_next(

@@ -15,7 +15,7 @@ import sqlite3
 from batch_runner.errors import DamagedState, StorageError
 from batch_runner.files import make_private_dirs
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # How long a statement waits for another process's lock before it fails.
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -40,6 +40,46 @@ _ACTIVE_JOB = """
 CREATE INDEX IF NOT EXISTS runs_active_job ON runs (job_name)
     WHERE status IN ('pending', 'reserved', 'running')"""
 
+# The service's API tokens (the sha256 of each secret, never the secret: ``state.tokens``); a
+# revoked one stays listed, its name free for a new token.
+_TOKENS = """
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_used_at REAL,
+    revoked_at REAL
+)"""
+
+# The dashboard's signed-in browsers: the hash of each cookie, the token it signed in with.
+_SESSIONS = """
+CREATE TABLE IF NOT EXISTS sessions (
+    hash TEXT PRIMARY KEY,
+    token_name TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+)"""
+
+# Every change made through the service or to the tokens: who, what, which run, from where.
+_AUDIT = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    scope TEXT,
+    action TEXT NOT NULL,
+    run_id TEXT,
+    job_name TEXT,
+    remote TEXT,
+    detail TEXT
+)"""
+_AUDIT_OF_RUN = "CREATE INDEX IF NOT EXISTS audit_run ON audit (run_id)"
+
+# A job's runs newest first (its history page) without reading every other job's on the way.
+_RUNS_OF_JOB = "CREATE INDEX IF NOT EXISTS runs_job ON runs (job_name, seq)"
+
 # How to bring a database of version N up to N + 1: columns to add, as (table, column, type),
 # or a statement that may run twice (an upgrade cut short is done again from its start).
 _MIGRATIONS: dict[int, list[tuple[str, str, str] | str]] = {
@@ -63,6 +103,16 @@ _MIGRATIONS: dict[int, list[tuple[str, str, str] | str]] = {
     # disable_after: why and when the job's failures took it off the schedule (NULL: they
     # did not). An older binary would queue such a job as ever: it must not open the database.
     5: [("job_state", "disabled_reason", "TEXT"), ("job_state", "disabled_at", "REAL")],
+    # The service: tokens, sessions, the audit trail, and a run's tags (a JSON list of
+    # strings, NULL when none).
+    6: [
+        ("runs", "tags", "TEXT"),
+        _TOKENS,
+        _SESSIONS,
+        _AUDIT,
+        _AUDIT_OF_RUN,
+        _RUNS_OF_JOB,
+    ],
 }
 
 # SQLite's primary result codes (the low byte of an extended one) that mean the file is
@@ -103,7 +153,8 @@ CREATE TABLE IF NOT EXISTS runs (
     attempt_status TEXT,
     lane TEXT NOT NULL DEFAULT 'default',
     slot INTEGER,
-    reserved_at REAL
+    reserved_at REAL,
+    tags TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (priority DESC, due_at, seq)
     WHERE status = 'pending';
@@ -120,7 +171,21 @@ CREATE TABLE IF NOT EXISTS job_state (
 );
 CREATE TABLE IF NOT EXISTS job_plan (job_name TEXT PRIMARY KEY, next_run TEXT);
 """
-SCHEMA += _UNWRITTEN + ";\n" + _WAITING_IN_LANE + ";\n" + _ACTIVE_JOB + ";\n"
+SCHEMA += (
+    ";\n".join(
+        (
+            _UNWRITTEN,
+            _WAITING_IN_LANE,
+            _ACTIVE_JOB,
+            _TOKENS,
+            _SESSIONS,
+            _AUDIT,
+            _AUDIT_OF_RUN,
+            _RUNS_OF_JOB,
+        )
+    )
+    + ";\n"
+)
 
 
 def storage_error(path: str, exc: sqlite3.Error, doing: str) -> StorageError:

@@ -18,6 +18,7 @@ from batch_runner.state.store import FINISHED_STATUSES
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 
@@ -29,6 +30,9 @@ class SqliteStore(Reservations):
     def insert_run(self, run: dict[str, Any]) -> None:
         values = dict(run)
         values["spec"] = json.dumps(values["spec"])
+        if "tags" in values:  # NULL when none: no run pays json_each for an empty list
+            tags = values["tags"]
+            values["tags"] = json.dumps(list(tags), ensure_ascii=False) if tags else None
         columns = ", ".join(values)
         marks = ", ".join(f":{key}" for key in values)
         self._write(f"INSERT INTO runs ({columns}) VALUES ({marks})", values)
@@ -49,6 +53,23 @@ class SqliteStore(Reservations):
             ):
                 found[row["run_id"]] = dict(row)
         return found
+
+    def list_runs(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        job: str | None = None,
+        tag: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        where, params = _run_filters(statuses, job, tag, since, until, before_seq)
+        rows = self._read(
+            f"SELECT * FROM runs{where} ORDER BY seq DESC LIMIT ?", (*params, max(limit, 0))
+        )
+        return [_row_to_run(row) for row in rows]
 
     def find_runs(self, prefix: str) -> list[dict[str, Any]]:
         if not prefix.strip():
@@ -222,3 +243,31 @@ class SqliteStore(Reservations):
                 "AND COALESCE(ended_at, created_at) < ?",
                 (*FINISHED_STATUSES, cutoff),
             ).rowcount
+
+
+def _run_filters(
+    statuses: Sequence[str] | None,
+    job: str | None,
+    tag: str | None,
+    since: float | None,
+    until: float | None,
+    before_seq: int | None,
+) -> tuple[str, list[Any]]:
+    """``list_runs``'s WHERE clause (empty without filters) and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if statuses:
+        clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
+        params += statuses
+    for clause, value in (
+        ("job_name = ?", job),
+        # One element equal to the tag: "ab" is no match for the tag "a", nor "a" for "ab".
+        ("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value = ?)", tag),
+        ("created_at >= ?", since),
+        ("created_at < ?", until),
+        ("seq < ?", before_seq),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
