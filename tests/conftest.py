@@ -17,8 +17,9 @@ from batch_runner.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The HTTP test server's fixture (``server``) is shared by the HTTP tests.
-pytest_plugins = ["http_servers"]
+# The HTTP test server's fixture (``server``) is shared by the HTTP tests, a real
+# ``batch_runner serve``'s (``serve_web``) by the service's.
+pytest_plugins = ["http_servers", "webserver"]
 
 
 def write_config(root: Path, jobs: list[dict[str, Any]], **top: Any) -> Path:

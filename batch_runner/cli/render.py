@@ -54,12 +54,6 @@ _VISIBLE.update({ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"})
 _VISIBLE.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
-def has_control(text: str) -> bool:
-    """Whether ``text`` holds a control character (a line break, a tab, an escape, NUL, DEL, a
-    C1 code) or a Unicode line or paragraph separator: what ``shown`` writes as an escape."""
-    return any(ord(c) in _VISIBLE for c in text)
-
-
 def shown(text: str) -> str:
     """``text`` safe to print on one line of a terminal or a log: control characters and line
     separators written as escapes, a lone surrogate (not UTF-8) as U+FFFD."""

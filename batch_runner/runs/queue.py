@@ -46,8 +46,13 @@ def add(
     max_attempts: int = 1,
     label: str | None = None,
     lane: str = "default",
+    tags: list[str] | None = None,
+    wake: bool = True,
 ) -> str:
-    """Persist a pending run; durable once this returns (the store syncs every commit)."""
+    """Persist a pending run; durable once this returns (the store syncs every commit).
+
+    ``wake=False`` within a caller's transaction: the caller wakes the scheduler after its
+    commit (``state.wakeup.poke``), or the scheduler would look before the run is there."""
     now = time.time()
     run_id = new_run_id(now)
     ctx.store.insert_run(
@@ -64,9 +69,11 @@ def add(
             "created_at": now,
             "label": label,
             "lane": lane,
+            "tags": tags,
         }
     )
-    poke(ctx.layout.log_dir)
+    if wake:
+        poke(ctx.layout.log_dir)
     return run_id
 
 

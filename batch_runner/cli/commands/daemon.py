@@ -39,33 +39,16 @@ def cmd_next(args: argparse.Namespace) -> int:
     """The next occurrences; a startup job's run has no time (it is at the scheduler's next
     start) and a job its failures disabled has none: the text names both, ``--json`` (ISO
     times only) leaves them out."""
-    import heapq
-    import itertools
+    from batch_runner.scheduling.nextruns import COUNT_LIMIT, next_runs
+    from batch_runner.timefmt import iso
 
-    from batch_runner.scheduling.plan import upcoming_times
-    from batch_runner.timefmt import iso, parse_iso
-
-    if args.count < 1 or args.count > 100_000:
-        raise UsageError(f"--count must be between 1 and 100000, not {args.count}")
+    if args.count < 1 or args.count > COUNT_LIMIT:
+        raise UsageError(f"--count must be between 1 and {COUNT_LIMIT}, not {args.count}")
     ctx = app.context(args)
     live = scheduler_pid(ctx) is not None
-    states = _job_states(ctx)
-    now = time.time()
-    streams = []  # each job's next times, merged lazily: `--count` of them are computed
-    at_start, disabled = [], []
-    for job in ctx.config.jobs:
-        state = states.get(job.name) or {}
-        if not job.enabled:
-            continue
-        if state.get("disabled_at") is not None:
-            disabled.append({"name": job.name, **state})
-        elif job.schedule_type == "startup":
-            at_start.append(job.name)
-        else:
-            stored = state.get("next_run") if live else None
-            times = upcoming_times(job, now, parse_iso(stored) if stored else None)
-            streams.append(zip(times, itertools.repeat(job.name), strict=False))
-    upcoming = list(itertools.islice(heapq.merge(*streams), args.count))
+    upcoming, at_start, disabled = next_runs(
+        ctx.config, _job_states(ctx), time.time(), args.count, live=live
+    )
     if args.json:
         render.print_json([{"name": name, "time": iso(t)} for t, name in upcoming])
         return 0

@@ -101,39 +101,35 @@ def _simple(
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from batch_runner.runs import queue
+    from batch_runner.runs import queue, request
 
     ctx = app.context(args, durable=True)
     argv = _command_of(args.argv)
-    timeout = _positive(args.timeout, "--timeout") or ctx.config.settings.default_timeout
-    if abs(args.priority) > 2**31 - 1:
-        raise UsageError(f"--priority must be between {-(2**31 - 1)} and {2**31 - 1}")
-    if args.max_attempts < 1 or args.max_attempts > 1000:
-        raise UsageError(f"--max-attempts must be between 1 and 1000, not {args.max_attempts}")
-    if args.lane not in ctx.config.settings.lanes:
-        from batch_runner.config.lanes import unknown_lane
-
-        raise UsageError(unknown_lane(ctx.config.settings.lanes, args.lane) or args.lane)
-    if args.http:
-        if argv:
-            raise UsageError("give either --http or a command after --, not both")
-        spec = queue_http.build_spec(args, ctx.config.settings)
-    elif not argv:
-        raise UsageError("give the command to queue after --, e.g. queue add -- ./backup.sh")
-    else:
-        spec = queue.adhoc_spec(argv, timeout)
-    spec["timeout"] = timeout
-    run_id = queue.add(
-        ctx,
-        spec,
+    # The checks and the spec are the service's too (``runs.request``): one set of rules.
+    spec, options = request.new_run(
+        ctx.config.settings,
+        command=argv,
+        http=_http_of(args, argv),
+        timeout=args.timeout,
         priority=args.priority,
-        due_at=_due_at(args),
+        delay=args.delay,
+        at=args.at,
         max_attempts=args.max_attempts,
-        label=_label(args.label),
+        label=args.label,
         lane=args.lane,
     )
-    print(run_id)
+    print(queue.add(ctx, spec, **options))
     return 0
+
+
+def _http_of(args: argparse.Namespace, argv: list[str]) -> dict[str, Any] | None:
+    if not args.http:
+        if not argv:
+            raise UsageError("give the command to queue after --, e.g. queue add -- ./backup.sh")
+        return None
+    if argv:
+        raise UsageError("give either --http or a command after --, not both")
+    return queue_http.request_of(args)
 
 
 def _command_of(words: list[str]) -> list[str]:
@@ -152,33 +148,6 @@ def _command_of(words: list[str]) -> list[str]:
     if words and not words[0].strip():
         raise UsageError("the command after -- is empty")
     return words
-
-
-def _label(label: str | None) -> str | None:
-    # The label names the run in every log line (as a job's name does, which the config
-    # checks): a line break in it would write a forged line, an escape would act on a terminal.
-    if label is not None and render.has_control(label):
-        raise UsageError(
-            f"--label {label!r} holds a control character (a line break, a tab, an escape...); "
-            "give a label of printable characters"
-        )
-    return label
-
-
-def _positive(value: float | None, option: str) -> float | None:
-    if value is not None and not 0 < value < 10 * 365 * 86400:
-        raise UsageError(f"{option} must be a positive number of seconds, not {value:g}")
-    return value
-
-
-def _due_at(args: argparse.Namespace) -> float | None:
-    from batch_runner.cli.times import parse_at, parse_delay
-
-    if args.delay is not None:
-        return time.time() + parse_delay(args.delay)
-    if args.at is not None:
-        return parse_at(args.at, time.time())
-    return None
 
 
 def cmd_list(args: argparse.Namespace) -> int:

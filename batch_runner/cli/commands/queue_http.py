@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from batch_runner.cli.render import has_control
 from batch_runner.errors import UsageError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -66,55 +65,23 @@ def build_spec(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
     UsageError (exit 2) for a bad method, URL, header, parameter or JSON body, and for a host
     that ``settings.http.allow_hosts`` does not allow (checked again when the run starts).
     """
+    from batch_runner.runs.request import http_spec
+
+    return http_spec(**request_of(args), timeout=getattr(args, "timeout", None), settings=settings)
+
+
+def request_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The call as ``args`` give it (method, url, headers, params, body), its headers and
+    parameters parsed from their command-line form; ``runs.request`` checks the rest (the
+    same checks as the service's)."""
     method, url = args.http
-    http = {
-        "method": _method(method),
-        "url": _url(url, tuple(settings.http.allow_hosts)),
+    return {
+        "method": method,
+        "url": url,
         "headers": _pairs(args.http_headers, ":", "--header", "'NAME: VALUE'"),
         "params": _pairs(args.http_params, "=", "--param", "NAME=VALUE"),
         "body": _body(args.http_body, args.http_json_body),
     }
-    return {
-        "type": "http",
-        "command": None,
-        "shell": "auto",
-        "cwd": None,
-        "env": {},
-        "timeout": getattr(args, "timeout", None) or settings.default_timeout,
-        "backoff": "exponential",
-        "backoff_seconds": 30.0,
-        "notify_after": None,
-        "ping_url": None,
-        "http": http,
-    }
-
-
-def _method(method: str) -> str:
-    from batch_runner.net.urls import HTTP_METHODS
-
-    if method.upper() not in HTTP_METHODS:
-        raise UsageError(
-            f"--http: {method!r} is not an HTTP method; use one of {', '.join(HTTP_METHODS)}"
-        )
-    return method.upper()
-
-
-def _url(url: str, allow_hosts: tuple[str, ...]) -> str:
-    from batch_runner.net import envrefs, hosts
-    from batch_runner.net.secrets import safe_url
-    from batch_runner.net.urls import InvalidUrl, checked_host, host_of
-
-    try:
-        host = host_of(url)
-        # A host given by a ${VAR} is only known when the run starts; it is checked then.
-        if envrefs.references(host):
-            return url
-        host = checked_host(url)  # a "%" in it is refused now, not when the run starts
-    except InvalidUrl as exc:
-        raise UsageError(f"--http: {exc}") from None
-    if not hosts.host_allowed(host, allow_hosts):
-        raise UsageError(f"--http {safe_url(url)}: {hosts.refusal(host)}")
-    return url
 
 
 def _pairs(items: list[str], separator: str, option: str, form: str) -> dict[str, str]:
@@ -126,21 +93,8 @@ def _pairs(items: list[str], separator: str, option: str, form: str) -> dict[str
             raise UsageError(f"{option} {item!r}: expected {form}")
         if name.lower() in (key.lower() for key in pairs):
             raise UsageError(f"{option} {name!r} is given twice")
-        if separator == ":":
-            _check_header(name, value)
         pairs[name] = value.strip() if separator == ":" else value
     return pairs
-
-
-def _check_header(name: str, value: str) -> None:
-    # A line break would smuggle a second header in (the run would be refused when it starts:
-    # better now); HTTP allows a tab in a value, no other control character anywhere. The
-    # value is left out of the message: it may be a secret.
-    if has_control(name) or has_control(value.replace("\t", " ")):
-        raise UsageError(
-            f"--header {name!r}: a header cannot hold a control character (a line break, an "
-            "escape...)"
-        )
 
 
 def _body(text: str | None, as_json: bool) -> Any:

@@ -13,9 +13,6 @@ from batch_runner.state.sqlite.jobstate import JobStateAndFlags
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-    from batch_runner.state.sqlite.schema import Transaction
-
 _AUDIT_FIELDS = ("at", "actor", "scope", "action", "run_id", "job_name", "remote", "detail")
 
 
@@ -118,20 +115,3 @@ class Access(JobStateAndFlags):
             f"SELECT * FROM audit{where} ORDER BY seq DESC LIMIT ?", (*params, max(limit, 0))
         )
         return [dict(row) for row in rows]
-
-    def _joined(self) -> Transaction | _Joined:
-        """The caller's open transaction (a change and its audit line), else one of its own."""
-        return _Joined() if self._db.in_transaction else self.transaction()
-
-
-class _Joined:
-    """Nothing to begin nor end: the statements join the transaction already open. A class
-    because contextlib costs a millisecond at start-up."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -53,6 +53,10 @@ class SqliteConnection(Store):
     def transaction(self) -> Transaction:
         return Transaction(self._db, self.path)
 
+    def _joined(self) -> Transaction | _Joined:
+        """The caller's open transaction (a change and its audit line), else one of its own."""
+        return _Joined() if self._db.in_transaction else self.transaction()
+
     def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         try:
             return self._db.execute(sql, params)
@@ -73,3 +77,16 @@ class SqliteConnection(Store):
         except sqlite3.Error as exc:
             raise storage_error(self.path, exc, doing) from exc
         return row
+
+
+class _Joined:
+    """Nothing to begin nor end: the statements join the transaction already open. A class
+    because contextlib costs a millisecond at start-up."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -121,7 +121,7 @@ class JobStateAndFlags(SqliteConnection):
         return row is not None and row[0] == "1"
 
     def set_paused(self, paused: bool) -> None:
-        with self.transaction():
+        with self._joined():
             self._write(
                 "INSERT INTO meta (key, value) VALUES ('paused', ?) ON CONFLICT (key) "
                 "DO UPDATE SET value = excluded.value",

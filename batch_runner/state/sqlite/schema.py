@@ -294,22 +294,34 @@ def _schema_version(db: sqlite3.Connection, path: str) -> int | None:
 class Transaction:
     """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken up front, never mid-way.
 
-    Commits at the end of the ``with`` block, rolls back on an exception. A class because
-    contextlib costs a millisecond at start-up.
+    Commits at the end of the ``with`` block, rolls back on an exception. Opened inside
+    another, it is a savepoint of it: undone alone on an exception, committed with it. A class
+    because contextlib costs a millisecond at start-up.
     """
 
-    __slots__ = ("db", "path")
+    __slots__ = ("db", "nested", "path")
 
     def __init__(self, db: sqlite3.Connection, path: str) -> None:
         self.db, self.path = db, path
+        self.nested = False
 
     def __enter__(self) -> None:
         try:
+            if self.db.in_transaction:
+                # Within another (the service commits several changes at once): a savepoint,
+                # so that this one's failure undoes this one only.
+                self.db.execute("SAVEPOINT nested")
+                self.nested = True
+                return
+            self.nested = False
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise storage_error(self.path, exc, "write") from exc
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if self.nested:
+            self._end_savepoint(undo=kind is not None)
+            return
         # Some errors (a full disk) end the transaction by themselves: nothing to roll back.
         if kind is not None:
             self._roll_back()
@@ -319,6 +331,16 @@ class Transaction:
         except sqlite3.Error as exc:
             self._roll_back()
             raise storage_error(self.path, exc, "write") from exc
+
+    def _end_savepoint(self, *, undo: bool) -> None:
+        try:
+            if undo and self.db.in_transaction:
+                self.db.execute("ROLLBACK TO nested")
+            if self.db.in_transaction:
+                self.db.execute("RELEASE nested")
+        except sqlite3.Error as exc:
+            if not undo:  # when undoing, the error that ended it is the one to report
+                raise storage_error(self.path, exc, "write") from exc
 
     def _roll_back(self) -> None:
         # Quietly: the error that ended the transaction is the one to report, not this one.
