@@ -290,6 +290,12 @@ def test_status_and_next_answer_as_the_cli_does(serve_web: Any) -> None:
     assert status.json()["paused"] is False
     assert status.json()["scheduler"] == {"alive": False, "pid": None}
     assert set(status.json()) >= {"scheduler", "paused", "running", "pending", "lanes"}
+    web.cli("queue", "add", "--delay", "1h", "--", "true")
+    assert reader.get("/api/v1/status").json() == json.loads(web.cli("status", "--json").stdout)
+    plain = serve_web()  # no lanes: no "lanes" key, as status --json has none
+    answer = plain.client(plain.token("read")).get("/api/v1/status").json()
+    assert answer == json.loads(plain.cli("status", "--json").stdout)
+    assert "lanes" not in answer and "disabled_jobs" not in answer
     upcoming = reader.get("/api/v1/next", params={"count": 3})
     assert upcoming.status_code == 200
     assert upcoming.json() == json.loads(web.cli("next", "--count", "3", "--json").stdout)

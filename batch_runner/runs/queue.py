@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from batch_runner.errors import NotFound, OperationFailed, UsageError
+from batch_runner.errors import NotFound, OperationFailed, StorageError, UsageError
 from batch_runner.runs.context import RunnerContext, new_run_id
 from batch_runner.state.wakeup import poke
 
@@ -54,24 +54,30 @@ def add(
     ``wake=False`` within a caller's transaction: the caller wakes the scheduler after its
     commit (``state.wakeup.poke``), or the scheduler would look before the run is there."""
     now = time.time()
-    run_id = new_run_id(now)
-    ctx.store.insert_run(
-        {
-            "run_id": run_id,
-            "job_name": label or ADHOC_JOB_NAME,
-            "kind": "adhoc",
-            "spec": spec,
-            "trigger": "queue",
-            "priority": priority,
-            "status": "pending",
-            "max_attempts": max_attempts,
-            "due_at": now if due_at is None else due_at,
-            "created_at": now,
-            "label": label,
-            "lane": lane,
-            "tags": tags,
-        }
-    )
+    run = {
+        "job_name": label or ADHOC_JOB_NAME,
+        "kind": "adhoc",
+        "spec": spec,
+        "trigger": "queue",
+        "priority": priority,
+        "status": "pending",
+        "max_attempts": max_attempts,
+        "due_at": now if due_at is None else due_at,
+        "created_at": now,
+        "label": label,
+        "lane": lane,
+        "tags": tags,
+    }
+    for tries_left in (2, 1, 0):
+        run_id = new_run_id(now)
+        try:
+            ctx.store.insert_run({"run_id": run_id, **run})
+            break
+        except StorageError as exc:
+            # 3 random bytes a second: at hundreds of runs a second an id is drawn twice now
+            # and then; the database says so (its unique constraint) and another is drawn.
+            if not tries_left or "UNIQUE constraint failed: runs.run_id" not in str(exc):
+                raise
     if wake:
         poke(ctx.layout.log_dir)
     return run_id

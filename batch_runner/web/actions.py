@@ -111,10 +111,13 @@ def run_job_now(request: Request, principal: Principal, name: str) -> dict[str, 
 
     def change(ctx: RunnerContext) -> dict[str, Any]:
         job = _job(ctx, name)
-        run_id = enqueue_job(ctx, job, "queue")
+        with ctx.store.transaction():  # the run and its audit line, or neither
+            run_id = enqueue_job(ctx, job, "queue")
+            if run_id is not None:
+                entry = audit(request, principal, "run", run_id=run_id, job_name=name)
+                ctx.store.record_audit(entry)
         if run_id is None:
             raise Busy(f"job {name!r} is already waiting or running (recorded as skipped)")
-        ctx.store.record_audit(audit(request, principal, "run", run_id=run_id, job_name=name))
         poke(ctx.layout.log_dir)
         run = ctx.store.get_run(run_id)
         assert run is not None

@@ -231,7 +231,7 @@ def resume(request: Request, principal: Operate) -> dict[str, bool]:
 @router.get(
     "/status",
     response_model=Status,
-    response_model_exclude_none=False,
+    response_model_exclude_unset=True,  # as status --json: no "lanes" key without lanes
     responses=responses(401, 403, 503),
     summary="What runs now, what waits, whether a scheduler is alive (`status --json`)",
 )

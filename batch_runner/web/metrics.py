@@ -85,6 +85,9 @@ class ResultTail:
             path: _size(path) for _, path in result_files_newest_first(self.layout)[:_DAYS_TAILED]
         }
         self.first_day = day_stamp(time.time() - 86400)
+        # The job label's values: the configured jobs; any other name (an ad-hoc run's free
+        # label) is counted as "adhoc", so that the series stay as few as the jobs.
+        self.jobs: frozenset[str] = frozenset()
 
     def catch_up(self) -> None:
         """Read what was appended since the last call."""
@@ -124,7 +127,9 @@ class ResultTail:
             return  # an empty or damaged line: history skips it too
         if not isinstance(record, dict):
             return
-        job, status = _label(record.get("job_name")), _label(record.get("status"))
+        name = record.get("job_name")
+        job = _label(name) if name in self.jobs else "adhoc"
+        status = _label(record.get("status"))
         self.runs[job, status] = self.runs.get((job, status), 0) + 1
         duration = record.get("duration_seconds")
         if isinstance(duration, int | float) and duration >= 0:
@@ -169,6 +174,7 @@ class ServiceCollector(Collector):
         ctx = self.service.reader()
         if ctx.config.settings.log_dir != str(self.tail.layout.log_dir):
             self.tail = ResultTail(ctx.config.settings.log_dir)  # another log dir: from now
+        self.tail.jobs = frozenset(job.name for job in ctx.config.jobs)
         self.tail.catch_up()
         yield from self._from_results()
         yield from _from_state(ctx)

@@ -19,7 +19,7 @@ from batch_runner.runs.outputs import attempt_logs
 MEDIA_TYPE = "text/plain; charset=utf-8"
 SIZE_HEADER = "X-Output-Size"
 _CHUNK = 64 * 1024
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.IGNORECASE)  # units are case-insensitive (RFC 9110)
 UNSATISFIABLE = (-1, -1)
 
 

@@ -147,6 +147,9 @@ class Service:
             first = held or self._changes.get()
             held = None
             if first is None:
+                if self._writer_ctx is not None:  # sqlite3: closed on the thread that opened it
+                    _close(self._writer_ctx)
+                    self._writer_ctx = None
                 return
             if not first.grouped:
                 self._apply([first], alone=True)
@@ -184,7 +187,8 @@ class Service:
                 return
             self._apply_group(ctx, pending)
         except StorageError as exc:
-            self._refused = (time.monotonic(), exc)
+            if not own_refusal(exc):  # the state's, not one change's values: shared below
+                self._refused = (time.monotonic(), exc)
             for change in pending:
                 if not change.future.done():
                     change.future.set_exception(exc)
@@ -200,8 +204,10 @@ class Service:
                 try:
                     with ctx.store.transaction():  # a savepoint: undone alone if it fails
                         outcomes.append((change, change.change(ctx), None))
-                except StorageError:
-                    raise  # the database's, not this request's: the whole group is refused
+                except StorageError as refusal:
+                    if not own_refusal(refusal):
+                        raise  # the database's, not this request's: the whole group is refused
+                    outcomes.append((change, None, refusal))
                 except Exception as refusal:  # this request's own (a usage error, a bug)
                     outcomes.append((change, None, refusal))
         # Committed: now each is durable, and may be told so.
@@ -229,8 +235,6 @@ class Service:
     def close(self) -> None:
         self._changes.put(None)
         self._writer.join()
-        if self._writer_ctx is not None:
-            _close(self._writer_ctx)
 
 
 def audit_entry(
@@ -280,6 +284,14 @@ def _answer(change: _Change, ctx: RunnerContext) -> None:
         change.future.set_exception(exc)
         return
     change.future.set_result(result)
+
+
+def own_refusal(exc: StorageError) -> bool:
+    """Whether the database refused this change's own values (a constraint: a run id taken),
+    its transaction still open for the others, rather than being unwritable."""
+    import sqlite3
+
+    return isinstance(exc.__cause__, sqlite3.IntegrityError)
 
 
 def _log_failure(future: Future[object]) -> None:
