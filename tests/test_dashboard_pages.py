@@ -66,9 +66,18 @@ def test_sign_in_sets_a_strict_cookie_and_pages_need_it(serve_web):
     assert "Secure" not in cookie
     assert anonymous.get("/ui/jobs").status_code == 200
 
-    # Over https (the proxy says so), the cookie is Secure; an outside next is not followed.
-    other = web.client(headers={"X-Forwarded-Proto": "https"})
-    secure = other.post("/ui/signin", data={"token": token, "next": "//evil.example/ui/"})
+    # Any client may claim https: believed only from a proxy named with --trusted-proxy.
+    claims = web.client(headers={"X-Forwarded-Proto": "https"})
+    claimed = claims.post("/ui/signin", data={"token": token})
+    assert "Secure" not in claimed.headers["set-cookie"]
+
+    # Over https (the trusted proxy says so), the cookie is Secure; an outside next is not
+    # followed.
+    proxied = serve_web(args=("--trusted-proxy", "127.0.0.1"))
+    other = proxied.client(headers={"X-Forwarded-Proto": "https"})
+    secure = other.post(
+        "/ui/signin", data={"token": proxied.token("read"), "next": "//evil.example/ui/"}
+    )
     assert "Secure" in secure.headers["set-cookie"]
     assert secure.headers["location"] == "/ui/"
 

@@ -22,3 +22,11 @@ def test_a_direct_client_cannot_forge_its_audited_address(serve_web):
         "the audit says the change came from the address the client put in X-Forwarded-For"
     )
     assert "127.0.0.1" in (entry["remote"] or "")
+
+
+def test_a_trusted_proxys_forwarded_address_is_audited(serve_web):
+    web = serve_web(args=("--trusted-proxy", "127.0.0.1"))
+    operator = web.client(web.token("operate", "ops"), headers={"X-Forwarded-For": SPOOFED})
+    assert operator.post("/api/v1/queue/pause").status_code == 200
+    (entry,) = [e for e in json.loads(web.cli("audit", "--json").stdout) if e["action"] == "pause"]
+    assert entry["remote"] == SPOOFED

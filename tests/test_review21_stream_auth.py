@@ -18,15 +18,11 @@ ENDS_WITHIN_SECONDS = 8.0
 
 def _running_chatty_run(web: WebServer) -> str:
     admin = web.client(web.token("admin"))
-    queued = admin.post(
-        "/api/v1/runs", json={"command": "while :; do echo tick; sleep 0.1; done"}
-    )
+    queued = admin.post("/api/v1/runs", json={"command": "while :; do echo tick; sleep 0.1; done"})
     assert queued.status_code == 201, queued.text
     run_id: str = queued.json()["run_id"]
     web.start_cli("queue", "worker")
-    wait_for(
-        lambda: admin.get(f"/api/v1/runs/{run_id}").json()["status"] == "running", timeout=30
-    )
+    wait_for(lambda: admin.get(f"/api/v1/runs/{run_id}").json()["status"] == "running", timeout=30)
     return run_id
 
 

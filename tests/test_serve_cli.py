@@ -32,6 +32,14 @@ def test_an_open_bind_is_refused_while_no_token_exists(project: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_an_open_ipv6_bind_is_named_as_written(project: Path) -> None:
+    write_config(project, [job("t", "true")])
+    port = _free_port()
+    done = run_cli(project, "serve", "--bind", f"[::]:{port}")
+    assert done.returncode == 2
+    assert f"listen on [::]:{port} while no token exists" in done.stderr
+
+
 def test_a_bind_that_is_not_host_and_port_is_a_usage_error(project: Path) -> None:
     write_config(project, [job("t", "true")])
     done = run_cli(project, "serve", "--bind", "localhost:http")

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from batch_runner.version import __version__
 from batch_runner.web import api_jobs, api_runs, errors, events, metrics, pages, seedapi
 from batch_runner.web.headers import SecurityHeaders
+from batch_runner.web.limits import BodyLimit
 from batch_runner.web.service import Service
 
 
@@ -37,5 +38,6 @@ def create_app(service: Service, *, root_path: str = "") -> FastAPI:
     def home() -> RedirectResponse:
         return RedirectResponse("ui/", status_code=303)
 
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so even a 413 carries them
     return app

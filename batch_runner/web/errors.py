@@ -18,6 +18,7 @@ from batch_runner.errors import (
     StorageError,
     UsageError,
 )
+from batch_runner.web.headers import SECURITY_HEADERS
 
 log = logging.getLogger("batch_runner.web")
 
@@ -70,9 +71,13 @@ async def _on_batch_runner_error(request: Request, exc: Exception) -> JSONRespon
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # A bug of ours: logged whole for us, one sentence for the caller.
+    # A bug of ours: logged whole for us, one sentence for the caller. Answered from outside
+    # every middleware (Starlette's own error handler): the security headers are set here.
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal error; the service's log has the details")
+    response = error_response(500, "internal error; the service's log has the details")
+    for name, value in SECURITY_HEADERS:
+        response.headers[name.decode()] = value.decode()
+    return response
 
 
 def install(app: FastAPI) -> None:

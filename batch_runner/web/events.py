@@ -14,6 +14,7 @@ Not in the OpenAPI document: a stream that never ends is no operation a fuzzer c
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
@@ -27,6 +28,9 @@ from batch_runner.web.watcher import Hub, Subscriber
 router = APIRouter(tags=["events"])
 
 PING_SECONDS = 15.0
+# An open stream's credential is looked at again this often, however busy the stream: a
+# revoked token or an ended session stops receiving within this.
+AUTH_RECHECK_SECONDS = 5.0
 RETRY_MILLISECONDS = 2000
 # Events taken from the queue at once: one write to the socket for a burst.
 _BURST = 200
@@ -72,19 +76,29 @@ async def _stream(request: Request, hub: Hub, sub: Subscriber) -> AsyncIterator[
     hub.subscribe(sub)  # here: should the stream never start, nothing is left subscribed
     try:
         yield f"retry: {RETRY_MILLISECONDS}\n: connected\n\n"
+        checked = sent = time.monotonic()
         while True:
             try:
-                first = await asyncio.wait_for(sub.queue.get(), PING_SECONDS)
+                first = await asyncio.wait_for(sub.queue.get(), AUTH_RECHECK_SECONDS)
             except TimeoutError:
+                first = ""
+            now = time.monotonic()
+            if now - checked >= AUTH_RECHECK_SECONDS:
                 if not await _still_allowed(request):
                     return  # revoked or signed out: the browser's reconnect is refused
-                yield ": ping\n\n"
+                checked = now
+            if first == "":
+                if now - sent >= PING_SECONDS:
+                    sent = now
+                    yield ": ping\n\n"
                 continue
             burst = [first]
             while len(burst) < _BURST and not sub.queue.empty():
                 burst.append(sub.queue.get_nowait())
             if None in burst:  # dropped for being too slow
                 return
+            sub.taken(burst)
+            sent = time.monotonic()
             yield "".join(b for b in burst if b is not None)
     finally:
         hub.unsubscribe(sub)

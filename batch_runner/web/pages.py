@@ -163,24 +163,35 @@ def _signin_page(
     )
 
 
+_NOT_VALID = "That token is not valid: it may be mistyped or revoked."
+
+
 @router.post("/ui/signin", name="ui_signin_post")
 def signin(request: Request, token: str = Form(""), next: str = Form("")) -> Response:
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        # Another site's form signing the browser in with a token of the attacker's choosing.
+        return _signin_page(request, next, "Sign in from this page.", 403)
     service = service_of(request)
-    found = service.reader().store.token_by_hash(hash_secret(token.strip())) if token else None
+    token_hash = hash_secret(token.strip())
+    found = service.reader().store.token_by_hash(token_hash) if token else None
     if found is None:
-        problem = "That token is not valid: it may be mistyped or revoked."
-        return _signin_page(request, next, problem, 401)
+        return _signin_page(request, next, _NOT_VALID, 401)
     session_id, csrf, now = new_session_id(), new_session_id(), time.time()
     entry = audit_entry(found["name"], found["scope"], "signin", remote=remote_of(request))
 
-    def change(ctx: Any) -> None:
+    def change(ctx: Any) -> bool:
         with ctx.store.transaction():
+            # Again under the write lock: a revoke since the look above ends it here.
+            if ctx.store.token_by_hash(token_hash) is None:
+                return False
             ctx.store.add_session(
                 hash_secret(session_id), found["name"], csrf, now, now + SESSION_SECONDS
             )
             ctx.store.record_audit(entry)
+        return True
 
-    service.write(change)
+    if not service.write(change):
+        return _signin_page(request, next, _NOT_VALID, 401)
     response = RedirectResponse(safe_next(request, next), 303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -223,7 +234,6 @@ def _cookie_path(request: Request) -> str:
 
 
 def _over_https(request: Request) -> bool:
-    # uvicorn takes the scheme from a local proxy's X-Forwarded-Proto; a proxy elsewhere
-    # still says it in the header, and a Secure cookie asked for wrongly only fails to sign in.
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return request.url.scheme == "https" or forwarded == "https"
+    # uvicorn takes the scheme from X-Forwarded-Proto only when it comes from a proxy named
+    # with `serve --trusted-proxy`: anyone else could claim it.
+    return request.url.scheme == "https"

@@ -44,12 +44,14 @@ def refuse_open_bind(service: Service, host: str, port: int) -> None:
         return
     if not service.reader().store.has_active_tokens():
         raise UsageError(
-            f"refusing to listen on {host}:{port} while no token exists: create one with "
+            f"refusing to listen on {_address(host, port)} while no token exists: create one with "
             "`batch_runner token create NAME --scope admin`, or bind to 127.0.0.1"
         )
 
 
-def serve(service: Service, bind: str, *, root_path: str = "") -> None:
+def serve(
+    service: Service, bind: str, *, root_path: str = "", trusted_proxies: tuple[str, ...] = ()
+) -> None:
     import uvicorn
 
     from batch_runner.web.app import create_app
@@ -63,8 +65,10 @@ def serve(service: Service, bind: str, *, root_path: str = "") -> None:
         port=port,
         log_config=None,  # our logging, set up by the CLI
         access_log=False,
-        proxy_headers=True,  # X-Forwarded-For from a proxy on this host: the audit's "from"
-        forwarded_allow_ips="127.0.0.1",
+        # X-Forwarded-For/-Proto are believed only from the proxies named: from anyone else
+        # (any local account reaches a loopback bind) the audit's "from where" would be a claim.
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
         timeout_graceful_shutdown=_GRACEFUL_SECONDS,
         server_header=False,
     )
@@ -88,6 +92,10 @@ def _listen(host: str, port: int) -> socket.socket:
         listening.listen(2048)
     except OSError as exc:
         listening.close()
-        raise OperationFailed(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise OperationFailed(f"cannot listen on {_address(host, port)}: {exc.strerror}") from None
     listening.set_inheritable(True)
     return listening
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

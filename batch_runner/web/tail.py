@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import codecs
 import os
+import stat
 
+from batch_runner.files import READ_NO_FOLLOW
 from batch_runner.runs.outputs import attempt_logs
 from batch_runner.state.store import FINISHED_STATUSES
 
@@ -22,19 +24,24 @@ CHUNK_BYTES = 64 * 1024
 
 
 def size_of(path: str) -> int | None:
+    """The size of the log file at ``path``; None for anything but a regular file (a symlink
+    or a FIFO planted in its place is never followed nor opened)."""
     try:
-        return os.stat(path).st_size
+        info = os.lstat(path)
     except OSError:
         return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def read_range(path: str, offset: int, limit: int) -> bytes:
     """Up to ``limit`` bytes of ``path`` from ``offset`` (nothing when it cannot be read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, READ_NO_FOLLOW)  # as runoutput and the CLI read the log dir
     except OSError:
         return b""
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
         return os.pread(fd, limit, offset)
     except OSError:
         return b""

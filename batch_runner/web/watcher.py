@@ -32,6 +32,9 @@ COUNT_EVERY_SECONDS = 0.25
 ALIVE_EVERY_SECONDS = 1.0
 # Events a subscriber may have waiting before it is dropped.
 QUEUE_LIMIT = 1000
+# ... or this many bytes of them (one output event may be 64 KiB, written up to six times
+# larger as JSON).
+QUEUE_BYTES = 4 * 1024 * 1024
 
 
 class Subscriber:
@@ -42,12 +45,19 @@ class Subscriber:
         self.run_id = run_id
         self.follower = follower
         self.dropped = False
+        self.queued_bytes = 0  # on the event loop only; the watcher only reads it
+
+    def taken(self, texts: list[str | None]) -> None:
+        self.queued_bytes -= sum(len(t) for t in texts if t is not None)
 
     def offer(self, text: str) -> None:
         if self.dropped:
             return
         try:
+            if self.queued_bytes + len(text) > QUEUE_BYTES:
+                raise asyncio.QueueFull
             self.queue.put_nowait(text)
+            self.queued_bytes += len(text)
         except asyncio.QueueFull:
             # Too slow: end its stream rather than hold everyone's events for it.
             self.dropped = True
@@ -92,8 +102,11 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         with self._lock:
             self._subs.add(sub)
-            # A fresh look for the newcomer's run, and the overview said again for it.
-            self._version, self._overview = None, {}
+            # A fresh look for the newcomer's run; the overview is told to it alone (said
+            # again to everyone, each dashboard would redraw for each newcomer).
+            self._version = None
+            if self._overview:
+                sub.offer(event("overview", self._overview))
             if self._thread is None:
                 self._reset()
                 self._thread = threading.Thread(target=self._watch, name="br-events", daemon=True)
@@ -189,6 +202,8 @@ class Hub:
         for sub in subs:
             follower, run = sub.follower, self._runs.get(sub.run_id or "")
             if follower is None or follower.done or run is None:
+                continue
+            if sub.queued_bytes:  # it has not taken the last chunk: read on when it has
                 continue
             for attempt, text in follower.step(run):
                 data = {"run_id": sub.run_id, "attempt": attempt, "text": text}

@@ -32,6 +32,13 @@ def register(sub: Any, common: Any) -> None:
         metavar="PREFIX",
         help="the path a reverse proxy serves it under, e.g. /batch",
     )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy's address whose X-Forwarded-For/-Proto are believed (repeatable)",
+    )
     p.set_defaults(handler=cmd_serve)
     common(p)
 
@@ -48,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--root-path {args.root_path!r} must start with /, e.g. /batch")
     app.load(args)  # the config's errors, as every command says them
     service = Service(app.config_path_of(args), app.root_of(args))
-    serve(service, args.bind, root_path=root_path)
+    serve(service, args.bind, root_path=root_path, trusted_proxies=tuple(args.trusted_proxy))
     return 0
 
 
