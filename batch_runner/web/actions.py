@@ -10,6 +10,7 @@ turns into its HTTP status (``web.errors``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -51,41 +52,42 @@ def queue_run(
     request: Request,
     principal: Principal,
     spec: dict[str, Any],
-    *,
-    priority: int = 0,
-    due_at: float | None = None,
-    max_attempts: int = 1,
-    label: str | None = None,
-    lane: str = "default",
-    tags: list[str] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """``batch_runner queue add``: a new run (``spec`` from ``runs.request``, checked there),
-    durable and audited together, the stored row returned."""
+    """``batch_runner queue add``: a new run (``spec`` and ``options`` from ``runs.request``,
+    checked there), durable and audited together, the stored row returned. Grouped: the runs
+    queued together share one commit, after which runners are woken."""
+    return service_of(request).write_grouped(_queueing(request, principal, spec, options))
+
+
+async def queue_run_async(
+    request: Request,
+    principal: Principal,
+    spec: dict[str, Any],
+    **options: Any,
+) -> dict[str, Any]:
+    """``queue_run`` for the event loop."""
+    change = _queueing(request, principal, spec, options)
+    return await service_of(request).write_grouped_async(change)
+
+
+def _queueing(
+    request: Request, principal: Principal, spec: dict[str, Any], options: dict[str, Any]
+) -> Callable[[RunnerContext], dict[str, Any]]:
     from batch_runner.runs import queue
+
+    entry = audit(request, principal, "queue")
 
     def change(ctx: RunnerContext) -> dict[str, Any]:
         with ctx.store.transaction():
-            run_id = queue.add(
-                ctx,
-                spec,
-                priority=priority,
-                due_at=due_at,
-                max_attempts=max_attempts,
-                label=label,
-                lane=lane,
-                tags=tags,
-                wake=False,
-            )
-            job_name = label or queue.ADHOC_JOB_NAME
-            ctx.store.record_audit(
-                audit(request, principal, "queue", run_id=run_id, job_name=job_name)
-            )
+            run_id = queue.add(ctx, spec, wake=False, **options)
+            job_name = options.get("label") or queue.ADHOC_JOB_NAME
+            ctx.store.record_audit({**entry, "run_id": run_id, "job_name": job_name})
         run = ctx.store.get_run(run_id)
         assert run is not None
         return run
 
-    # Grouped: the runs queued together share one commit, after which runners are woken.
-    return service_of(request).write_grouped(change)
+    return change
 
 
 def set_paused(request: Request, principal: Principal, paused: bool) -> bool:

@@ -130,6 +130,12 @@ class Service:
         woken after it."""
         return self._submit(change, grouped=True).result()
 
+    async def write_grouped_async(self, change: Callable[[RunnerContext], T]) -> T:
+        """``write_grouped`` for the event loop: awaited, with no thread of the pool held."""
+        import asyncio
+
+        return await asyncio.wrap_future(self._submit(change, grouped=True))
+
     def note(self, change: Callable[[RunnerContext], object]) -> None:
         """Run ``change`` on the writer thread without waiting for it: bookkeeping (a token's
         last use) that a request must neither wait for nor fail by."""
