@@ -54,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help and --version print and exit 0
             return int(exc.code or 0)
     if args.log_level is None:
-        args.log_level = "info" if args.command == "scheduler" else "warning"
-        if args.command != "scheduler":
+        # The long-running ones say what they do (serve: where it listens).
+        args.log_level = "info" if args.command in ("scheduler", "serve") else "warning"
+        if args.command not in ("scheduler", "serve"):
             from batch_runner import logs
 
             # run-job and queue worker print each run's end themselves; the attempt log's

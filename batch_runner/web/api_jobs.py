@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 
 from batch_runner.config.spec import JobSpec
 from batch_runner.errors import NotFound
+from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
 from batch_runner.web import actions
 from batch_runner.web.auth import Principal, require, service_of
@@ -21,7 +21,7 @@ from batch_runner.web.jobmodels import EnabledChange, Job, JobDetail, ResultReco
 from batch_runner.web.models import Problem, Run, responses
 from batch_runner.web.validation import SentenceRoute
 
-log = logging.getLogger("batch_runner.web")
+log = get_logger("batch_runner.web")
 
 router = APIRouter(tags=["jobs"], route_class=SentenceRoute)
 

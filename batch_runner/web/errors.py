@@ -3,8 +3,6 @@ that cannot be read or written is 503 with ``Retry-After``, never a hang or a tr
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -18,9 +16,10 @@ from batch_runner.errors import (
     StorageError,
     UsageError,
 )
+from batch_runner.logs import get_logger
 from batch_runner.web.headers import SECURITY_HEADERS
 
-log = logging.getLogger("batch_runner.web")
+log = get_logger("batch_runner.web")
 
 # Long enough for a full disk to be noticed or a repair to finish, short enough for a retry
 # loop to come back soon.

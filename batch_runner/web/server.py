@@ -4,13 +4,13 @@ clean stop on SIGTERM."""
 from __future__ import annotations
 
 import ipaddress
-import logging
 import socket
 
 from batch_runner.errors import OperationFailed, UsageError
+from batch_runner.logs import get_logger
 from batch_runner.web.service import Service
 
-log = logging.getLogger("batch_runner.web")
+log = get_logger("batch_runner.web")
 
 DEFAULT_BIND = "127.0.0.1:8080"
 # Open event streams end this long after SIGTERM; a dashboard reconnects on its own.
@@ -73,7 +73,13 @@ def serve(
         server_header=False,
     )
     listening = _listen(host, port)
-    log.info("serving on http://%s:%d%s/", host, port, root_path)
+    log.info(
+        "serving on http://%s%s/ (the dashboard: %s/ui/; the API: %s/api/v1/)",
+        _address(host, port),
+        root_path,
+        root_path,
+        root_path,
+    )
     try:
         uvicorn.Server(config).run(sockets=[listening])
     finally:

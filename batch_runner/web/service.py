@@ -4,7 +4,6 @@ audit trail every change leaves."""
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
@@ -16,10 +15,11 @@ from typing import Any, TypeVar
 from batch_runner.config.loader import load_config
 from batch_runner.config.spec import ConfigSpec
 from batch_runner.errors import ConfigError, StorageError
+from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
 from batch_runner.state.store import limit_waits
 
-log = logging.getLogger("batch_runner.web")
+log = get_logger("batch_runner.web")
 
 T = TypeVar("T")
 

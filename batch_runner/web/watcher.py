@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
 import time
 from typing import Any
 
 from batch_runner.errors import BatchRunnerError
+from batch_runner.logs import get_logger
 from batch_runner.web.service import Service
 from batch_runner.web.tail import Follower
 
-log = logging.getLogger("batch_runner.web")
+log = get_logger("batch_runner.web")
 
 # How often the database is looked at: a change reaches the browser within this plus the
 # time to read it, well inside the 100 ms the dashboard promises.
