@@ -120,3 +120,24 @@ def test_systemd_takes_timer_or_serve_not_both(project: Path) -> None:
     done = run_cli(project, "systemd", "--serve", "--timer", "t")
     assert done.returncode == 2
     assert "not both" in done.stderr
+
+
+def test_serve_says_where_it_listens(project: Path) -> None:
+    write_config(project, [job("t", "true")])
+    port = _free_port()
+    env = {**os.environ, "BATCH_RUNNER_ROOT": str(project), "PYTHONPATH": str(REPO)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "batch_runner", "serve", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        cwd=project,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        first = server.stderr.readline()  # blocks until serve has said it (or died)
+        assert f"serving on http://127.0.0.1:{port}/" in first, first
+        assert "/ui/" in first and "/api/v1/" in first
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
