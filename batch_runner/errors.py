@@ -81,3 +81,10 @@ class DamagedState(StorageError):
     is moved aside (``doctor --repair``), so a long-running process stops rather than retries."""
 
     exit_code = EXIT_FAILED
+
+
+class BackendUnavailable(Busy, StorageError):
+    """The cluster's database (``settings.backend``) did not answer within its deadline, or
+    refused the connection: exit 75 for a command, 503 with ``Retry-After`` from the service."""
+
+    exit_code = EXIT_BUSY

@@ -18,8 +18,8 @@ from batch_runner.cli.main import main
 REPO = Path(__file__).resolve().parent.parent
 
 # The HTTP test server's fixture (``server``) is shared by the HTTP tests, a real
-# ``batch_runner serve``'s (``serve_web``) by the service's.
-pytest_plugins = ["http_servers", "webserver"]
+# ``batch_runner serve``'s (``serve_web``) by the service's, a real PostgreSQL's (``pg_server``) by the cluster's.
+pytest_plugins = ["http_servers", "webserver", "pg_server"]
 
 
 def write_config(root: Path, jobs: list[dict[str, Any]], **top: Any) -> Path:

@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from batch_runner.config.backend import KEYS as BACKEND_KEYS
+from batch_runner.config.backend import PostgresBackend
 from batch_runner.config.fields import (
     CommandLine,
     Delay,
@@ -273,6 +275,9 @@ class SettingsModel(Strict):
         description=f'lane name -> how many of its runs may run at once; "{DEFAULT_LANE}" '
         f"is always there, with width {DEFAULT_WIDTH} unless given",
     )
+    backend: PostgresBackend | None = Field(
+        None, description="where the state is shared by several hosts; default: SQLite on this host"
+    )
 
 
 class ConfigModel(BaseModel):
@@ -295,6 +300,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "job:http": _keys(HttpJob),
     "settings": _keys(SettingsModel),
     "settings.http": _keys(HttpSettings),
+    "settings.backend": BACKEND_KEYS,
     "notifier:command": _keys(CommandNotifier),
     "notifier:webhook": _keys(WebhookNotifier),
     "notifier:email": _keys(EmailNotifier),

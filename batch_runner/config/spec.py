@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 # an older rule let through is never trusted (2: a NUL in a command is refused; 3: last_run
 # must be a date and time, kept with its offset, and a weekly time has no empty day; 4: a job
 # name does not start with "-"; 5: an SMTP login needs TLS, hosts are parsed once and a "%"
-# in one is refused; 6: settings.lanes and a job's lane, which must be configured).
-SNAPSHOT_FORMAT = 7
+# in one is refused; 6: settings.lanes and a job's lane, which must be configured; 8:
+# settings.backend).
+SNAPSHOT_FORMAT = 8
 
 
 class HttpRequestSpec(Record):
@@ -83,6 +84,14 @@ class HttpSettings(Record):
     allow_hosts: tuple[str, ...] = ()
 
 
+class Backend(Record):
+    """``settings.backend``: the shared state of a cluster (type "postgres"), its DSN read
+    from the environment variable ``dsn_env`` names, never from the file."""
+
+    type: str
+    dsn_env: str
+
+
 class Settings(Record):
     """Top-level ``settings``."""
 
@@ -102,6 +111,7 @@ class Settings(Record):
     # Lane name -> width, "default" always among them. Shared by every Settings that leaves it
     # out, as a Record's defaults are: never change it in place.
     lanes: dict[str, int] = {"default": 1}
+    backend: Backend | None = None  # None: SQLite on this host
 
     def width(self, lane: str) -> int:
         """How many runs of ``lane`` may run at once; 1 for a lane no longer configured, whose
@@ -124,6 +134,8 @@ class Settings(Record):
             if key in http:
                 http[key] = tuple(http[key])
         values["http"] = HttpSettings(**http)
+        backend = values.get("backend")
+        values["backend"] = Backend(**backend) if backend is not None else None
         return cls(**values)
 
 

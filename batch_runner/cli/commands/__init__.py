@@ -38,6 +38,7 @@ COMMANDS = {
     "audit": "access",
     "completion": "shellcompletion",
     "serve": "service",
+    "cluster": "cluster",
 }
 
 # The common options that take a value, each with the attribute it sets: the parser defines
