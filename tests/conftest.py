@@ -17,8 +17,9 @@ from batch_runner.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The HTTP test server's fixture (``server``) is shared by the HTTP tests, a real
-# ``batch_runner serve``'s (``serve_web``) by the service's, a real PostgreSQL's (``pg_server``) by the cluster's.
+# Shared fixtures: the HTTP test server (``server``) for the HTTP tests, a real
+# ``batch_runner serve`` (``serve_web``) for the service's, a real PostgreSQL (``pg_server``,
+# ``pg_database``) for the cluster's.
 pytest_plugins = ["http_servers", "webserver", "pg_server"]
 
 
