@@ -127,7 +127,13 @@ async def check_csrf(request: Request, principal: Principal) -> None:
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        form = await request.form()  # Starlette keeps it: the endpoint reads it again
+        from starlette.requests import ClientDisconnect
+
+        try:
+            form = await request.form()  # Starlette keeps it: the endpoint reads it again
+        except ClientDisconnect:
+            # Cut short (by the body limit, which answers 413 instead, or by a client gone).
+            raise HTTPException(400, "the request body ended before it was whole") from None
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not sent or not principal.csrf or not hmac.compare_digest(sent, principal.csrf):

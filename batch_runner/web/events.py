@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from batch_runner.errors import BatchRunnerError
 from batch_runner.web.auth import Principal, authenticate, require, service_of
 from batch_runner.web.tail import Follower
 from batch_runner.web.watcher import Hub, Subscriber
@@ -106,5 +107,8 @@ async def _stream(request: Request, hub: Hub, sub: Subscriber) -> AsyncIterator[
 
 async def _still_allowed(request: Request) -> bool:
     request.state.principal = None  # look again: no cached answer
-    principal = await run_in_threadpool(authenticate, request)
+    try:
+        principal = await run_in_threadpool(authenticate, request)
+    except BatchRunnerError:  # the state cannot be read: nothing vouches for it, it ends
+        return False
     return principal is not None and principal.allows("read")

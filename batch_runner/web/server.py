@@ -10,6 +10,12 @@ from batch_runner.errors import OperationFailed, UsageError
 from batch_runner.logs import get_logger
 from batch_runner.web.service import Service
 
+# typing costs milliseconds at start-up; its names serve the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
+
 log = get_logger("batch_runner.web")
 
 DEFAULT_BIND = "127.0.0.1:8080"
@@ -26,6 +32,27 @@ def parse_bind(text: str) -> tuple[str, int]:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise UsageError(f"--bind {text!r} is not HOST:PORT; e.g. 127.0.0.1:8080")
     return host, int(port_text)
+
+
+def trusted_proxies(values: list[str]) -> tuple[str, ...]:
+    """Each ``--trusted-proxy`` value (an address, a network, ``*``, or a comma-separated list
+    of them as uvicorn's own option takes): uvicorn would take anything else as a name that no
+    client's address ever equals, and so trust nobody without a word."""
+    found: list[str] = []
+    for value in values:
+        for item in (part.strip() for part in value.split(",")):
+            try:
+                if item != "*" and "/" in item:
+                    item = str(ipaddress.ip_network(item, strict=False))
+                elif item != "*":
+                    item = str(ipaddress.ip_address(item))
+            except ValueError:
+                raise UsageError(
+                    f"--trusted-proxy {value!r} is not an IP address or network; give the "
+                    "proxy's address as it connects, e.g. 127.0.0.1, ::1 or 10.0.0.0/8"
+                ) from None
+            found.append(item)
+    return tuple(found)
 
 
 def is_loopback(host: str) -> bool:
@@ -73,18 +100,54 @@ def serve(
         server_header=False,
     )
     listening = _listen(host, port)
-    log.info(
-        "serving on http://%s%s/ (the dashboard: %s/ui/; the API: %s/api/v1/)",
-        _address(host, port),
-        root_path,
-        root_path,
-        root_path,
+    said = (
+        f"serving on http://{_address(host, port)}{root_path}/ (the dashboard: {root_path}/ui/; "
+        f"the API: {root_path}/api/v1/)"
     )
+    _run_until_stopped(_server_class(app)(config), listening, service, said)
+
+
+def _run_until_stopped(
+    server: uvicorn.Server, listening: socket.socket, service: Service, said: str
+) -> None:
+    import signal
+
+    # uvicorn re-raises the SIGTERM it stopped for once it has stopped: by default the process
+    # would die of it there, before the writer is drained and closed. Raised here instead (or
+    # at once, for a SIGTERM before uvicorn listens for it), it ends serve as a stop should.
+    signal.signal(signal.SIGTERM, _stopped)
     try:
-        uvicorn.Server(config).run(sockets=[listening])
+        log.info("%s", said)
+        server.run(sockets=[listening])
+    except _Stopped:
+        pass
     finally:
         listening.close()
         service.close()
+
+
+def _server_class(app: FastAPI) -> type[uvicorn.Server]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's, which ends the open event streams as it stops: each would otherwise hold
+        the stop for the whole grace, then be cancelled (a traceback in the log each)."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            hub = getattr(app.state, "hub", None)
+            if hub is not None:
+                hub.end_all()
+            await super().shutdown(sockets)
+
+    return Server
+
+
+class _Stopped(Exception):
+    """SIGTERM, once uvicorn has stopped for it (or before it started)."""
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 def _listen(host: str, port: int) -> socket.socket:

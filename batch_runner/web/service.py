@@ -18,6 +18,7 @@ from batch_runner.errors import ConfigError, StorageError
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
 from batch_runner.state.store import limit_waits
+from batch_runner.web.refusals import contained, own_refusal, state_refusal
 
 log = get_logger("batch_runner.web")
 
@@ -193,7 +194,7 @@ class Service:
                 return
             self._apply_group(ctx, pending)
         except StorageError as exc:
-            if not own_refusal(exc):  # the state's, not one change's values: shared below
+            if state_refusal(exc):  # the database's, not one change's: shared below
                 self._refused = (time.monotonic(), exc)
             for change in pending:
                 if not change.future.done():
@@ -201,10 +202,10 @@ class Service:
         except BaseException as exc:  # a bug: every caller hears of it, the thread goes on
             for change in pending:
                 if not change.future.done():
-                    change.future.set_exception(exc)
+                    change.future.set_exception(contained(exc))
 
     def _apply_group(self, ctx: RunnerContext, group: list[_Change]) -> None:
-        outcomes: list[tuple[_Change, object, Exception | None]] = []
+        outcomes: list[tuple[_Change, object, BaseException | None]] = []
         with ctx.store.transaction():
             for change in group:
                 try:
@@ -214,8 +215,8 @@ class Service:
                     if not own_refusal(refusal):
                         raise  # the database's, not this request's: the whole group is refused
                     outcomes.append((change, None, refusal))
-                except Exception as refusal:  # this request's own (a usage error, a bug)
-                    outcomes.append((change, None, refusal))
+                except BaseException as refusal:  # this request's own (a usage error, a bug)
+                    outcomes.append((change, None, contained(refusal)))
         # Committed: now each is durable, and may be told so.
         from batch_runner.state.wakeup import poke
 
@@ -287,17 +288,9 @@ def _answer(change: _Change, ctx: RunnerContext) -> None:
     except StorageError:
         raise
     except BaseException as exc:
-        change.future.set_exception(exc)
+        change.future.set_exception(contained(exc))
         return
     change.future.set_result(result)
-
-
-def own_refusal(exc: StorageError) -> bool:
-    """Whether the database refused this change's own values (a constraint: a run id taken),
-    its transaction still open for the others, rather than being unwritable."""
-    import sqlite3
-
-    return isinstance(exc.__cause__, sqlite3.IntegrityError)
 
 
 def _log_failure(future: Future[object]) -> None:

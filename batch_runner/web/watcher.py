@@ -59,11 +59,13 @@ class Subscriber:
             self.queue.put_nowait(text)
             self.queued_bytes += len(text)
         except asyncio.QueueFull:
-            # Too slow: end its stream rather than hold everyone's events for it.
-            self.dropped = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+            self.end()  # too slow: end its stream rather than hold everyone's events for it
+
+    def end(self) -> None:
+        self.dropped = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 def event(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
@@ -111,6 +113,13 @@ class Hub:
                 self._reset()
                 self._thread = threading.Thread(target=self._watch, name="br-events", daemon=True)
                 self._thread.start()
+
+    def end_all(self) -> None:
+        """On the event loop, as the server stops: every open stream ends (its browser
+        reconnects to the next server)."""
+        with self._lock:
+            for sub in self._subs:
+                sub.end()
 
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:

@@ -46,16 +46,17 @@ def register(sub: Any, common: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     if _missing_web_package() is not None:
         raise OperationFailed(_NEEDS_EXTRA)
-    from batch_runner.web.server import parse_bind, serve
+    from batch_runner.web.server import parse_bind, serve, trusted_proxies
     from batch_runner.web.service import Service
 
     parse_bind(args.bind)  # a typo is told before anything is opened
+    proxies = trusted_proxies(args.trusted_proxy)
     root_path = args.root_path.rstrip("/")
     if root_path and not root_path.startswith("/"):
         raise UsageError(f"--root-path {args.root_path!r} must start with /, e.g. /batch")
     app.load(args)  # the config's errors, as every command says them
     service = Service(app.config_path_of(args), app.root_of(args))
-    serve(service, args.bind, root_path=root_path, trusted_proxies=tuple(args.trusted_proxy))
+    serve(service, args.bind, root_path=root_path, trusted_proxies=proxies)
     return 0
 
 
