@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def soak(request: pytest.FixtureRequest) -> bool:
     """True under ``--soak``: the fault tests run their long variants."""
     return bool(request.config.getoption("--soak"))
+
+
+@contextmanager
+def small_tmpfs(folder: Path) -> Iterator[None]:
+    """``folder`` (a log dir) a 2 MiB tmpfs while the block runs: a disk that fills up. Skips
+    the test where it cannot be mounted (not root, no mount)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs as the log dir needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(folder)], capture_output=True, timeout=10)
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=10)

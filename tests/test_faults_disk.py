@@ -6,36 +6,20 @@ The log dir is a 2 MiB tmpfs, so these tests need root (and mount); they skip ot
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import job, run_cli, write_config
+from conftest import job, run_cli, small_tmpfs, write_config
 from fault_helpers import FINISHED, database, integrity, jsonl_records, runs
 
 
 @pytest.fixture
 def small_disk(project: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs as the log dir needs root")
-    logs = project / "logs"
-    logs.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(logs)],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(project / "logs"):
         yield project
-    finally:
-        subprocess.run(["mount", "-o", "remount,rw", str(logs)], capture_output=True, timeout=10)
-        subprocess.run(["umount", "-l", str(logs)], capture_output=True, timeout=10)
 
 
 def _fill(path: Path) -> None:

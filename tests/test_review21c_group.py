@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 from conftest import job, write_config
+from writergroups import queued_add, queued_behind
 
 from batch_runner.errors import StorageError
 from batch_runner.runs import queue
@@ -46,14 +46,6 @@ def service(tmp_path: Path) -> Any:
     made.close()
 
 
-def _add(label: str) -> Any:
-    def change(ctx: RunnerContext) -> str:
-        spec = queue.adhoc_spec(["true"], 60)
-        return queue.add(ctx, spec, label=label, due_at=time.time() + 3600, wake=False)
-
-    return change
-
-
 def _outcome(future: Any) -> Any:
     try:
         return future.result(10)
@@ -61,32 +53,10 @@ def _outcome(future: Any) -> Any:
         return exc
 
 
-def _queued_behind(service: Service, first: Any, changes: list[Any]) -> list[Any]:
-    """``first`` (alone) holds the writer until the grouped ``changes`` all wait behind it,
-    so that they form one group; each one's result or exception."""
-    release = threading.Event()
-
-    def held(ctx: RunnerContext) -> Any:
-        release.wait(10)
-        return first(ctx)
-
-    with ThreadPoolExecutor(len(changes) + 1) as pool:
-        ahead = pool.submit(service.write, held)
-        deadline = time.monotonic() + 10
-        while service._changes.qsize() > 0 and time.monotonic() < deadline:
-            time.sleep(0.01)  # the writer has taken ``held``
-        futures = [pool.submit(service.write_grouped, change) for change in changes]
-        while service._changes.qsize() < len(changes) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        release.set()
-        _outcome(ahead)
-        return [_outcome(future) for future in futures]
-
-
 def test_a_cancel_whose_result_line_cannot_be_written_does_not_refuse_the_runs_behind_it(
     service: Service,
 ) -> None:
-    waiting = service.write_grouped(_add("to-cancel"))
+    waiting = service.write_grouped(queued_add("to-cancel"))
     layout = service.reader().layout
     today = datetime.now()
     for day in (today, today + timedelta(days=1)):  # the test may cross midnight
@@ -95,7 +65,7 @@ def test_a_cancel_whose_result_line_cannot_be_written_does_not_refuse_the_runs_b
     def cancel(ctx: RunnerContext) -> Any:
         return queue.remove(ctx, waiting)
 
-    outcomes = _queued_behind(service, cancel, [_add("a"), _add("b"), _add("c")])
+    outcomes = queued_behind(service, cancel, [queued_add("a"), queued_add("b"), queued_add("c")])
     assert all(isinstance(o, str) for o in outcomes), (
         f"runs refused with the cancel's results-file error: {outcomes}"
     )
@@ -103,10 +73,10 @@ def test_a_cancel_whose_result_line_cannot_be_written_does_not_refuse_the_runs_b
 
 def test_a_grouped_change_that_raises_systemexit_fails_alone(service: Service) -> None:
     def exits(ctx: RunnerContext) -> str:
-        _add("half")(ctx)  # a write, then the exit: undone with its savepoint
+        queued_add("half")(ctx)  # a write, then the exit: undone with its savepoint
         raise SystemExit(3)
 
-    outcomes = _queued_behind(service, lambda ctx: None, [_add("a"), exits, _add("b")])
+    outcomes = queued_behind(service, lambda ctx: None, [queued_add("a"), exits, queued_add("b")])
     assert isinstance(outcomes[0], str) and isinstance(outcomes[2], str), (
         f"the others of the group were refused with it: {outcomes}"
     )
@@ -147,7 +117,7 @@ def test_a_cancelled_await_leaves_nothing_half_done(service: Service) -> None:
     def slow(ctx: RunnerContext) -> str:
         started.set()
         release.wait(10)
-        taken: str = _add("taken")(ctx)
+        taken: str = queued_add("taken")(ctx)
         return taken
 
     async def scenario() -> None:
@@ -155,7 +125,7 @@ def test_a_cancelled_await_leaves_nothing_half_done(service: Service) -> None:
         while not holding.is_set():  # the writer is busy with ``held``
             await asyncio.sleep(0.01)
         # Cancelled while waiting for the writer: never applied.
-        waiting = asyncio.ensure_future(service.write_grouped_async(_add("dropped")))
+        waiting = asyncio.ensure_future(service.write_grouped_async(queued_add("dropped")))
         await asyncio.sleep(0.05)
         waiting.cancel()
         await asyncio.sleep(0)  # the cancel reaches the writer's future on the loop's next turn
@@ -168,7 +138,7 @@ def test_a_cancelled_await_leaves_nothing_half_done(service: Service) -> None:
             await asyncio.sleep(0.01)
         applying.cancel()
         release.set()
-        assert await service.write_grouped_async(_add("after"))
+        assert await service.write_grouped_async(queued_add("after"))
 
     asyncio.run(asyncio.wait_for(scenario(), 20))
     labels = {run["job_name"] for run in service.reader().store.list_runs(limit=10)}
@@ -186,11 +156,11 @@ def test_the_shared_refusal_never_refuses_a_change_submitted_after_it(
     try:
         other.execute("BEGIN IMMEDIATE")  # another process keeps the state locked
         with ThreadPoolExecutor(4) as pool:
-            first = pool.submit(service.write_grouped, _add("first"))
-            behind = [pool.submit(service.write_grouped, _add(f"b{i}")) for i in range(3)]
+            first = pool.submit(service.write_grouped, queued_add("first"))
+            behind = [pool.submit(service.write_grouped, queued_add(f"b{i}")) for i in range(3)]
             assert isinstance(_outcome(first), StorageError)
             assert all(isinstance(_outcome(f), StorageError) for f in behind)
         other.execute("ROLLBACK")
-        assert isinstance(service.write_grouped(_add("after")), str)
+        assert isinstance(service.write_grouped(queued_add("after")), str)
     finally:
         other.close()

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, job
+from conftest import REPO, job, small_tmpfs
 from fault_helpers import integrity
 
 from batch_runner.web.service import STATE_WAIT_SECONDS
@@ -286,24 +286,10 @@ def integrity_of(database: Path) -> str:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A project root whose log dir is a 2 MiB tmpfs (as tests/test_faults_disk.py)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs as the log dir needs root")
+    """A project root whose log dir is a 2 MiB tmpfs."""
     root = tmp_path / "web"
-    logs = root / "logs"
-    logs.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(logs)],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(root / "logs"):
         yield root
-    finally:
-        subprocess.run(["umount", "-l", str(logs)], capture_output=True, timeout=10)
 
 
 def _fill(path: Path) -> None:
