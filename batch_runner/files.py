@@ -20,6 +20,27 @@ if TYPE_CHECKING:
 READ_NO_FOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
+class NotRegularFile(OSError):
+    """What was opened is a FIFO, a device or a folder, not the file expected there."""
+
+
+def open_regular(path: StrPath) -> int:
+    """``path`` opened to read (``READ_NO_FOLLOW``); NotRegularFile for anything but a regular
+    file, OSError as ``os.open`` raises it otherwise."""
+    import stat
+
+    fd = os.open(path, READ_NO_FOLLOW)
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise NotRegularFile(f"{os.fspath(path)} is not a regular file")
+    return fd
+
+
 def write_atomic(
     path: StrPath,
     data: bytes,

@@ -137,14 +137,14 @@ def soak(request: pytest.FixtureRequest) -> bool:
 
 
 @contextmanager
-def small_tmpfs(folder: Path) -> Iterator[None]:
-    """``folder`` (a log dir) a 2 MiB tmpfs while the block runs: a disk that fills up. Skips
-    the test where it cannot be mounted (not root, no mount)."""
+def small_tmpfs(folder: Path, size: str = "2m") -> Iterator[None]:
+    """``folder`` (a log dir, or its results folder) a small tmpfs while the block runs: a disk
+    that fills up. Skips the test where it cannot be mounted (not root, no mount)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs as the log dir needs root")
+        pytest.skip("mounting a small tmpfs needs root")
     folder.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(folder)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
         capture_output=True,
         text=True,
         timeout=10,
@@ -156,3 +156,14 @@ def small_tmpfs(folder: Path) -> Iterator[None]:
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(folder)], capture_output=True, timeout=10)
         subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=10)
+
+
+def fill_up(path: Path) -> None:
+    """Write ``path`` until its disk is full (a small tmpfs: ``small_tmpfs``)."""
+    with open(path, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import job, run_cli, small_tmpfs, write_config
+from conftest import fill_up, job, run_cli, small_tmpfs, write_config
 from fault_helpers import FINISHED, database, integrity, jsonl_records, runs
 
 
@@ -20,16 +20,6 @@ from fault_helpers import FINISHED, database, integrity, jsonl_records, runs
 def small_disk(project: Path) -> Iterator[Path]:
     with small_tmpfs(project / "logs"):
         yield project
-
-
-def _fill(path: Path) -> None:
-    with open(path, "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
 
 
 def _in_order(root: Path) -> list[str]:
@@ -51,7 +41,7 @@ def test_a_full_disk_is_one_sentence_and_runs_resume_once_freed(small_disk: Path
     write_config(root, [job("quick", "echo quick")])
     assert run_cli(root, "run-job", "quick").returncode == 0
     filler = root / "logs" / "filler"
-    _fill(filler)
+    fill_up(filler)
     error = _one_sentence_error(run_cli(root, "run-job", "quick"))
     assert "disk" in error or "space" in error
     filler.unlink()

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import job, write_config
-from writergroups import queued_add, queued_behind
+from writergroups import queued_add, queued_behind, serving
 
 from batch_runner.errors import StorageError
 from batch_runner.runs import queue
@@ -40,10 +39,7 @@ from batch_runner.web.service import Service
 
 @pytest.fixture
 def service(tmp_path: Path) -> Any:
-    config = write_config(tmp_path, [job("nightly", "true")])
-    made = Service(str(config), str(tmp_path))
-    yield made
-    made.close()
+    yield from serving(tmp_path)
 
 
 def _outcome(future: Any) -> Any:

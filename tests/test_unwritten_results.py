@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, job, run_cli, write_config
+from conftest import REPO, fill_up, job, run_cli, small_tmpfs, write_config
 from fault_helpers import database
 
 from batch_runner.state.journal import already_written, write_waiting
@@ -30,33 +30,12 @@ from batch_runner.timefmt import day_stamp, iso, parse_iso
 @pytest.fixture
 def full_results_dir(project: Path) -> Iterator[Path]:
     """logs/batch on a small tmpfs; ``fill`` / ``free`` the file that takes all its room."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs on logs/batch needs root")
-    results = project / "logs" / "batch"
-    results.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(results)],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs on logs/batch: {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(project / "logs" / "batch", size="64k"):
         yield project
-    finally:
-        subprocess.run(["umount", "-l", str(results)], capture_output=True, timeout=10)
 
 
 def fill(root: Path) -> None:
-    fd = os.open(root / "logs" / "batch" / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fill_up(root / "logs" / "batch" / "filler")
 
 
 def free(root: Path) -> None:

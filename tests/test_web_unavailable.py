@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, job, small_tmpfs
+from conftest import REPO, fill_up, job, small_tmpfs
 from fault_helpers import integrity
 
 from batch_runner.web.service import STATE_WAIT_SECONDS
@@ -292,23 +292,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield root
 
 
-def _fill(path: Path) -> None:
-    with open(path, "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-
-
 def test_a_full_disk_is_503_with_nothing_half_written_and_serves_once_freed(serve_web, small_disk):
     web = serve_web(root=small_disk)
     admin = web.client(web.token("admin"))
     before = admin.post("/api/v1/runs", json=NEW_RUN)
     assert before.status_code == 201, before.text
     filler = small_disk / "logs" / "filler"
-    _fill(filler)
+    fill_up(filler)
 
     accepted = {before.json()["run_id"]}
     refused = 0

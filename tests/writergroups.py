@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from batch_runner.runs import queue
 from batch_runner.runs.context import RunnerContext
 from batch_runner.web.service import Service
+
+
+def serving(tmp_path: Path) -> Iterator[Service]:
+    """An in-process service on a one-job config, closed at the end (a fixture's body)."""
+    from conftest import job, write_config
+
+    config = write_config(tmp_path, [job("nightly", "true")])
+    made = Service(str(config), str(tmp_path))
+    yield made
+    made.close()
 
 
 def queued_behind(service: Service, first: Any, changes: list[Any]) -> list[Any]:

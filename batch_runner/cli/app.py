@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from batch_runner.config.spec import ConfigSpec, JobSpec
-from batch_runner.errors import ConfigError, NotFound
+from batch_runner.config.spec import ConfigSpec
+from batch_runner.errors import ConfigError
 from batch_runner.paths import resolve_config_path, resolve_root
 from batch_runner.runs.context import RunnerContext
 
@@ -82,17 +82,3 @@ def _last_good_warning(exc: ConfigError, validated_at: float) -> str:
 
 def context(args: argparse.Namespace, *, durable: bool = False) -> RunnerContext:
     return RunnerContext(config=load(args), durable=durable)
-
-
-def find_job(config: ConfigSpec, name: str) -> JobSpec:
-    job = config.job(name)
-    if job is None:
-        raise NotFound(f"no job named {name!r} in {config.path}{_did_you_mean(config, name)}")
-    return job
-
-
-def _did_you_mean(config: ConfigSpec, name: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, [job.name for job in config.jobs], n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""

@@ -153,6 +153,19 @@ class ConfigSpec(Record):
                 return job
         return None
 
+    def find_job(self, name: str) -> JobSpec:
+        """The job called ``name``; NotFound (exit 3, 404), naming the closest job if any."""
+        job = self.job(name)
+        if job is None:
+            import difflib
+
+            from batch_runner.errors import NotFound
+
+            close = difflib.get_close_matches(name, [j.name for j in self.jobs], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise NotFound(f"no job named {name!r} in {self.path}{hint}")
+        return job
+
     @classmethod
     def from_normalized(cls, path: str, root: str, data: dict[str, Any]) -> ConfigSpec:
         return cls(

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import Request
 
-from batch_runner.errors import Busy, NotFound
+from batch_runner.errors import Busy
 from batch_runner.runs.context import RunnerContext
 from batch_runner.web.auth import Principal, audit, service_of
 
@@ -112,7 +112,7 @@ def run_job_now(request: Request, principal: Principal, name: str) -> dict[str, 
     from batch_runner.state.wakeup import poke
 
     def change(ctx: RunnerContext) -> dict[str, Any]:
-        job = _job(ctx, name)
+        job = ctx.config.find_job(name)
         with ctx.store.transaction():  # the run and its audit line, or neither
             run_id = enqueue_job(ctx, job, "queue")
             if run_id is not None:
@@ -138,7 +138,7 @@ def set_job_enabled(
     from batch_runner.runs.jobtable import enable_job
 
     def change(ctx: RunnerContext) -> dict[str, Any]:
-        job = _job(ctx, name)
+        job = ctx.config.find_job(name)
         if enabled:
             edited, cleared = enable_job(ctx.config, job.name)
         else:
@@ -154,10 +154,3 @@ def set_job_enabled(
         return service.write(change)
     finally:
         service.config_edited()
-
-
-def _job(ctx: RunnerContext, name: str) -> Any:
-    job = ctx.config.job(name)
-    if job is None:
-        raise NotFound(f"no job named {name!r} in {ctx.config.path}")
-    return job

@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from batch_runner.config.spec import JobSpec
-from batch_runner.errors import NotFound
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
 from batch_runner.web import actions
@@ -44,7 +43,7 @@ def list_jobs(request: Request, _: Principal = Depends(require("read"))) -> list
 def get_job(request: Request, name: str, _: Principal = Depends(require("read"))) -> dict[str, Any]:
     """One job, with its last 20 attempts from the JSONL results, the latest first."""
     ctx = service_of(request).reader()
-    job = _job_of(ctx, name)
+    job = ctx.config.find_job(name)
     (row,) = job_objects(ctx, time.time(), only=job)
     return {**row, "runs": last_runs(ctx, job.name, LAST_RUNS)}
 
@@ -130,10 +129,3 @@ def last_runs(ctx: RunnerContext, name: str, limit: int) -> list[dict[str, Any]]
             continue
         kept.append(shown)
     return kept
-
-
-def _job_of(ctx: RunnerContext, name: str) -> JobSpec:
-    job = ctx.config.job(name)
-    if job is None:
-        raise NotFound(f"no job named {name!r} in {ctx.config.path}")
-    return job

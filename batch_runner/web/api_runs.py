@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 
 from batch_runner.errors import UsageError
-from batch_runner.runs.context import RunnerContext
+from batch_runner.runs import queue
 from batch_runner.runs.view import run_view
 from batch_runner.state.store import FINISHED_STATUSES, WAITING_STATUSES
 from batch_runner.web import actions
@@ -158,7 +158,7 @@ def list_runs(
 )
 def get_run(run_id: str, request: Request, _: Read) -> dict[str, Any]:
     ctx = service_of(request).reader()
-    return run_out(_find(ctx, run_id), ctx.config.settings)
+    return run_out(queue.find(ctx, run_id), ctx.config.settings)
 
 
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -187,7 +187,7 @@ def get_output(
 ) -> Response:
     from batch_runner.web.runoutput import output_response
 
-    run = _find(service_of(request).reader(), run_id)
+    run = queue.find(service_of(request).reader(), run_id)
     return output_response(run, attempt, offset, length, range_header)
 
 
@@ -198,7 +198,7 @@ def get_output(
     summary="Ask the running attempt to stop (a waiting run is canceled)",
 )
 def stop_run(run_id: str, request: Request, principal: Operate) -> dict[str, Any]:
-    target = _find(service_of(request).reader(), run_id)["run_id"]
+    target = queue.find(service_of(request).reader(), run_id)["run_id"]
     run = actions.stop_run(request, principal, target)
     return run_out(run, service_of(request).config.settings)
 
@@ -296,12 +296,6 @@ def audit(
         ],
         "next_cursor": str(entries[-1]["seq"]) if more else None,
     }
-
-
-def _find(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
-    from batch_runner.runs import queue
-
-    return queue.find(ctx, run_id)
 
 
 def _time(value: str | None, name: str) -> float | None:

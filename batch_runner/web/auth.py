@@ -73,17 +73,14 @@ def authenticate(request: Request) -> Principal | None:
     return principal
 
 
-# When this process last asked for each token's use to be noted: while the database cannot
-# take the note, a busy token would otherwise ask again on every request.
+# When this process last asked for each token's use to be noted: at most once a minute, and
+# not again on every request while the database cannot take the note.
 _touched: dict[str, float] = {}
 
 
 def _touch(service: Service, token: dict[str, object]) -> None:
-    last = token.get("last_used_at")
     name = str(token["name"])
     now = time.time()
-    if isinstance(last, int | float) and now - last < _TOUCH_EVERY_SECONDS:
-        return
     if now - _touched.get(name, float("-inf")) < _TOUCH_EVERY_SECONDS:
         return
     _touched[name] = now

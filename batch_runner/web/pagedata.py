@@ -79,9 +79,7 @@ def _mark(run: dict[str, Any]) -> dict[str, Any]:
 def job(ctx: RunnerContext, name: str, now: float, page: int) -> dict[str, Any]:
     """A job's page: its row, its waiting or running run, a page of its history from the
     results files (newest first) and the durations of that page's attempts."""
-    found = ctx.config.job(name)
-    if found is None:
-        raise NotFound(f"no job named {name!r} in {ctx.config.path}")
+    found = ctx.config.find_job(name)
     from batch_runner.web.api_jobs import job_objects
 
     (row,) = job_objects(ctx, now, only=found)

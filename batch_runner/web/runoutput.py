@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
 
 from batch_runner.errors import NotFound
-from batch_runner.files import READ_NO_FOLLOW
+from batch_runner.files import NotRegularFile, open_regular
 from batch_runner.runs.outputs import attempt_logs
 
 MEDIA_TYPE = "text/plain; charset=utf-8"
@@ -74,15 +73,13 @@ def _open(run: dict[str, Any], attempt: int | None) -> tuple[int, int]:
             f"{', '.join(str(n) for n in sorted(logs))}"
         )
     try:
-        fd = os.open(logs[number], READ_NO_FOLLOW)
+        fd = open_regular(logs[number])
+    except NotRegularFile:
+        raise NotFound(f"the output of run {run['run_id']} is not a regular file") from None
     except OSError as exc:
         reason = exc.strerror
         raise NotFound(f"the output of run {run['run_id']} cannot be read: {reason}") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise NotFound(f"the output of run {run['run_id']} is not a regular file")
-    return fd, info.st_size
+    return fd, os.fstat(fd).st_size
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:

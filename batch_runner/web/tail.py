@@ -7,7 +7,7 @@ import codecs
 import os
 import stat
 
-from batch_runner.files import READ_NO_FOLLOW
+from batch_runner.files import open_regular
 from batch_runner.runs.outputs import attempt_logs
 from batch_runner.state.store import FINISHED_STATUSES
 
@@ -36,12 +36,10 @@ def size_of(path: str) -> int | None:
 def read_range(path: str, offset: int, limit: int) -> bytes:
     """Up to ``limit`` bytes of ``path`` from ``offset`` (nothing when it cannot be read)."""
     try:
-        fd = os.open(path, READ_NO_FOLLOW)  # as runoutput and the CLI read the log dir
+        fd = open_regular(path)  # as runoutput and the CLI read the log dir
     except OSError:
         return b""
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return b""
         return os.pread(fd, limit, offset)
     except OSError:
         return b""

@@ -57,7 +57,7 @@ def cmd_cron(args: argparse.Namespace) -> int:
         if args.all:
             text, refusals = cron.crontab_all(config, python, system_tz, now)
         else:
-            job = app.find_job(config, args.name)
+            job = config.find_job(args.name)
             text = cron.cron_entry(job, config, python, system_tz, now)
             _warn_if_disabled(job, config)
     except cron.CronError as exc:
@@ -86,7 +86,7 @@ def cmd_systemd(args: argparse.Namespace) -> int:
         elif args.timer is None:
             text = systemd.service_unit(config, python, _unit_user())
         else:
-            job = app.find_job(config, args.timer)
+            job = config.find_job(args.timer)
             text = systemd.timer_bundle(job, config, python, _unit_user())
             _warn_if_disabled(job, config)
     except systemd.UnitError as exc:

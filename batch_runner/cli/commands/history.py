@@ -74,7 +74,7 @@ def _require_known_name(config: Any, layout: Any, name: str) -> None:
 
     ran = iter_results_newest_first(layout, keep=lambda r: r.get("job_name") == name)
     if config.job(name) is None and next(ran, None) is None:
-        app.find_job(config, name)
+        config.find_job(name)
 
 
 def _print_history_table(rows: list[dict[str, Any]]) -> None:

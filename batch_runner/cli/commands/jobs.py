@@ -182,7 +182,7 @@ def _enable(args: argparse.Namespace, path: str, root: str) -> None:
     from batch_runner.runs.jobtable import enable_job
 
     config = app.load(args)
-    job = app.find_job(config, args.name)
+    job = config.find_job(args.name)
     edited, cleared = enable_job(config, job.name)
     if edited:
         print(f"enabled job {job.name!r} in {path}")

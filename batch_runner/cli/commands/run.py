@@ -34,7 +34,7 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     from batch_runner.state.slots import try_any
 
     ctx = app.context(args, durable=args.queue)
-    job = app.find_job(ctx.config, args.name)
+    job = ctx.config.find_job(args.name)
     if args.queue:
         run_id = enqueue_job(ctx, job, "queue")
         if run_id is None:
