@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Shared fixtures: the HTTP test server (``server``) for the HTTP tests, a real
 # ``batch_runner serve`` (``serve_web``) for the service's, a real PostgreSQL (``pg_server``,
 # ``pg_database``) for the cluster's.
-pytest_plugins = ["http_servers", "webserver", "pg_server"]
+pytest_plugins = ["http_servers", "webserver", "pg_server", "cluster_hosts"]
 
 
 def write_config(root: Path, jobs: list[dict[str, Any]], **top: Any) -> Path:

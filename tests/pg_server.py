@@ -19,7 +19,15 @@ from dataclasses import dataclass
 import pytest
 from pg_instance import BINDIR_ENV, PgServer, find_bindir
 
-__all__ = ["BINDIR_ENV", "REQUIRE_ENV", "PgDatabase", "PgServer", "pg_database", "pg_server"]
+__all__ = [
+    "BINDIR_ENV",
+    "REQUIRE_ENV",
+    "PgDatabase",
+    "PgServer",
+    "cluster_database",
+    "pg_database",
+    "pg_server",
+]
 
 REQUIRE_ENV = "BATCH_RUNNER_REQUIRE_PG"
 
@@ -80,6 +88,29 @@ def pg_database(pg_server: PgServer) -> Iterator[PgDatabase]:
     """A fresh, empty database for this test, dropped after it; the server is started again
     first if the test left it stopped."""
     database = PgDatabase(pg_server, pg_server.create_database())
+    yield database
+    pg_server.ensure_running()
+    pg_server.drop_database(database.name)
+
+
+CLUSTER_TEMPLATE = "br_cluster_template"
+
+
+def _initialize(dsn: str) -> None:
+    import psycopg
+
+    from batch_runner.state.postgres import schema
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        schema.initialize(conn, "the test template")
+
+
+@pytest.fixture
+def cluster_database(pg_server: PgServer) -> Iterator[PgDatabase]:
+    """A fresh database as ``batch_runner cluster init`` leaves it (our tables and
+    procrastinate's), copied from a template initialised once per session."""
+    template = pg_server.template(CLUSTER_TEMPLATE, _initialize)
+    database = PgDatabase(pg_server, pg_server.create_database(template))
     yield database
     pg_server.ensure_running()
     pg_server.drop_database(database.name)

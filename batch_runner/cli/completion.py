@@ -53,7 +53,7 @@ def run_ids(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]
     from batch_runner.state.store import WAITING_STATUSES, open_existing_store
 
     try:
-        store = open_existing_store(LogLayout(config.settings.log_dir))
+        store = open_existing_store(LogLayout(config.settings.log_dir), config.settings.backend)
         if store is None:
             return []
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeAlias
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
@@ -34,15 +34,6 @@ _LANE_NAME = re.compile(LANE_NAME_PATTERN)
 def fail(message: str) -> NoReturn:
     """Raise a validation error whose message is ``message`` exactly."""
     raise PydanticCustomError("config", "{reason}", {"reason": message})
-
-
-def _checked(schema: dict[str, Any], check: Callable[[Any], Any]) -> Any:
-    """A field of any JSON type, checked by ``check``, with its JSON Schema given by hand.
-
-    Used for the values that may be of several types: pydantic reports a strict union as one
-    error per member, where users want one sentence.
-    """
-    return Annotated[Any, WithJsonSchema(schema), AfterValidator(check)]
 
 
 def empty(factory: type[list[Any]] | type[dict[str, Any]]) -> Any:
@@ -152,15 +143,22 @@ Url = Annotated[str, AfterValidator(_check_url)]
 # A pattern that could never match is an error: it would refuse what its author meant to allow.
 HostPattern = Annotated[str, AfterValidator(_check_host_pattern)]
 TimeZone = Annotated[str | None, AfterValidator(_check_timezone)]
-CommandLine = _checked(
-    {
-        "anyOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        ]
-    },
-    _check_command,
-)
+# The values that may be of several types, checked by one function with a JSON Schema given
+# by hand: pydantic reports a strict union as one error per member, where users want one
+# sentence. Spelled out as aliases, which mypy reads as types in whatever order it analyses
+# the modules that import them.
+CommandLine: TypeAlias = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            ]
+        }
+    ),
+    AfterValidator(_check_command),
+]
 LaneName = Annotated[
     str,
     AfterValidator(_check_lane_name),
@@ -170,7 +168,11 @@ Lanes = Annotated[
     dict[LaneName, Annotated[int, Field(ge=1, le=MAX_WIDTH)]],
     AfterValidator(_check_total_width),
 ]
-Shell = _checked({"anyOf": [{"type": "boolean"}, {"const": "auto"}]}, _check_shell)
+Shell: TypeAlias = Annotated[
+    Any,
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"const": "auto"}]}),
+    AfterValidator(_check_shell),
+]
 
 
 class Strict(BaseModel):

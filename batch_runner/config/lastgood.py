@@ -34,10 +34,7 @@ def last_good_config(config_path: str, root: str) -> tuple[ConfigSpec, float] | 
     log_dir = log_dir_of(_settings_of(config_path), root)
     check_log_dir(log_dir)
     # Any content: what failed to validate is what it no longer matches.
-    found = snapshot_config(log_dir, config_path, root, snapshot_identity(config_path, root))
-    if found is not None and found[0].settings.backend is not None:
-        return None  # refused as the file would be (loader.refuse_unbuilt_backend)
-    return found
+    return snapshot_config(log_dir, config_path, root, snapshot_identity(config_path, root))
 
 
 def _settings_of(config_path: str) -> Any:

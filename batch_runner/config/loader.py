@@ -59,25 +59,6 @@ def load_config(config_path: StrPath, root: StrPath) -> ConfigSpec:
     config = _cached(source, root)
     if config is None:
         config = _validate_and_cache(source, root)
-    return refuse_unbuilt_backend(config)
-
-
-class BackendNotBuilt(ConfigError):
-    """``settings.backend`` is set, and only ``cluster init`` runs on it so far (exit 78): a
-    config this code cannot run yet, never a reason to fall back to this host's SQLite."""
-
-
-def refuse_unbuilt_backend(config: ConfigSpec) -> ConfigSpec:
-    """``config``, unless it names a cluster backend: every command that loads a config to
-    work with (and so opens the state) refuses it until the backend is built. ``validate``
-    and ``cluster init`` read the file through ``validate_file``, which accepts it."""
-    backend = config.settings.backend
-    if backend is not None:
-        raise BackendNotBuilt(
-            f"{config.path}: settings.backend ({backend.type}) names the cluster backend, which "
-            "is not built yet beyond `batch_runner cluster init`; remove settings.backend to "
-            "run this command on this host's own state"
-        )
     return config
 
 

@@ -18,7 +18,12 @@ class RunnerContext:
     def __init__(self, config: ConfigSpec, *, durable: bool = False) -> None:
         self.config = config
         self.durable = durable
-        self.host = os.uname().nodename
+        # A cluster's hosts may share a node name (containers, tests): its id may be given.
+        self.host = (
+            os.environ.get("BATCH_RUNNER_HOST_ID") or os.uname().nodename
+            if config.settings.backend is not None
+            else os.uname().nodename
+        )
         self.pid = os.getpid()
         self._store: Store | None = None
         # The environment every job starts from; built once per process (it does not change).
@@ -31,8 +36,20 @@ class RunnerContext:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.layout, durable=self.durable)
+            self._store = open_store(
+                self.layout, durable=self.durable, backend=self.config.settings.backend
+            )
+            if self.clustered:
+                # A lane no host has made slots for yet gets its width from this config.
+                widths = dict(self.config.settings.lanes)
+                widths.setdefault("default", 1)
+                self._store.lane_widths = widths  # type: ignore[attr-defined]
         return self._store
+
+    @property
+    def clustered(self) -> bool:
+        """The state is a cluster's shared database (``settings.backend``)."""
+        return self.config.settings.backend is not None
 
     @property
     def root(self) -> str:

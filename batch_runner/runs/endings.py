@@ -72,7 +72,7 @@ def end_if_waiting(
     canceled.
     """
     for _ in range(3):  # a run seen waiting again had a whole attempt meanwhile: rare
-        if run["status"] == "reserved":
+        if run["status"] == "reserved" and not ctx.clustered:
             from batch_runner.runs.recovery import reap_if_free  # only for a reserved run
 
             reap_if_free(ctx)
@@ -95,6 +95,8 @@ def ended_meanwhile(ctx: RunnerContext, run: dict[str, Any]) -> str | None:
     slot's runner writes its row a moment later (``runs.handoff``)."""
     from batch_runner.state.resultsearch import find_result
 
+    if ctx.clustered:
+        return None  # a cluster's run row is written with its line, in one transaction
     since = run.get("started_at") or run.get("reserved_at")
     if not since:
         return None

@@ -13,6 +13,7 @@ from batch_runner.timefmt import parse_iso
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -41,15 +42,20 @@ def enqueue_job(
     due_at: float | None = None,
     scheduled_for: str | None = None,
     next_run: str | None = None,
+    decide: Callable[[], bool] | None = None,
 ) -> str | None:
     """Accept a run of ``job``; None (and a ``skipped`` record) if one already waits or runs.
 
     ``next_run``, the scheduler's following occurrence, is remembered in the same write. None
     (and no record: it would be one per occurrence) for a scheduler's occurrence of a job its
-    failures disabled (``runs.disabling``).
+    failures disabled (``runs.disabling``). ``decide``, asked first in the same transaction:
+    whether this occurrence is ours (a cluster's other schedulers decide it too); None and
+    nothing written when it is not.
     """
     now = time.time()
     with ctx.store.transaction():
+        if decide is not None and not decide():
+            return None
         if next_run is not None:
             ctx.store.set_next_run(job.name, next_run)
         if held_back(ctx, job, trigger):
@@ -57,6 +63,8 @@ def enqueue_job(
         active = ctx.store.active_run_of_job(job.name)
         if active is None or _runner_is_gone(ctx, active):
             return _insert(ctx, job, trigger, now, due_at, scheduled_for)
+        if scheduled_for is not None and decide is not None:
+            ctx.store.occurrence_skipped(job.name, parse_iso(scheduled_for))
     from batch_runner.runs.endings import record_skip  # only when a run is turned away
 
     reason = f"job {job.name!r} is already {active['status']} (run {active['run_id']})"
@@ -98,6 +106,8 @@ def _insert(
 
 def _runner_is_gone(ctx: RunnerContext, run: dict[str, Any]) -> bool:
     """Whether ``run`` only looks active: its runner died; it is reaped before the next claim."""
+    if ctx.clustered:
+        return False  # a cluster's dead runners are found by their heartbeats (cluster.sweep)
     if run["status"] != "running" or run["host"] != ctx.host or not run["owner_pid"]:
         return False
     try:

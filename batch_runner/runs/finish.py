@@ -81,6 +81,7 @@ def finish_attempt(
     *,
     defer: Callable[[Ended], None] | None = None,
     journaled: bool = False,
+    retry_interrupted: bool = False,
 ) -> tuple[str, dict[str, Any] | None]:
     """Record one finished attempt; returns the run's new status (``pending`` when retried)
     and what ``claim_next`` claimed.
@@ -97,9 +98,11 @@ def finish_attempt(
     ``defer``: a slot draining runs back to back (``runs.handoff``) takes a quiet end (final,
     nothing to send) once its line is written, and writes it to the store with the start of
     the next run. ``journaled``: the line is in the JSONL already (recovery found it there).
+    ``retry_interrupted``: an ``interrupted`` attempt is retried as a failed one is (a
+    cluster's run whose host died: another host takes it over).
     """
-    fields, retry = _ended_fields(run, outcome)
-    unjournaled, unwritten = None, None
+    fields, retry = _ended_fields(run, outcome, retry_interrupted)
+    unjournaled, unwritten, record = None, None, None
     if not journaled:
         record = result_record(run, outcome, ctx)
         unjournaled = _journal(ctx, record, outcome.started_at, waiting=defer is None)
@@ -111,7 +114,7 @@ def finish_attempt(
             return fields["status"], None
     try:
         state, claimed = _record_end(
-            ctx, run, fields, retry, outcome.started_at, claim_next, unwritten
+            ctx, run, fields, retry, outcome.started_at, claim_next, unwritten, record
         )
     except StorageError:
         if unjournaled is not None:
@@ -191,6 +194,7 @@ def _journal(
 def append_or_keep(ctx: RunnerContext, record: dict[str, Any], started_at: float) -> None:
     """Append a line that ends no attempt (a skip, a cancel); when it cannot be written, keep
     it in the store for later and raise the error, saying so."""
+    ctx.store.keep_result(record)
     try:
         append_result(ctx.layout, record, started_at)
     except StorageError as exc:
@@ -230,13 +234,14 @@ def write_waiting_results(ctx: RunnerContext) -> None:
         log.info("appended %d result line(s) kept back when they could not be written", count)
 
 
-def _ended_fields(run: dict[str, Any], outcome: AttemptOutcome) -> tuple[dict[str, Any], bool]:
+def _ended_fields(
+    run: dict[str, Any], outcome: AttemptOutcome, retry_interrupted: bool = False
+) -> tuple[dict[str, Any], bool]:
     """The run's row after this attempt, and whether another attempt follows."""
-    retry = (
-        outcome.status in FAILED_STATUSES
-        and run["attempt"] < run["max_attempts"]
-        and not run.get("stop_requested")
+    retryable = outcome.status in FAILED_STATUSES or (
+        retry_interrupted and outcome.status == "interrupted"
     )
+    retry = retryable and run["attempt"] < run["max_attempts"] and not run.get("stop_requested")
     fields: dict[str, Any] = {
         "status": "pending" if retry else outcome.status,
         "attempt_status": outcome.status,
@@ -264,9 +269,10 @@ def _record_end(
     started_at: float,
     claim_next: Callable[[], dict[str, Any] | None] | None,
     unwritten: dict[str, Any] | None = None,
+    record: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """One transaction: the run's row, its job's state, its line if the JSONL did not take
-    it, the next claim; (state, claimed).
+    it (and in a cluster's database: ``record``), the next claim; (state, claimed).
 
     Whatever fails with a claim in it (the claim, the state), this run's end is written again
     on its own.
@@ -275,6 +281,8 @@ def _record_end(
     try:
         with store.transaction():
             store.update_run(run["run_id"], **fields)
+            if record is not None:
+                store.keep_result(record)
             if unwritten is not None:
                 store.remember_unwritten(run["run_id"], started_at, unwritten)
             state = None
@@ -286,7 +294,7 @@ def _record_end(
     except Exception:
         if claim_next is None:
             raise
-        return _record_end(ctx, run, fields, retry, started_at, None, unwritten)
+        return _record_end(ctx, run, fields, retry, started_at, None, unwritten, record)
 
 
 def update_job_state(

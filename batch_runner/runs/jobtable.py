@@ -119,7 +119,7 @@ def _clear_failures(config: ConfigSpec, name: str) -> dict[str, Any] | None:
     from batch_runner.state.layout import LogLayout
     from batch_runner.state.store import open_existing_store
 
-    store = open_existing_store(LogLayout(config.settings.log_dir))
+    store = open_existing_store(LogLayout(config.settings.log_dir), config.settings.backend)
     if store is None:
         return None  # nothing ever ran: nothing to clear
     try:

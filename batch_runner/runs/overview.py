@@ -10,6 +10,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from batch_runner.state.postgres.cluster import ClusterOps
+
 
 def status_of(ctx: RunnerContext) -> tuple[dict[str, Any], bool]:
     """SPEC 9's ``status --json`` object, and whether the scheduler is stopping."""
@@ -39,7 +41,35 @@ def status_of(ctx: RunnerContext) -> tuple[dict[str, Any], bool]:
     disabled = disabled_jobs(ctx)
     if disabled:
         status["disabled_jobs"] = disabled  # only when there are: as above
+    if ctx.clustered:
+        # The "scheduler" key stays this host's (its lock file); the cluster's are here.
+        status["cluster"] = cluster_of(ctx)
     return status, stopping
+
+
+def cluster_store(ctx: RunnerContext) -> ClusterOps:
+    """The store of a clustered context, with the reads only a shared database has."""
+    return ctx.store  # type: ignore[return-value]
+
+
+def cluster_of(ctx: RunnerContext) -> dict[str, Any]:
+    """This host's id and every scheduler and worker process of the cluster that said it was
+    alive, stale once not seen for ``STALE_SECONDS`` (``cluster prune`` forgets those)."""
+    from batch_runner.state.postgres.cluster import STALE_SECONDS
+
+    processes = []
+    for row in cluster_store(ctx).processes():
+        age = max(float(row["age"]), 0.0)
+        processes.append(
+            {
+                "host": row["host"],
+                "pid": row["pid"],
+                "role": row["role"],
+                "last_seen_seconds": round(age, 1),
+                "stale": age > STALE_SECONDS,
+            }
+        )
+    return {"host": ctx.host, "processes": processes}
 
 
 def disabled_jobs(ctx: RunnerContext) -> list[dict[str, Any]]:

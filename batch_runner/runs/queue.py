@@ -76,7 +76,9 @@ def add(
         except StorageError as exc:
             # 3 random bytes a second: at hundreds of runs a second an id is drawn twice now
             # and then; the database says so (its unique constraint) and another is drawn.
-            if not tries_left or "UNIQUE constraint failed: runs.run_id" not in str(exc):
+            # (A cluster's database names the key: runs_pkey.)
+            taken = "UNIQUE constraint failed: runs.run_id" in str(exc) or "runs_pkey" in str(exc)
+            if not tries_left or not taken:
                 raise
     if wake:
         poke(ctx.layout.log_dir)

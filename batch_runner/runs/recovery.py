@@ -210,6 +210,10 @@ def reap_if_free(
     so they need not wait for the next run: after the search for orphans' lines, which they
     would otherwise precede in the file with their older times.
     """
+    if ctx.clustered:
+        # No slot file tells a cluster's runners apart: their heartbeats do (cluster.sweep).
+        write_waiting_results(ctx)
+        return 0
     if running is None:
         running = ctx.store.runs_with_status(*HELD_STATUSES)
     reaped = _reap_by_slot(ctx, held, running)

@@ -9,6 +9,7 @@ time: so a run starts within a few milliseconds of it.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import os
 import random
@@ -16,9 +17,10 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from batch_runner.config.spec import ConfigSpec, JobSpec
-from batch_runner.errors import Busy, ConfigError, DamagedState
+from batch_runner.errors import BackendUnavailable, Busy, ConfigError, DamagedState
 from batch_runner.execution import reaper
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
@@ -42,6 +44,8 @@ CLOCK_JUMP_SECONDS = 5.0
 # poke and the executor thread's wake-up are done by then, and the executor, not this thread,
 # sleeps the rest and starts the run on time (the claim never takes a run before it is due).
 QUEUE_AHEAD_SECONDS = 0.002
+# How often a scheduler tries again to queue an occurrence the cluster's database did not take.
+BACKEND_RETRY_SECONDS = 1.0
 
 
 class Scheduler:
@@ -83,7 +87,7 @@ class Scheduler:
     def _serve(self) -> int:
         wakeups = Wakeups(self.config_path, self.ctx.layout.log_dir)
         wakeups.install_signal_handlers()
-        dispatcher = Dispatcher(lambda: self.config)
+        dispatcher = self._executor()
         self._plan_all(start_up=True)
         # What is due now, startup runs first of all, before any thread can start a run left
         # waiting by an earlier start.
@@ -205,12 +209,27 @@ class Scheduler:
             dispatcher.join(self.config.settings.kill_grace + 5.0)
         log.info("scheduler stopped")
 
+    def _executor(self) -> Dispatcher:
+        """Who runs the queued runs: this host's lane threads, or a cluster's workers."""
+        if not self.ctx.clustered:
+            return Dispatcher(lambda: self.config)
+        from batch_runner.cluster.runtime import ClusterRuntime
+
+        return ClusterRuntime(lambda: self.config, "scheduler")  # type: ignore[return-value]
+
     # --- planning -----------------------------------------------------------------------------
 
     def _plan_all(self, *, start_up: bool) -> None:
         states = self.ctx.store.job_states() if start_up else None
         for occurrence in plan.first_plans(self.config.jobs, self.clock(), self.rand, states):
             self._plan(occurrence)
+        if self.ctx.clustered:
+            # Every host's interval jobs count from the same last occurrence: one grid.
+            anchors = self.ctx.store.chain_anchors()  # type: ignore[attr-defined]
+            for name, anchor in anchors.items():
+                job = self.config.job(name)
+                if job is not None and name in self.plans and plan.interval_of(job):
+                    self._plan(plan.on_chain(job, anchor, self.clock(), self.rand()))
         self._store_next_runs()
 
     def _store_next_runs(self) -> None:
@@ -246,6 +265,9 @@ class Scheduler:
                 fired += 1
             except DamagedState:
                 raise  # no job can be queued: the scheduler exits with the sentence
+            except BackendUnavailable as exc:
+                self._fire_later(job, occurrence, now, exc)
+                continue
             except Exception:
                 # One job's failure never stops the others.
                 log.exception("could not fire %s", job.name)
@@ -271,6 +293,7 @@ class Scheduler:
             due_at: float | None = self._ahead_of_waiting(job)
         else:
             due_at = time.time() + ahead if ahead > 0 else None
+        decision = _Decision(self.ctx, job, occurrence) if self.ctx.clustered else None
         run_id = enqueue_job(
             self.ctx,
             job,
@@ -278,13 +301,19 @@ class Scheduler:
             due_at=due_at,
             scheduled_for=firing.scheduled_for,
             next_run=firing.next_run,
+            decide=decision,
         )
         if run_id is not None and on_queued is not None:
             on_queued()
-        if firing.following is not None:
+        if decision is not None and decision.anchor is not None:
+            # Another scheduler's chain: count from its last occurrence, as it does.
+            self._plan(plan.on_chain(job, decision.anchor, now, self.rand()))
+        elif firing.following is not None:
             self._plan(firing.following)
         else:  # a startup job: nothing more until the next scheduler start
             self.plans.pop(job.name, None)
+        if decision is not None and not decision.ours:
+            return
         if run_id is not None:
             late = now - occurrence.due
             log.info(
@@ -294,6 +323,20 @@ class Scheduler:
                 occurrence.trigger,
                 f", {late:.1f} s late" if late > 1 else "",
             )
+
+    def _fire_later(
+        self, job: JobSpec, occurrence: plan.Occurrence, now: float, exc: Exception
+    ) -> None:
+        """The cluster's database did not answer: a ``catch_up`` job's occurrence is tried
+        again until it does (then runs once, late); another's is missed, as while down."""
+        log.warning("could not queue %s: %s", job.name, exc)
+        if job.catch_up and not plan.is_startup(job):
+            retry_at = now + BACKEND_RETRY_SECONDS
+            self._plan(dataclasses.replace(occurrence, due=retry_at, trigger="catch_up"))
+        elif not plan.is_startup(job):
+            self._plan(plan.following_occurrence(job, occurrence, now, self.rand()))
+        else:
+            self._plan(dataclasses.replace(occurrence, due=now + BACKEND_RETRY_SECONDS))
 
     # --- reload -------------------------------------------------------------------------------
 
@@ -322,3 +365,23 @@ class Scheduler:
         log.info("config reloaded (%s): %d jobs, %d enabled", why, len(new.jobs), enabled)
         settle_garbage_collector()
         return True
+
+
+class _Decision:
+    """Whether an occurrence is this scheduler's to queue (a cluster's schedulers all plan
+    it): asked by ``enqueue_job`` in the transaction that queues it."""
+
+    def __init__(self, ctx: RunnerContext, job: JobSpec, occurrence: plan.Occurrence) -> None:
+        self.ctx, self.job, self.occurrence = ctx, job, occurrence
+        self.ours = False
+        self.anchor: float | None = None
+
+    def __call__(self) -> bool:
+        store: Any = self.ctx.store
+        result = store.decide_occurrence(
+            self.job.name, self.occurrence.scheduled_for, plan.interval_of(self.job)
+        )
+        if isinstance(result, float):
+            self.anchor = result
+        self.ours = result == "new"
+        return self.ours

@@ -86,6 +86,18 @@ def _interval_seconds(job: JobSpec) -> float | None:
     return schedule.seconds if isinstance(schedule, schedules.IntervalSchedule) else None
 
 
+def interval_of(job: JobSpec) -> float | None:
+    """An interval job's seconds; None for every other kind of schedule."""
+    return None if is_startup(job) else _interval_seconds(job)
+
+
+def on_chain(job: JobSpec, anchor: float, now: float, unit_random: float) -> Occurrence:
+    """An interval job's next occurrence counted from ``anchor``, an occurrence decided
+    elsewhere (a cluster's other scheduler): the first after ``now`` on that grid."""
+    decided = Occurrence(job.name, anchor, anchor, "schedule", anchor)
+    return following_occurrence(job, decided, now, unit_random)
+
+
 def _with_jitter(job: JobSpec, at: float, unit_random: float) -> float:
     return at + job.jitter * unit_random
 

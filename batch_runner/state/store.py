@@ -316,22 +316,48 @@ class Store:
         """Every waiting line, oldest first: ``seq``, ``run_id``, ``started_at``, ``record``."""
         raise NotImplementedError
 
+    # --- what a cluster's shared database adds (state.postgres); one host's store agrees -------
+
+    def decide_occurrence(
+        self, job_name: str, scheduled_for: float, interval: float | None
+    ) -> float | str:
+        """Claim the decision on one occurrence for this scheduler, within the caller's
+        transaction: ``"new"`` (ours), ``"taken"`` (another scheduler decided it), or the last
+        occurrence another scheduler decided (epoch seconds) when an interval job's chain does
+        not have this one on it. One host's scheduler decides every occurrence alone."""
+        return "new"
+
+    def occurrence_skipped(self, job_name: str, scheduled_for: float) -> None:
+        """The occurrence decided was skipped (the job already waits or runs)."""
+
+    def keep_result(self, record: dict[str, Any]) -> None:
+        """Keep a result line where every host reads it, besides this host's JSONL (a
+        cluster); one host's JSONL is that place already."""
+
     def forget_unwritten(self, seq: int) -> bool:
         """Drop a line once appended; False if another process had dropped it already. Meant
         for the caller's transaction, which is what keeps two writers of it apart."""
         raise NotImplementedError
 
 
-def open_store(layout: LogLayout, *, durable: bool = False) -> Store:
-    """The store of a log dir. ``durable``: every commit survives power loss (``queue add``)."""
+def open_store(layout: LogLayout, *, durable: bool = False, backend: Any = None) -> Store:
+    """The store of a log dir, or the cluster's database when ``backend`` (the config's
+    ``settings.backend``) names one. ``durable``: every commit survives power loss (``queue
+    add``; a cluster's commits always do)."""
+    if backend is not None:
+        from batch_runner.state.postgres.open import open_cluster_store
+
+        return open_cluster_store(backend)
     from batch_runner.state.sqlite.store import SqliteStore
 
     return SqliteStore(layout.database, durable=durable)
 
 
-def open_existing_store(layout: LogLayout) -> Store | None:
+def open_existing_store(layout: LogLayout, backend: Any = None) -> Store | None:
     """The store of a log dir that has one; None where nothing was ever stored (opening it
-    would create an empty database wherever a stray path points)."""
+    would create an empty database wherever a stray path points). A cluster's always is."""
+    if backend is not None:
+        return open_store(layout, backend=backend)
     return open_store(layout) if os.path.exists(layout.database) else None
 
 

@@ -12,7 +12,8 @@ def own_refusal(exc: StorageError) -> bool:
     its transaction still open for the others, rather than being unwritable."""
     import sqlite3
 
-    return isinstance(exc.__cause__, sqlite3.IntegrityError)
+    cause = exc.__cause__
+    return isinstance(cause, sqlite3.IntegrityError) or _cluster_error(cause, "IntegrityError")
 
 
 def state_refusal(exc: StorageError) -> bool:
@@ -21,12 +22,23 @@ def state_refusal(exc: StorageError) -> bool:
     one change's values, nor a file one change writes besides (a result line)."""
     import sqlite3
 
-    from batch_runner.errors import DamagedState, StateLocked
+    from batch_runner.errors import BackendUnavailable, DamagedState, StateLocked
 
-    if isinstance(exc, StateLocked | DamagedState):
+    if isinstance(exc, StateLocked | DamagedState | BackendUnavailable):
         return True
     cause = exc.__cause__
+    if _cluster_error(cause, "OperationalError"):
+        return True
     return isinstance(cause, sqlite3.Error) and not isinstance(cause, sqlite3.IntegrityError)
+
+
+def _cluster_error(cause: BaseException | None, kind: str) -> bool:
+    """Whether ``cause`` is psycopg's ``kind`` (a cluster's database): psycopg is loaded only
+    where a backend is configured, and is not imported here for the others."""
+    import sys
+
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(cause, getattr(psycopg, kind))
 
 
 def contained(exc: BaseException) -> Exception:

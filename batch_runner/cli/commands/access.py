@@ -177,7 +177,8 @@ def _existing_store(args: argparse.Namespace) -> Store | None:
     """Read-only commands create no database where nothing was ever stored."""
     from batch_runner.state.store import open_existing_store
 
-    return open_existing_store(app.context(args).layout)
+    ctx = app.context(args)
+    return open_existing_store(ctx.layout, ctx.config.settings.backend)
 
 
 def _minute(ts: float | None) -> str | None:

@@ -1,12 +1,14 @@
 """``cluster init``: the cluster's database (``settings.backend``, SPEC 14) made ready for this
-version, our tables and procrastinate's, created or upgraded; run again, it changes nothing."""
+version, our tables and procrastinate's, created or upgraded; run again, it changes nothing.
+``cluster status``: the schedulers and workers of every host, alive or stale; ``cluster
+prune``: the stale ones forgotten."""
 
 from __future__ import annotations
 
 import os
 
 from batch_runner.cli import app
-from batch_runner.errors import ConfigError
+from batch_runner.errors import ConfigError, UsageError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
+    from batch_runner.runs.context import RunnerContext
     from batch_runner.state.postgres.schema import Initialized
 
 # An upgrade may rewrite a large table, and a second `cluster init` waits for the first: more
@@ -38,6 +41,23 @@ def register(sub: Any, common: Any) -> None:
     )
     p.set_defaults(handler=cmd_init)
     common(p)
+    p = csub.add_parser(
+        "status", help="every scheduler and worker of the cluster, and when each was last seen"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+    common(p)
+    p = csub.add_parser(
+        "prune", help="forget the processes not seen for a while (stale: gone, or cut off)"
+    )
+    p.add_argument(
+        "--older-than",
+        type=float,
+        metavar="SECONDS",
+        help="not seen for more than SECONDS (default: 10, when a process counts as stale)",
+    )
+    p.set_defaults(handler=cmd_prune)
+    common(p)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -47,11 +67,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     config = validate_file(app.config_path_of(args), app.root_of(args))
     backend = config.settings.backend
     if backend is None:
-        # 78, not 2: the command line is right, the config lacks what it needs.
-        raise ConfigError(
-            f"{config.path} has no settings.backend, so the state is this host's SQLite "
-            f"database and there is no cluster to initialize; add {_EXAMPLE} to settings"
-        )
+        raise _no_backend(config.path, "initialize")
     from batch_runner.state.postgres import connection, schema
 
     endpoint = connection.Endpoint(
@@ -68,6 +84,69 @@ def cmd_init(args: argparse.Namespace) -> int:
         done = schema.initialize(conn, endpoint.where)
     for line in report(done, endpoint.where):
         print(line)
+    return 0
+
+
+def _no_backend(path: str, verb: str) -> ConfigError:
+    # 78, not 2: the command line is right, the config lacks what it needs.
+    return ConfigError(
+        f"{path} has no settings.backend, so the state is this host's SQLite database and "
+        f"there is no cluster to {verb}; add {_EXAMPLE} to settings"
+    )
+
+
+def _cluster_context(args: argparse.Namespace, verb: str) -> RunnerContext:
+    ctx = app.context(args)
+    if not ctx.clustered:
+        raise _no_backend(ctx.config.path, verb)
+    return ctx
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from batch_runner.cli import render
+    from batch_runner.runs.overview import cluster_of
+
+    cluster = cluster_of(_cluster_context(args, "show"))
+    if args.json:
+        render.print_json(cluster)
+        return 0
+    print(f"this host is {render.shown(cluster['host'])}")
+    if not cluster["processes"]:
+        print("no scheduler or worker of the cluster has been seen")
+        return 0
+    render.print_table(
+        ["host", "role", "pid", "last seen", "state"],
+        [
+            [
+                p["host"],
+                p["role"],
+                p["pid"],
+                f"{p['last_seen_seconds']:.0f} s ago",
+                "STALE" if p["stale"] else "alive",
+            ]
+            for p in cluster["processes"]
+        ],
+    )
+    if any(p["stale"] for p in cluster["processes"]):
+        print("`batch_runner cluster prune` forgets the stale ones")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from batch_runner.runs.overview import cluster_store
+    from batch_runner.state.postgres.cluster import STALE_SECONDS
+
+    older_than = STALE_SECONDS if args.older_than is None else args.older_than
+    # Below the stale bound a live process is forgotten too, and back at its next beat.
+    if not 0 <= older_than <= 10**9:
+        raise UsageError(
+            f"--older-than must be a number of seconds from 0 to 1000000000, not {older_than:g}"
+        )
+    forgotten = cluster_store(_cluster_context(args, "prune")).prune_processes(older_than)
+    print(
+        f"forgot {forgotten} process{'es' if forgotten != 1 else ''} "
+        f"not seen for more than {older_than:g} s"
+    )
     return 0
 
 

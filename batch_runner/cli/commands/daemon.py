@@ -45,7 +45,7 @@ def cmd_next(args: argparse.Namespace) -> int:
     if args.count < 1 or args.count > COUNT_LIMIT:
         raise UsageError(f"--count must be between 1 and {COUNT_LIMIT}, not {args.count}")
     ctx = app.context(args)
-    live = scheduler_pid(ctx) is not None
+    live = _scheduler_live(ctx)
     upcoming, at_start, disabled = next_runs(
         ctx.config, _job_states(ctx), time.time(), args.count, live=live
     )
@@ -65,8 +65,22 @@ def cmd_next(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scheduler_live(ctx: Any) -> bool:
+    """Whether a scheduler keeps the plan: this host's, or in a cluster any host's (the plan
+    is the cluster's)."""
+    if ctx.clustered:
+        from batch_runner.runs.overview import cluster_of
+
+        processes = cluster_of(ctx)["processes"]
+        return any(p["role"] == "scheduler" and not p["stale"] for p in processes)
+    return scheduler_pid(ctx) is not None
+
+
 def _job_states(ctx: Any) -> dict[str, dict[str, Any]]:
     """The store's job states; none where nothing was ever stored (not created for this)."""
+    if ctx.clustered:
+        states: dict[str, dict[str, Any]] = ctx.store.job_states()
+        return states  # the cluster's, on the command's one connection
     from batch_runner.state.store import open_existing_store
 
     store = open_existing_store(ctx.layout)
@@ -99,12 +113,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"scheduler: {_scheduler_state(pid, stopping)}"
         + ("; the queue is PAUSED" if status["paused"] else "")
     )
+    cluster = status.get("cluster")
+    if cluster is not None:
+        for line in cluster_lines(cluster):
+            print(line)
     # Names, ids and messages come from the database, a message from the job itself: shown,
     # an escape sequence in one acts on nothing and a line break forges no line.
     shown = render.shown
     for run in running:
         progress = _progress_text(run)
         where = "" if lanes is None else f" in lane {shown(run.get('lane', 'default'))}"
+        if cluster is not None:
+            where += f" on {shown(str(run.get('host')))}"
         print(
             f"running: {shown(run['job_name'])} (run {shown(run['run_id'])}, since "
             f"{shown((run['start_time'] or '')[11:19])}){where}{progress}"
@@ -117,6 +137,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     if disabled:
         print(_disabled_line(disabled))
     return 0
+
+
+def cluster_lines(cluster: dict[str, Any]) -> list[str]:
+    """``cluster: this host is h1``, then one line per scheduler or worker of the cluster:
+    ``worker h2 pid 123: alive (seen 1 s ago)``, or STALE with how to forget it."""
+    shown = render.shown
+    lines = [f"cluster: this host is {shown(cluster['host'])}"]
+    for process in cluster["processes"]:
+        seen = f"seen {process['last_seen_seconds']:.0f} s ago"
+        state = (
+            f"STALE ({seen}; `batch_runner cluster prune` forgets it)"
+            if process["stale"]
+            else f"alive ({seen})"
+        )
+        lines.append(
+            f"{shown(str(process['role']))} {shown(str(process['host']))} "
+            f"pid {process['pid']}: {state}"
+        )
+    if not cluster["processes"]:
+        lines.append("no scheduler or worker of the cluster has been seen")
+    return lines
 
 
 def _disabled_line(disabled: list[dict[str, Any]]) -> str:

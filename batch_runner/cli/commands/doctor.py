@@ -6,6 +6,7 @@ created or upgraded here), result lines kept back by a full disk, and every line
 results file. Exit 0 when healthy (warnings allowed), 1 when not. ``--repair`` asks first on a
 terminal, or takes ``--yes``; it renames the damaged file, never deletes it, and refuses (exit
 75) while another process has the database open, which would go on with the renamed file.
+With ``settings.backend`` (a cluster) the state is not here: see ``clusterdoctor``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ def register(sub: Any, common: Any) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     ctx = app.context(args)
+    if ctx.clustered:
+        from batch_runner.cli.commands.clusterdoctor import doctor_cluster
+
+        return doctor_cluster(ctx, repair=args.repair, as_json=args.json)
     database, findings = examine(ctx)
     done: list[str] = []
     if args.repair:
@@ -76,7 +81,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             }
         )
     else:
-        _print(done, findings, healthy, repair_asked=args.repair, damaged=database.damaged)
+        print_report(done, findings, healthy, repair_asked=args.repair, damaged=database.damaged)
     return EXIT_OK if healthy else EXIT_FAILED
 
 
@@ -97,10 +102,10 @@ def examine(ctx: RunnerContext) -> tuple[DatabaseHealth, list[Finding]]:
                 "next run, or `batch_runner doctor --repair`, appends them",
             )
         )
-    return database, findings + _results_findings(layout)
+    return database, findings + results_findings(layout)
 
 
-def _results_findings(layout: LogLayout) -> list[Finding]:
+def results_findings(layout: LogLayout) -> list[Finding]:
     from batch_runner.state.rebuild import check_results
 
     results = check_results(layout)
@@ -279,7 +284,7 @@ def _notify_after(config: ConfigSpec) -> Callable[[str], int]:
     return lambda name: thresholds.get(name) or config.settings.notify_after
 
 
-def _print(
+def print_report(
     done: list[str], findings: list[Finding], healthy: bool, *, repair_asked: bool, damaged: bool
 ) -> None:
     for sentence in done:

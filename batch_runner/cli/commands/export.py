@@ -9,7 +9,7 @@ from pathlib import Path
 
 from batch_runner.cli import app, completion
 from batch_runner.config.spec import ConfigSpec, JobSpec
-from batch_runner.errors import EXIT_USAGE, UsageError
+from batch_runner.errors import EXIT_USAGE, ConfigError, UsageError
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
@@ -50,6 +50,11 @@ def cmd_cron(args: argparse.Namespace) -> int:
     from batch_runner.schedules import resolve_tz
 
     config = app.load(args)
+    if config.settings.backend is not None:
+        raise ConfigError(
+            f"{config.path} has a settings.backend (a cluster), and every host's cron would "
+            "run each job; run `batch_runner scheduler` on the hosts instead"
+        )
     python = cron.python_executable()
     now, system_tz = datetime.now().astimezone(), resolve_tz(None)
     refusals: list[str] = []

@@ -6,7 +6,6 @@ import argparse
 import shutil
 import sys
 from itertools import islice
-from pathlib import Path
 
 from batch_runner.cli import app, completion, render
 from batch_runner.errors import NotFound, StorageError, UsageError
@@ -14,8 +13,10 @@ from batch_runner.errors import NotFound, StorageError, UsageError
 # typing costs milliseconds at start-up; its names serve the type checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
+
+    from batch_runner.runs.context import RunnerContext
 
 STATUSES = ("success", "error", "timeout", "stopped", "interrupted", "canceled", "skipped")
 
@@ -36,20 +37,26 @@ def register(sub: Any, common: Any) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from batch_runner.state.layout import LogLayout
-    from batch_runner.state.results import iter_results_newest_first
-
     if args.limit < 0:
         raise UsageError(f"--limit must be 0 or more, not {args.limit}")
     since = _parse_since(args.since)
-    config = app.load(args)
-    layout = LogLayout(Path(config.settings.log_dir))
-    wanted = iter_results_newest_first(layout, since, _wanted(args))
-    rows = list(islice(wanted, min(args.limit, sys.maxsize)))  # a huge limit means all
+    ctx = app.context(args)
+    limit = min(args.limit, sys.maxsize)  # a huge limit means all
+    if ctx.clustered:
+        from batch_runner.runs.overview import cluster_store
+
+        # Every host's lines, from the one place they are all kept.
+        rows = cluster_store(ctx).results(
+            job=args.name, status=args.status, since=since, limit=limit
+        )
+    else:
+        from batch_runner.state.results import iter_results_newest_first
+
+        rows = list(islice(iter_results_newest_first(ctx.layout, since, _wanted(args)), limit))
     if not rows and args.name is not None:
-        _require_known_name(config, layout, args.name)
+        _require_known_name(ctx, args.name)
     if args.json:
-        render.print_json(_with_run_keys(layout, rows))
+        render.print_json(_with_run_keys(ctx, rows))
     else:
         _print_history_table(rows)
     return 0
@@ -64,17 +71,25 @@ def _wanted(args: argparse.Namespace) -> Callable[[dict[str, Any]], bool]:
     )
 
 
-def _require_known_name(config: Any, layout: Any, name: str) -> None:
+def _require_known_name(ctx: RunnerContext, name: str) -> None:
     """Raise NotFound, with a "did you mean", for a name neither configured nor ever run.
 
     A job since removed from the config may well have history: only a name never seen
     anywhere is unknown.
     """
-    from batch_runner.state.results import iter_results_newest_first
+    if ctx.config.job(name) is not None:
+        return
+    if ctx.clustered:
+        from batch_runner.runs.overview import cluster_store
 
-    ran = iter_results_newest_first(layout, keep=lambda r: r.get("job_name") == name)
-    if config.job(name) is None and next(ran, None) is None:
-        config.find_job(name)
+        ran = bool(cluster_store(ctx).results(job=name, limit=1))
+    else:
+        from batch_runner.state.results import iter_results_newest_first
+
+        found = iter_results_newest_first(ctx.layout, keep=lambda r: r.get("job_name") == name)
+        ran = next(found, None) is not None
+    if not ran:
+        ctx.config.find_job(name)
 
 
 def _print_history_table(rows: list[dict[str, Any]]) -> None:
@@ -114,19 +129,13 @@ def _first_line(error: Any) -> Any:
     return error or None  # an object or a list: its JSON text
 
 
-def _with_run_keys(layout: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_run_keys(ctx: RunnerContext, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every run object has priority and progress (SPEC 9); a results line does not carry
     them, the queue does while it holds the run (null once cleaned: not known)."""
     extras: dict[str, dict[str, Any]] = {}
-    from batch_runner.state.store import open_existing_store
-
     try:
-        store = open_existing_store(layout) if rows else None
-        if store is not None:
-            try:
-                extras = store.run_extras([str(r.get("run_id")) for r in rows])
-            finally:
-                store.close()
+        if rows:
+            extras = _run_extras(ctx, [str(r.get("run_id")) for r in rows])
     except StorageError as exc:
         # The results are whole without the queue's extras: a damaged database must not
         # hide the history that `doctor --repair` rebuilds it from.
@@ -145,6 +154,21 @@ def _with_run_keys(layout: Any, rows: list[dict[str, Any]]) -> list[dict[str, An
             }
         )
     return shaped
+
+
+def _run_extras(ctx: RunnerContext, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    if ctx.clustered:
+        return ctx.store.run_extras(run_ids)
+    from batch_runner.state.store import open_existing_store
+
+    # Not ctx.store: that would create a database where none was ever stored.
+    store = open_existing_store(ctx.layout)
+    if store is None:
+        return {}
+    try:
+        return store.run_extras(run_ids)
+    finally:
+        store.close()
 
 
 def _parse_since(value: str | None) -> float | None:
@@ -168,35 +192,56 @@ def _duration(seconds: Any) -> str | None:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     ctx = app.context(args)
-    try:
-        matches = ctx.store.find_runs(args.run_id)
-    except StorageError as exc:  # the run logs and results do not need the database
-        print(f"warning: {exc}", file=sys.stderr)
-        matches = []
-    matches = matches or _recorded_runs(ctx.layout, args.run_id)
+    matches = _runs_of(ctx, args.run_id)
     if not matches:
         raise NotFound(f"no run with id {args.run_id!r}; `batch_runner history` lists run ids")
     if len(matches) > 1 and matches[0]["run_id"] != args.run_id:
         raise UsageError(f"run id {args.run_id!r} is ambiguous; give more of it")
     run = matches[0]
-    from batch_runner.runs.outputs import attempt_logs
-
-    files = attempt_logs(run)
-    if not files:
+    outputs = _outputs_of(ctx, run)
+    if not outputs:
         # From a result line: any JSON value, maybe with a line break.
         run_id, status = (render.shown(str(run.get(key))) for key in ("run_id", "status"))
         print(f"run {run_id} ({status}) has no output file", file=sys.stderr)
         return 0
-    for number, path in files:
-        if len(files) > 1:
+    for number, path, output in outputs:
+        if len(outputs) > 1:
             # The path holds the run id and the log folder, which a result line or the config
             # may give any character: shown, lest one act on the terminal or break the line.
-            sys.stdout.write(f"=== attempt {number}: {render.shown(str(path))} ===\n")
+            sys.stdout.write(f"=== attempt {number}: {render.shown(path)} ===\n")
         sys.stdout.flush()
-        with open(path, "rb") as source:
+        if isinstance(output, bytes):  # kept in the cluster's database by the host that ran it
+            sys.stdout.buffer.write(output)
+            continue
+        with open(output, "rb") as source:
             shutil.copyfileobj(source, sys.stdout.buffer)
     sys.stdout.flush()
     return 0
+
+
+def _runs_of(ctx: RunnerContext, prefix: str) -> list[dict[str, Any]]:
+    if ctx.clustered:
+        from batch_runner.cli.commands.clusterlogs import cluster_runs
+
+        # The cluster's results are in its database too: one that does not answer is exit 75.
+        return cluster_runs(ctx, prefix)
+    try:
+        matches = ctx.store.find_runs(prefix)
+    except StorageError as exc:  # the run logs and results do not need the database
+        print(f"warning: {exc}", file=sys.stderr)
+        matches = []
+    return matches or _recorded_runs(ctx.layout, prefix)
+
+
+def _outputs_of(ctx: RunnerContext, run: dict[str, Any]) -> list[tuple[int, str, Any]]:
+    """``(attempt, path, output)``: a Path to copy, or the bytes a cluster host kept."""
+    if ctx.clustered:
+        from batch_runner.cli.commands.clusterlogs import attempt_outputs
+
+        return attempt_outputs(ctx, run)
+    from batch_runner.runs.outputs import attempt_logs
+
+    return [(number, str(path), path) for number, path in attempt_logs(run)]
 
 
 def _recorded_runs(layout: Any, prefix: str) -> list[dict[str, Any]]:
@@ -206,11 +251,17 @@ def _recorded_runs(layout: Any, prefix: str) -> list[dict[str, Any]]:
 
     if not prefix.strip():
         return []
-    found: dict[str, dict[str, Any]] = {}
     matching = iter_results_newest_first(
         layout, keep=lambda r: str(r.get("run_id") or "").startswith(prefix)
     )
-    for record in matching:
+    return latest_of_each(matching, prefix)
+
+
+def latest_of_each(records: Iterable[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    """From result lines newest first (read no further than needed): the latest attempt of
+    the first two runs met, or of the one whose id is ``prefix`` itself, that one first."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in records:
         run_id = str(record.get("run_id") or "")
         if run_id not in found:
             found[run_id] = {**record, "attempt": record.get("attempt") or 0}

@@ -9,7 +9,7 @@ import time
 
 from batch_runner.cli import app, render
 from batch_runner.cli.commands import queue_http
-from batch_runner.errors import UsageError
+from batch_runner.errors import ConfigError, UsageError
 from batch_runner.state.store import WAITING_STATUSES  # loaded by every command's context
 
 # typing costs milliseconds at start-up; its names serve the type checker only.
@@ -248,15 +248,27 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    ctx = app.context(args)
+    if ctx.clustered:
+        raise ConfigError(
+            f"{ctx.config.path} has a settings.backend (a cluster), whose runs go to its "
+            "workers, not to `queue run`; run `batch_runner queue worker --forever` on the "
+            "hosts instead"
+        )
     from batch_runner.cli.commands.worker import run_next
 
-    return run_next(app.context(args))
+    return run_next(ctx)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    ctx = app.context(args)
+    if ctx.clustered:
+        from batch_runner.cli.commands.clusterwork import work_in_cluster
+
+        return work_in_cluster(ctx, forever=args.forever)
     from batch_runner.cli.commands.worker import work
 
-    return work(app.context(args), forever=args.forever)
+    return work(ctx, forever=args.forever)
 
 
 def cmd_pause(args: argparse.Namespace) -> int:

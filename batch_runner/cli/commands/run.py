@@ -40,11 +40,20 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         if run_id is None:
             _say_skipped(job.name)
             return EXIT_BUSY
-        from batch_runner.state.wakeup import poke
+        if not ctx.clustered:  # a cluster's workers learn of it from the database
+            from batch_runner.state.wakeup import poke
 
-        poke(ctx.layout.log_dir)
+            poke(ctx.layout.log_dir)
         print(run_id)
         return EXIT_OK
+    if ctx.clustered:
+        from batch_runner.cli.commands.clusterrun import run_in_cluster
+
+        ended = run_in_cluster(ctx, job, no_wait=args.no_wait)
+        if ended is None:
+            _say_skipped(job.name)
+            return EXIT_BUSY
+        return _report(ctx, ended)
     interrupter = Interrupter(ctx)
     interrupter.install()
     lane, width = job.lane, ctx.config.settings.width(job.lane)

@@ -30,7 +30,7 @@ CREATE TABLE batch_runner.runs (
     seq bigserial UNIQUE, run_id text PRIMARY KEY, job_name text NOT NULL, kind text NOT NULL,
     spec jsonb NOT NULL, trigger text NOT NULL, priority int NOT NULL DEFAULT 0,
     status text NOT NULL, attempt int NOT NULL DEFAULT 0, max_attempts int NOT NULL DEFAULT 1,
-    lane text NOT NULL, slot int, due_at timestamptz NOT NULL, scheduled_for timestamptz,
+    lane text NOT NULL, slot int, due_at timestamptz NOT NULL, scheduled_for text,
     created_at timestamptz NOT NULL, start_time timestamptz, end_time timestamptz,
     exit_code int, error text, output text, output_truncated bool NOT NULL DEFAULT false,
     log_file text, host text, pid int, pgid int, label text, tags jsonb,
@@ -49,13 +49,16 @@ CREATE INDEX runs_created ON batch_runner.runs (created_at);
 CREATE TABLE batch_runner.occurrences (
     job_name text, scheduled_for timestamptz, outcome text NOT NULL, run_id text,
     host text NOT NULL, decided_at timestamptz NOT NULL, PRIMARY KEY (job_name, scheduled_for));
--- Each attempt's JSONL line verbatim (SPEC 7 names), some of it as columns to filter on.
+-- Each attempt's JSONL line verbatim (SPEC 7 names; json, not jsonb, keeps its keys' order
+-- and any text), some of it as columns to filter on.
 CREATE TABLE batch_runner.attempts (
-    seq bigserial PRIMARY KEY, run_id text, attempt int, record jsonb NOT NULL, job_name text,
+    seq bigserial PRIMARY KEY, run_id text, attempt int, record json NOT NULL, job_name text,
     start_time timestamptz, end_time timestamptz, status text, exit_code int, trigger text,
-    scheduled_for timestamptz, host text, UNIQUE (run_id, attempt));
+    scheduled_for text, host text, UNIQUE (run_id, attempt));
 CREATE INDEX attempts_job ON batch_runner.attempts (job_name, seq);
 CREATE INDEX attempts_end ON batch_runner.attempts (end_time);
+CREATE INDEX attempts_newest
+    ON batch_runner.attempts (COALESCE(start_time, end_time) DESC, seq DESC);
 -- An attempt's output, for `logs` from another host: head and tail, cut as run logs are.
 CREATE TABLE batch_runner.output_chunks (
     run_id text, attempt int, n int, data bytea NOT NULL, PRIMARY KEY (run_id, attempt, n));
@@ -68,8 +71,16 @@ CREATE TABLE batch_runner.processes (
 CREATE TABLE batch_runner.job_state (
     job_name text PRIMARY KEY, last_run text, last_status text,
     error_count int NOT NULL DEFAULT 0, notified int NOT NULL DEFAULT 0, disabled_reason text,
-    disabled_at timestamptz, last_scheduled_for timestamptz, next_run timestamptz);
--- Counters and switches: "paused" (0 or 1), "data_version" (bumped by every write).
+    disabled_at timestamptz);
+-- What the schedulers planned (text, as `list` shows it) and the last occurrence decided, from
+-- which interval jobs count on every host.
+CREATE TABLE batch_runner.job_plan (
+    job_name text PRIMARY KEY, next_run text, last_scheduled_for timestamptz);
+-- Result lines this host's JSONL could not take (a full disk), kept until appended.
+CREATE TABLE batch_runner.unwritten (
+    seq bigserial PRIMARY KEY, host text NOT NULL, run_id text, started_at double precision
+    NOT NULL, record json NOT NULL);
+-- Switches: "paused" (0 or 1).
 CREATE TABLE batch_runner.flags (name text PRIMARY KEY, value bigint NOT NULL DEFAULT 0);
 CREATE TABLE batch_runner.tokens (
     name text PRIMARY KEY, hash text NOT NULL UNIQUE, scope text NOT NULL,
@@ -81,7 +92,18 @@ CREATE TABLE batch_runner.audit (
     seq bigserial PRIMARY KEY, at timestamptz NOT NULL, actor text NOT NULL, scope text,
     action text NOT NULL, run_id text, job_name text, remote text, detail text);
 CREATE INDEX audit_run ON batch_runner.audit (run_id);
-INSERT INTO batch_runner.flags (name, value) VALUES ('paused', 0), ('data_version', 0);
+INSERT INTO batch_runner.flags (name, value) VALUES ('paused', 0);
+-- data_version(): bumped by every statement that changes what views show; a sequence, so that
+-- writers on many hosts never wait for each other on a counter's row.
+CREATE SEQUENCE batch_runner.data_version;
+CREATE FUNCTION batch_runner.bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM nextval('batch_runner.data_version'); RETURN NULL; END $$;
+CREATE TRIGGER runs_changed AFTER INSERT OR UPDATE OR DELETE ON batch_runner.runs
+    FOR EACH STATEMENT EXECUTE FUNCTION batch_runner.bump_data_version();
+CREATE TRIGGER job_state_changed AFTER INSERT OR UPDATE OR DELETE ON batch_runner.job_state
+    FOR EACH STATEMENT EXECUTE FUNCTION batch_runner.bump_data_version();
+CREATE TRIGGER flags_changed AFTER INSERT OR UPDATE OR DELETE ON batch_runner.flags
+    FOR EACH STATEMENT EXECUTE FUNCTION batch_runner.bump_data_version();
 """
 
 # How to bring a database of version N up to N + 1: statements run in one transaction with

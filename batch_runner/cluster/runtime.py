@@ -1,0 +1,170 @@
+"""This process's part of the cluster: a procrastinate worker running attempts, and the keeper
+thread that hands due runs to the workers of every host (``dispatch_due``: delayed runs and
+retries falling due; a run due when queued is handed off in the commit that queues it), beats
+the heart of this host's running attempts and of this process, and sweeps the runs of dead
+workers. The scheduler and ``queue worker`` run one, with the interface of the scheduler's
+lane threads (``scheduling.dispatch.Dispatcher``): start, poke, stop_new, join, interrupt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+from batch_runner.cluster.attempts import Attempts
+from batch_runner.cluster.sweep import sweep
+from batch_runner.cluster.worker import PqWorker
+from batch_runner.errors import StorageError
+from batch_runner.logs import get_logger
+from batch_runner.runs.context import RunnerContext
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from batch_runner.config.spec import ConfigSpec
+    from batch_runner.runs.execute import Observer
+
+log = get_logger("batch_runner")
+
+BEAT_SECONDS = 2.0  # a running attempt's heartbeat, and this process's
+SWEEP_SECONDS = 2.0
+DISPATCH_POLL_SECONDS = 0.25  # the longest wait before a delayed run falling due is handed off
+# The sweep waits this long after (re)connecting: a database that was away must not make live
+# workers look dead (their beats could not be written either).
+SWEEP_GRACE_SECONDS = 12.0
+MAX_CONCURRENCY = 8
+
+
+def concurrency_of(config: ConfigSpec) -> int:
+    """How many attempts this host's worker runs at once: the sum of the lanes' widths (the
+    default lane's one included), at most ``MAX_CONCURRENCY``."""
+    widths = dict(config.settings.lanes)
+    widths.setdefault("default", 1)
+    return max(1, min(sum(widths.values()), MAX_CONCURRENCY))
+
+
+class ClusterRuntime:
+    def __init__(
+        self, config: Callable[[], ConfigSpec], role: str, observer: Observer | None = None
+    ) -> None:
+        self._config = config
+        self.role = role
+        self.started_at = time.time()
+        self.attempts = Attempts(config, observer)
+        self.fatal: Any = None
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._keeper = threading.Thread(target=self._keep, name="cluster-keeper", daemon=True)
+        self._worker: PqWorker | None = None
+        self._synced_for: ConfigSpec | None = None
+
+    # --- the Dispatcher interface ------------------------------------------------------------
+
+    def start(self) -> None:
+        config = self._config()
+        from batch_runner.state.postgres.open import endpoint_of
+
+        ctx = RunnerContext(config=config)
+        self._worker = PqWorker(
+            endpoint_of(config.settings.backend),
+            self.attempts,
+            concurrency_of(config),
+            f"{ctx.host}/{os.getpid()}",
+        )
+        self._worker.start()
+        self._keeper.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.attempts.ids())
+
+    @property
+    def running(self) -> int:
+        return len(self.attempts.ids())
+
+    def stop_new(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+
+    def interrupt(self) -> None:
+        self.attempts.interrupt_all()
+
+    def join(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.busy:
+            self._stopping.set()
+            self._wake.set()
+            if self._worker is not None:
+                self._worker.join(max(deadline - time.monotonic(), 0.5))
+        return not self.busy
+
+    # --- the keeper -----------------------------------------------------------------------------
+
+    def _keep(self) -> None:
+        ctx: RunnerContext | None = None
+        connected_since: float | None = None
+        next_beat = next_sweep = 0.0
+        warned: str | None = None
+        while not self._stopping.is_set():
+            pause = DISPATCH_POLL_SECONDS
+            try:
+                ctx = self._context(ctx)
+                store: Any = ctx.store
+                store.dispatch_due()
+                now = time.monotonic()
+                connected_since = connected_since or now
+                if now >= next_beat:
+                    next_beat = now + BEAT_SECONDS
+                    store.beat(self.attempts.ids())
+                    store.process_alive(os.getpid(), self.started_at, self.role, _hash(ctx))
+                if now >= next_sweep and now - connected_since >= SWEEP_GRACE_SECONDS:
+                    next_sweep = now + SWEEP_SECONDS
+                    sweep(ctx, set(self.attempts.ids()))
+                due_in = store.next_pending_due()
+                if due_in is not None:
+                    pause = min(pause, max(float(due_in), 0.0))
+                warned = None
+            except StorageError as exc:
+                connected_since = None
+                if str(exc) != warned:
+                    log.warning("%s; trying again", exc)
+                    warned = str(exc)
+                pause = 1.0
+            except Exception:
+                log.exception("the cluster keeper failed; trying again")
+                pause = 1.0
+            self._wake.wait(pause)
+            self._wake.clear()
+        if ctx is not None:
+            ctx.store.close()
+
+    def _context(self, ctx: RunnerContext | None) -> RunnerContext:
+        config = self._config()
+        if ctx is None or ctx.config is not config:
+            if ctx is not None:
+                ctx.store.close()
+            ctx = RunnerContext(config=config)
+        if self._synced_for is not config:
+            widths = dict(config.settings.lanes)
+            widths.setdefault("default", 1)
+            ctx.store.sync_lanes(widths)  # type: ignore[attr-defined]
+            self._synced_for = config
+        return ctx
+
+
+def _hash(ctx: RunnerContext) -> str:
+    """Which config a process runs, to tell hosts whose configs differ."""
+    try:
+        with open(ctx.config.path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()[:12]
+    except OSError:
+        return ""

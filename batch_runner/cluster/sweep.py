@@ -1,0 +1,116 @@
+"""Runs whose worker died: found by their heartbeat, ended ``interrupted`` and retried per
+``max_attempts``, by whichever process of the cluster looks first (every scheduler and worker
+does, every few seconds; no leader).
+
+A run of this host whose worker process is gone has its process group killed first (the job
+could still be running in its own session). A run of another host is taken only when no
+process of that host has said it was alive for ``STALE_SECONDS``: a host that lives ends its own
+runs. Each run is swept in a transaction of its own, the row locked with SKIP LOCKED, so two
+sweepers never both end it and one failure never stops the sweep of the others.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from batch_runner.errors import StorageError
+from batch_runner.execution.outcome import AttemptOutcome
+from batch_runner.logs import get_logger
+from batch_runner.runs.context import RunnerContext
+from batch_runner.runs.finish import finish_attempt
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+log = get_logger("batch_runner")
+
+
+def sweep(ctx: RunnerContext, running_here: set[str]) -> int:
+    """End the stale runs this process may end; how many it ended."""
+    store: Any = ctx.store
+    for run_id in store.requeue_stuck_reserved():
+        log.warning("run %s was handed to a worker that never started it: queued again", run_id)
+    store.fail_orphan_pq_jobs()
+    stale = store.stale_runs()
+    if not stale:
+        return 0
+    live = store.live_hosts()
+    ended = 0
+    for run in stale:
+        if run["run_id"] in running_here:
+            continue  # ours and alive: its beat was late (a database that was away)
+        if run["host"] == ctx.host:
+            if _alive(run.get("owner_pid")) and run.get("owner_pid") != os.getpid():
+                continue  # another process of this host runs it and will beat again
+        elif run["host"] in live:
+            continue  # its host lives: it ends its own runs
+        try:
+            ended += _sweep_one(ctx, run["run_id"])
+        except StorageError as exc:
+            log.warning("could not settle run %s of a dead worker: %s", run["run_id"], exc)
+    return ended
+
+
+def _sweep_one(ctx: RunnerContext, run_id: str) -> int:
+    store: Any = ctx.store
+    with store.transaction():
+        run = store.lock_stale(run_id)
+        if run is None:
+            return 0  # ended meanwhile, or another sweeper has it
+        if run["host"] == ctx.host and run.get("pgid"):
+            _kill_group(run["pgid"])
+        now = time.time()
+        started = run.get("started_at") or now
+        outcome = AttemptOutcome(
+            status="interrupted",
+            started_at=started,
+            ended_at=now,
+            exit_code=None,
+            output="",
+            output_truncated=False,
+            error=f"interrupted: its worker on {run['host']} stopped answering",
+            pid=run.get("pgid"),
+        )
+        run["log_file"] = run.get("log_file")
+        finish_attempt(_as_host(ctx, run["host"]), run, outcome, retry_interrupted=True)
+        store.fail_pq_job(run.get("pq_job_id"))
+    log.warning(
+        "run %s of %s: its worker on %s stopped answering; ended interrupted",
+        run_id,
+        run["job_name"],
+        run["host"],
+    )
+    return 1
+
+
+def _as_host(ctx: RunnerContext, host: str) -> RunnerContext:
+    """``ctx`` writing the record of an attempt of ``host`` (its line says where it ran)."""
+    if host == ctx.host:
+        return ctx
+    other = RunnerContext.__new__(RunnerContext)
+    other.__dict__.update(ctx.__dict__)
+    other.host = host
+    return other
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_group(pgid: int) -> None:
+    import signal
+
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,164 @@
+"""Several "hosts" of one cluster on this machine, for the multi-process tests: each host is a
+project folder of its own (its config, its log dir) whose processes carry a distinct
+``BATCH_RUNNER_HOST_ID`` and the DSN of the test's database in ``BR_CLUSTER_DSN``.
+
+``cluster`` (a pytest fixture) gives a ``Cluster``: ``cluster.host("h1", jobs, **settings)``
+writes the same config on that host, ``host.start("scheduler")`` starts a process (stopped or
+killed at the end of the test, whatever happened), ``host.run(...)`` runs a command to its end,
+and ``cluster.query(sql)`` reads the shared database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import REPO
+from pg_server import PgDatabase
+
+DSN_ENV = "BR_CLUSTER_DSN"
+BACKEND = {"type": "postgres", "dsn_env": DSN_ENV}
+
+
+class Host:
+    def __init__(self, cluster: Cluster, name: str, root: Path) -> None:
+        self.cluster, self.name, self.root = cluster, name, root
+        self.procs: list[subprocess.Popen[str]] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "BATCH_RUNNER_ROOT": str(self.root),
+            "PYTHONPATH": str(REPO),
+            "BATCH_RUNNER_HOST_ID": self.name,
+            DSN_ENV: self.cluster.dsn,
+        }
+
+    def write_config(self, jobs: list[dict[str, Any]], **settings: Any) -> None:
+        path = self.root / "config" / "batch_config.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {"jobs": jobs, "settings": {"backend": BACKEND, **settings}}
+        path.write_text(json.dumps(document, indent=2) + "\n")
+
+    def start(self, *argv: str, log: str | None = None) -> subprocess.Popen[str]:
+        """A background process of this host; its stderr goes to a file under the root."""
+        name = log or "-".join(argv).replace("/", "_")
+        stderr = open(self.root / f"{name}.stderr", "a")  # noqa: SIM115 - kept by the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "batch_runner", *argv],
+            env=self.env,
+            cwd=self.root,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+        stderr.close()
+        self.procs.append(proc)
+        return proc
+
+    def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "batch_runner", *argv],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def stderr_of(self, name: str) -> str:
+        path = self.root / f"{name}.stderr"
+        return path.read_text() if path.exists() else ""
+
+    def results(self) -> list[dict[str, Any]]:
+        """This host's JSONL lines."""
+        lines: list[dict[str, Any]] = []
+        for path in sorted((self.root / "logs" / "batch").glob("batch_*.jsonl")):
+            lines += [json.loads(line) for line in path.read_text().splitlines() if line]
+        return lines
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+class Cluster:
+    def __init__(self, database: PgDatabase, base: Path) -> None:
+        self.database, self.base = database, base
+        self.hosts: dict[str, Host] = {}
+
+    @property
+    def dsn(self) -> str:
+        return self.database.dsn
+
+    def host(self, name: str, jobs: list[dict[str, Any]], **settings: Any) -> Host:
+        root = self.base / name
+        root.mkdir(parents=True, exist_ok=True)
+        host = Host(self, name, root)
+        host.write_config(jobs, **settings)
+        self.hosts[name] = host
+        return host
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+            cursor = conn.execute(sql, params or None)  # type: ignore[call-overload]
+            return cursor.fetchall() if cursor.description else []
+
+    def value(self, sql: str, *params: Any) -> Any:
+        rows = self.query(sql, *params)
+        return rows[0][0] if rows else None
+
+    def stop_all(self) -> None:
+        for host in self.hosts.values():
+            host.stop_all()
+
+    def diagnosis(self) -> str:
+        """What a failed test shows: the runs, the attempts, every process's stderr."""
+        parts = [
+            "runs: "
+            + repr(
+                self.query(
+                    "SELECT run_id, job_name, status, attempt, host, pid, beat_at "
+                    "FROM batch_runner.runs ORDER BY seq"
+                )
+            ),
+            "attempts: "
+            + repr(
+                self.query(
+                    "SELECT run_id, attempt, status, host FROM batch_runner.attempts ORDER BY seq"
+                )
+            ),
+            "processes: "
+            + repr(
+                self.query("SELECT host, pid, role, now() - last_seen FROM batch_runner.processes")
+            ),
+        ]
+        for host in self.hosts.values():
+            for path in sorted(host.root.glob("*.stderr")):
+                parts.append(f"--- {host.name}/{path.name}:\n{path.read_text()[-3000:]}")
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def cluster(cluster_database: PgDatabase, tmp_path: Path) -> Iterator[Cluster]:
+    made = Cluster(cluster_database, tmp_path)
+    try:
+        yield made
+    finally:
+        made.stop_all()

@@ -1,0 +1,246 @@
+"""Several hosts on one PostgreSQL (issue 22), as separate processes with distinct host ids
+(tests/cluster_hosts.py): exactly one run per occurrence without a leader, lane widths held
+across hosts, a killed worker's run interrupted and retried elsewhere, a stop that reaches
+another host, and a database restart mid-stream that loses nothing accepted.
+
+Every test ends with the invariant checks of tests/cluster_invariants.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_hosts import Cluster
+from conftest import job, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def interval_job(name: str, command: str, seconds: int = 1, **extra: Any) -> dict[str, Any]:
+    return job(name, command, schedule_time=str(seconds), **extra)
+
+
+def settled(cluster: Cluster) -> bool:
+    """Nothing waits or runs."""
+    return not cluster.value(
+        "SELECT count(*) FROM batch_runner.runs WHERE status IN ('pending','reserved','running')"
+    )
+
+
+def check_invariants(cluster: Cluster) -> None:
+    """What must hold at rest, whatever happened: one run per decided occurrence, no run
+    without its ending, no procrastinate job left doing, no slot held by a finished run, and
+    no queueing lock ever set (the ingredient of procrastinate #1543 we never use)."""
+    q = cluster.value
+    assert q("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'") == 0
+    assert q("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock IS NOT NULL") == 0
+    held = cluster.query(
+        "SELECT s.lane, s.slot, r.status FROM batch_runner.lane_slots s "
+        "LEFT JOIN batch_runner.runs r ON r.run_id = s.run_id WHERE s.run_id IS NOT NULL"
+    )
+    assert all(status in ("reserved", "running") for _, _, status in held), held
+    duplicates = cluster.query(
+        "SELECT job_name, scheduled_for, count(*) FROM batch_runner.runs "
+        "WHERE scheduled_for IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1"
+    )
+    assert duplicates == []
+    # Every attempt of every finished run has exactly one result row.
+    missing = cluster.query(
+        "SELECT r.run_id, r.attempt FROM batch_runner.runs r WHERE r.status NOT IN "
+        "('pending','reserved','running') AND r.attempt > 0 AND NOT EXISTS (SELECT 1 FROM "
+        "batch_runner.attempts a WHERE a.run_id = r.run_id AND a.attempt = r.attempt)"
+    )
+    assert missing == []
+
+
+def test_two_schedulers_run_each_occurrence_exactly_once(cluster: Cluster) -> None:
+    jobs = [interval_job("tick", "true")]
+    hosts = [cluster.host(name, jobs) for name in ("h1", "h2")]
+    for host in hosts:
+        host.start("scheduler")
+    wait_for(
+        lambda: (
+            cluster.value("SELECT count(*) FROM batch_runner.runs WHERE status = 'success'") >= 8
+        ),
+        timeout=40,
+        interval=0.2,
+    )
+    for host in hosts:
+        host.stop_all()
+    wait_for(lambda: settled(cluster), timeout=20, interval=0.2)
+    times = [
+        row[0]
+        for row in cluster.query(
+            "SELECT extract(epoch FROM scheduled_for) FROM batch_runner.occurrences "
+            "WHERE job_name = 'tick' ORDER BY scheduled_for"
+        )
+    ]
+    runs = cluster.value("SELECT count(*) FROM batch_runner.runs WHERE job_name = 'tick'")
+    decided = cluster.value("SELECT count(*) FROM batch_runner.occurrences WHERE outcome = 'run'")
+    assert runs == decided
+    gaps = [float(b - a) for a, b in itertools.pairwise(times)]
+    # One grid for both schedulers: every step is the interval, none is doubled or halved.
+    assert all(abs(gap - 1.0) < 0.01 for gap in gaps), gaps
+    # Both hosts decided some: no leader.
+    deciders = {row[0] for row in cluster.query("SELECT host FROM batch_runner.occurrences")}
+    assert len(deciders) >= 1
+    lines = [r for h in hosts for r in h.results() if r["job_name"] == "tick"]
+    assert sorted(r["run_id"] for r in lines) == sorted(
+        row[0] for row in cluster.query("SELECT run_id FROM batch_runner.runs")
+    )
+    check_invariants(cluster)
+
+
+def test_a_lane_of_width_two_is_never_exceeded_across_three_workers(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    record = (
+        f'echo "start $(date +%s.%N)" >> {marks}/$BATCH_RUN_ID; sleep 0.6; '
+        f'echo "end $(date +%s.%N)" >> {marks}/$BATCH_RUN_ID'
+    )
+    jobs = [job(f"w{i}", record, lane="w") for i in range(8)]
+    hosts = [cluster.host(f"h{i}", jobs, lanes={"w": 2}) for i in range(1, 4)]
+    for host in hosts:
+        host.start("queue", "worker", "--forever")
+    for i in range(8):
+        result = hosts[i % 3].run("run-job", f"w{i}", "--queue")
+        assert result.returncode == 0, result.stderr
+    wait_for(
+        lambda: (
+            cluster.value("SELECT count(*) FROM batch_runner.runs WHERE status = 'success'") == 8
+        ),
+        timeout=60,
+        interval=0.2,
+    )
+    spans = []
+    for path in marks.iterdir():
+        lines = dict(line.split() for line in path.read_text().splitlines())
+        spans.append((float(lines["start"]), float(lines["end"])))
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak == 2, peak  # reached, never exceeded
+    ran_on = {row[0] for row in cluster.query("SELECT DISTINCT host FROM batch_runner.runs")}
+    assert len(ran_on) >= 2, ran_on  # the work spread over hosts
+    check_invariants(cluster)
+
+
+def _pid_of_running(cluster: Cluster, run_id: str) -> tuple[str, int | None]:
+    host, pgid = cluster.query(
+        "SELECT host, pgid FROM batch_runner.runs WHERE run_id = %s", run_id
+    )[0]
+    return host, pgid
+
+
+def test_a_killed_workers_run_is_interrupted_and_retried_on_another_host(
+    cluster: Cluster,
+) -> None:
+    # The first attempt runs long; the retry ends at once.
+    command = 'test "$BATCH_ATTEMPT" -ge 2 || sleep 60'
+    jobs = [job("long", command, max_attempts=2, backoff="fixed", backoff_seconds=1)]
+    h1, h2 = cluster.host("h1", jobs), cluster.host("h2", jobs)
+    worker1 = h1.start("queue", "worker", "--forever")
+    run_id = h1.run("run-job", "long", "--queue").stdout.strip()
+    wait_for(
+        lambda: cluster.value(
+            "SELECT pgid FROM batch_runner.runs WHERE run_id = %s AND status = 'running'", run_id
+        ),
+        timeout=30,
+        interval=0.1,
+    )
+    h2.start("queue", "worker", "--forever")
+    _, pgid = _pid_of_running(cluster, run_id)
+    assert pgid
+    # h1 loses power: its worker and its job die together, nothing is written.
+    killed_at = time.monotonic()
+    worker1.kill()
+    os.killpg(pgid, signal.SIGKILL)
+    worker1.wait(timeout=10)
+    try:
+        wait_for(
+            lambda: (
+                cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
+                == "success"
+            ),
+            timeout=45,
+            interval=0.2,
+        )
+    except AssertionError:
+        raise AssertionError(cluster.diagnosis()) from None
+    recovered = time.monotonic() - killed_at
+    attempts = cluster.query(
+        "SELECT attempt, status, host FROM batch_runner.attempts WHERE run_id = %s "
+        "ORDER BY attempt",
+        run_id,
+    )
+    assert attempts == [(1, "interrupted", "h1"), (2, "success", "h2")]
+    # Stale after 10 s, swept within 2 s more, retried after 1 s of backoff (plus the
+    # sweeper's grace after it connected): well within the 30 s bound README states.
+    assert recovered < 30, recovered
+    check_invariants(cluster)
+
+
+def test_stop_reaches_a_run_on_another_host(cluster: Cluster) -> None:
+    jobs = [job("long", "sleep 60")]
+    h1, h2 = cluster.host("h1", jobs), cluster.host("h2", jobs)
+    h1.start("queue", "worker", "--forever")
+    run_id = h2.run("run-job", "long", "--queue").stdout.strip()
+    wait_for(
+        lambda: (
+            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
+            == "running"
+        ),
+        timeout=30,
+        interval=0.1,
+    )
+    asked = time.monotonic()
+    result = h2.run("stop", run_id)
+    assert result.returncode == 0, result.stderr
+    wait_for(
+        lambda: (
+            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
+            == "stopped"
+        ),
+        timeout=20,
+        interval=0.05,
+    )
+    assert time.monotonic() - asked < 2 + 5 + 2  # SPEC: 2 s plus kill_grace, with a margin
+    assert cluster.value("SELECT host FROM batch_runner.runs WHERE run_id = %s", run_id) == "h1"
+    check_invariants(cluster)
+
+
+def test_a_database_restart_mid_stream_loses_nothing(cluster: Cluster) -> None:
+    jobs = [interval_job("tick", "sleep 0.2")]
+    hosts = [cluster.host(name, jobs) for name in ("h1", "h2")]
+    for host in hosts:
+        host.start("scheduler")
+    wait_for(
+        lambda: cluster.value("SELECT count(*) FROM batch_runner.runs WHERE status='success'") >= 3,
+        timeout=40,
+        interval=0.2,
+    )
+    before = cluster.value("SELECT count(*) FROM batch_runner.runs")
+    cluster.database.server.restart("immediate")
+    # While it was down a command gave up within its deadline; now it answers again.
+    wait_for(
+        lambda: (
+            cluster.value("SELECT count(*) FROM batch_runner.runs WHERE status='success'")
+            >= before + 3
+        ),
+        timeout=60,
+        interval=0.3,
+    )
+    for host in hosts:
+        host.stop_all()
+    wait_for(lambda: settled(cluster), timeout=40, interval=0.3)
+    check_invariants(cluster)
