@@ -114,7 +114,7 @@ class Host:
         if dsn is not None:
             settings["backend"] = BACKEND
         self.config.write_text(json.dumps({"jobs": jobs, "settings": settings}, indent=2))
-        self.procs: dict[int, str] = {}  # pid -> the name of its stderr file
+        self.procs: dict[int, tuple[str, ...]] = {}  # pid -> its arguments
 
     @property
     def env(self) -> dict[str, str]:
@@ -136,7 +136,7 @@ class Host:
                 stderr=err,
             )
         STARTED.append(proc)
-        self.procs[proc.pid] = name
+        self.procs[proc.pid] = argv
         return proc
 
     def run(self, *argv: str, timeout: float = 120) -> str:
@@ -162,7 +162,7 @@ class Host:
         return done.stdout
 
     def said(self, proc: subprocess.Popen[bytes], lines: int = 6) -> str:
-        path = self.root / f"{self.procs.get(proc.pid, '')}.stderr"
+        path = self.root / f"{'-'.join(self.procs.get(proc.pid, ()))}.stderr"
         try:
             text = path.read_text(errors="replace").strip().splitlines()
         except OSError:
@@ -170,7 +170,7 @@ class Host:
         return " | ".join(text[-lines:])
 
     def describe(self, proc: subprocess.Popen[bytes]) -> str:
-        return f"`batch_runner {self.procs.get(proc.pid, '?').replace('-', ' ')}` on {self.name}"
+        return f"`batch_runner {' '.join(self.procs.get(proc.pid, ('?',)))}` on {self.name}"
 
     def records(self) -> list[dict[str, Any]]:
         """This host's JSONL lines."""
@@ -708,13 +708,13 @@ def report_lateness(jobs: int, seconds: float, late: dict[str, Result]) -> list[
 def report_drains(runs: int, drains: dict[str, Result]) -> list[str]:
     title = f"drain of {runs} queued `true` runs"
     heads = ("runs/s", "x 1 host", "x cluster1", "at once", "run ms", "gap ms", "CPU ms", "db CPU")
-    print(f"\n{title:<42}" + "".join(f"{h:>10}" for h in heads) + "  ran on")
+    print(f"\n{title:<42}" + "".join(f"{h:>11}" for h in heads) + "  ran on")
     rates = {label: got.rate for label, got in drains.items() if not isinstance(got, Failed)}
     bases = (rates.get(ONE_HOST), rates.get(CLUSTER_ONE))
     failures = []
     for label, got in drains.items():
         if isinstance(got, Failed):
-            print(f"  {label:<40}{'failed':>10}")
+            print(f"  {label:<40}{'failed':>11}")
             failures.append(f"{label}: {got}")
             continue
         ratios = [f"{got.rate / base:.2f}x" if base else "n/a" for base in bases]
@@ -722,7 +722,7 @@ def report_drains(runs: int, drains: dict[str, Result]) -> list[str]:
         db_cpu = "-" if got.db_cpu_ms is None else f"{got.db_cpu_ms:.1f}"
         cells = (f"{got.rate:.1f}", *ratios, str(got.most), f"{got.run_ms:.1f}", gap)
         cells += (f"{got.cpu_ms:.1f}", db_cpu)
-        print(f"  {label:<40}" + "".join(f"{c:>10}" for c in cells) + f"  {got.spread}")
+        print(f"  {label:<40}" + "".join(f"{c:>11}" for c in cells) + f"  {got.spread}")
     print("  (CPU ms: per run, of the processes running them; db CPU: the server's, per run)")
     return failures
 

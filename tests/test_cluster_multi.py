@@ -38,7 +38,13 @@ def check_invariants(cluster: Cluster) -> None:
     without its ending, no procrastinate job left doing, no slot held by a finished run, and
     no queueing lock ever set (the ingredient of procrastinate #1543 we never use)."""
     q = cluster.value
-    assert q("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'") == 0
+    # A job left doing by a worker the database lost (a restart) is failed by the sweep, once
+    # that worker is past its heartbeat: within the stale bound plus the sweeper's grace.
+    wait_for(
+        lambda: q("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'") == 0,
+        timeout=45,
+        interval=0.3,
+    )
     assert q("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock IS NOT NULL") == 0
     held = cluster.query(
         "SELECT s.lane, s.slot, r.status FROM batch_runner.lane_slots s "
@@ -220,7 +226,7 @@ def test_stop_reaches_a_run_on_another_host(cluster: Cluster) -> None:
 
 
 def test_a_database_restart_mid_stream_loses_nothing(cluster: Cluster) -> None:
-    jobs = [interval_job("tick", "sleep 0.2")]
+    jobs = [interval_job("tick", "sleep 0.2", catch_up=True)]
     hosts = [cluster.host(name, jobs) for name in ("h1", "h2")]
     for host in hosts:
         host.start("scheduler")
@@ -230,8 +236,12 @@ def test_a_database_restart_mid_stream_loses_nothing(cluster: Cluster) -> None:
         interval=0.2,
     )
     before = cluster.value("SELECT count(*) FROM batch_runner.runs")
-    cluster.database.server.restart("immediate")
-    # While it was down a command gave up within its deadline; now it answers again.
+    server = cluster.database.server
+    server.stop("immediate")  # a crash: no checkpoint, recovery from the WAL at the start
+    try:
+        time.sleep(2.5)  # occurrences fall due while it is down
+    finally:
+        server.start()
     wait_for(
         lambda: (
             cluster.value("SELECT count(*) FROM batch_runner.runs WHERE status='success'")
@@ -240,7 +250,53 @@ def test_a_database_restart_mid_stream_loses_nothing(cluster: Cluster) -> None:
         timeout=60,
         interval=0.3,
     )
+    # A catch_up job's occurrence missed while the database was away runs once it is back.
+    triggers = {row[0] for row in cluster.query("SELECT trigger FROM batch_runner.runs")}
+    assert "catch_up" in triggers, triggers
     for host in hosts:
         host.stop_all()
     wait_for(lambda: settled(cluster), timeout=40, interval=0.3)
+    check_invariants(cluster)
+
+
+def test_an_end_while_the_database_is_down_is_recorded_when_it_is_back(
+    cluster: Cluster,
+) -> None:
+    jobs = [job("short", "sleep 2")]
+    h1 = cluster.host("h1", jobs)
+    h1.start("queue", "worker", "--forever")
+    run_id = h1.run("run-job", "short", "--queue").stdout.strip()
+    wait_for(
+        lambda: (
+            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
+            == "running"
+        ),
+        timeout=30,
+        interval=0.05,
+    )
+    server = cluster.database.server
+    server.stop("fast")
+    try:
+        # The job ends while the database is away; its line is in this host's JSONL.
+        wait_for(lambda: any(r["run_id"] == run_id for r in h1.results()), timeout=20, interval=0.1)
+        down = h1.run("status")
+        assert down.returncode == 75, down.stderr  # a command gives up, in one sentence
+        assert down.stderr.count("\n") == 1, down.stderr
+    finally:
+        server.start()
+    try:
+        wait_for(
+            lambda: (
+                cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
+                == "success"
+            ),
+            timeout=30,
+            interval=0.2,
+        )
+    except AssertionError:
+        raise AssertionError(cluster.diagnosis()) from None
+    attempts = cluster.query(
+        "SELECT attempt, status FROM batch_runner.attempts WHERE run_id = %s", run_id
+    )
+    assert attempts == [(1, "success")]
     check_invariants(cluster)

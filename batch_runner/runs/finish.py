@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from batch_runner.errors import StorageError
+from batch_runner.errors import BackendUnavailable, StorageError
 from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
 from batch_runner.runs import notices
@@ -115,6 +115,15 @@ def finish_attempt(
     try:
         state, claimed = _record_end(
             ctx, run, fields, retry, outcome.started_at, claim_next, unwritten, record
+        )
+    except BackendUnavailable as exc:
+        if not ctx.clustered or unjournaled is not None:
+            raise
+        # The cluster's database is away (a restart): the end waits for it, its line written.
+        state, claimed = _record_end_when_back(
+            ctx,
+            exc,
+            lambda: _record_end(ctx, run, fields, retry, outcome.started_at, None, None, record),
         )
     except StorageError:
         if unjournaled is not None:
@@ -295,6 +304,31 @@ def _record_end(
         if claim_next is None:
             raise
         return _record_end(ctx, run, fields, retry, started_at, None, unwritten, record)
+
+
+# How long an attempt's end waits for a cluster's database that went away, trying again with
+# these pauses; then the end is given up, and the sweep settles the run once the database is
+# back (interrupted, retried per max_attempts).
+END_WAIT_SECONDS = 600.0
+END_RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def _record_end_when_back(
+    ctx: RunnerContext,
+    first: BackendUnavailable,
+    record_end: Callable[[], tuple[dict[str, Any] | None, dict[str, Any] | None]],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    log.warning("%s; the end of the run waits for it", first)
+    deadline = time.monotonic() + END_WAIT_SECONDS
+    tries = 0
+    while True:
+        time.sleep(END_RETRY_PAUSES[min(tries, len(END_RETRY_PAUSES) - 1)])
+        tries += 1
+        try:
+            return record_end()
+        except BackendUnavailable:
+            if time.monotonic() >= deadline:
+                raise
 
 
 def update_job_state(

@@ -187,8 +187,11 @@ def get_output(
 ) -> Response:
     from batch_runner.web.runoutput import output_response
 
-    run = queue.find(service_of(request).reader(), run_id)
-    return output_response(run, attempt, offset, length, range_header)
+    reader = service_of(request).reader()
+    run = queue.find(reader, run_id)
+    # A cluster's run may have run on another host: its output as that host kept it.
+    kept = getattr(reader.store, "kept_output", None)
+    return output_response(run, attempt, offset, length, range_header, kept)
 
 
 @router.post(

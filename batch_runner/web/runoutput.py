@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
@@ -28,10 +28,13 @@ def output_response(
     offset: int | None,
     length: int | None,
     range_header: str | None,
+    kept: Callable[[str, int], bytes | None] | None = None,
 ) -> Response:
     """The answer for ``GET /runs/{id}/output``: 200 (whole, or ``offset``/``length``), 206
-    (a ``Range`` header), 416 (a range past the end), 404 (no such attempt)."""
-    fd, size = _open(run, attempt)
+    (a ``Range`` header), 416 (a range past the end), 404 (no such attempt). ``kept(run_id,
+    attempt)``: the output a cluster's other host kept in the database, for a log file that is
+    not on this host."""
+    fd, size = _open(run, attempt, kept)
     try:
         start, end, status = 0, size, 200
         if offset is not None or length is not None:  # the query wins over a Range header
@@ -59,14 +62,22 @@ def output_response(
     )
 
 
-def _open(run: dict[str, Any], attempt: int | None) -> tuple[int, int]:
-    """The attempt's log (the last one by default), opened; and its size now."""
+def _open(
+    run: dict[str, Any], attempt: int | None, kept: Callable[[str, int], bytes | None] | None
+) -> tuple[int, int]:
+    """The attempt's log (the last one by default), opened; and its size now. Not on this
+    host (a cluster's other host ran it): the copy ``kept`` in the database."""
     logs = dict(attempt_logs(run))
+    last = run.get("attempt") if isinstance(run.get("attempt"), int) else None
+    number = attempt if attempt is not None else max(logs) if logs else last
+    if number is not None and number not in logs and kept is not None and number >= 1:
+        data = kept(run["run_id"], number)
+        if data is not None:
+            return _in_memory(data), len(data)
     if not logs:
         if attempt is None:
             return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), 0  # none yet: empty
         raise NotFound(f"run {run['run_id']} has no output of attempt {attempt}")
-    number = max(logs) if attempt is None else attempt
     if number not in logs:
         raise NotFound(
             f"run {run['run_id']} has no output of attempt {number}; it has attempts "
@@ -80,6 +91,19 @@ def _open(run: dict[str, Any], attempt: int | None) -> tuple[int, int]:
         reason = exc.strerror
         raise NotFound(f"the output of run {run['run_id']} cannot be read: {reason}") from None
     return fd, os.fstat(fd).st_size
+
+
+def _in_memory(data: bytes) -> int:
+    """A descriptor reading ``data``, which the streaming code reads as it reads a file."""
+    fd = os.memfd_create("batch-runner-output", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
