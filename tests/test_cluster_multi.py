@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -68,15 +67,16 @@ def check_invariants(cluster: Cluster) -> None:
 def test_two_schedulers_run_each_occurrence_exactly_once(cluster: Cluster) -> None:
     jobs = [interval_job("tick", "true")]
     hosts = [cluster.host(name, jobs) for name in ("h1", "h2")]
-    for host in hosts:
-        host.start("scheduler")
-    wait_for(
-        lambda: (
-            cluster.value("SELECT count(*) FROM batch_runner.runs WHERE status = 'success'") >= 8
-        ),
-        timeout=40,
-        interval=0.2,
-    )
+    first = hosts[0].start("scheduler")
+    hosts[1].start("scheduler")
+
+    def successes() -> int:
+        return int(cluster.value("SELECT count(*) FROM batch_runner.runs WHERE status = 'success'"))
+
+    wait_for(lambda: successes() >= 4, timeout=40, interval=0.2)
+    first.kill()  # SIGKILL, perhaps inside a transaction: the other goes on, nothing is missed
+    first.wait(timeout=10)
+    wait_for(lambda: successes() >= 9, timeout=40, interval=0.2)
     for host in hosts:
         host.stop_all()
     wait_for(lambda: settled(cluster), timeout=20, interval=0.2)
@@ -141,21 +141,15 @@ def test_a_lane_of_width_two_is_never_exceeded_across_three_workers(
     check_invariants(cluster)
 
 
-def _pid_of_running(cluster: Cluster, run_id: str) -> tuple[str, int | None]:
-    host, pgid = cluster.query(
-        "SELECT host, pgid FROM batch_runner.runs WHERE run_id = %s", run_id
-    )[0]
-    return host, pgid
-
-
-def test_a_killed_workers_run_is_interrupted_and_retried_on_another_host(
+def test_a_worker_killed_on_a_live_host_has_its_job_killed_before_the_retry(
     cluster: Cluster,
 ) -> None:
-    # The first attempt runs long; the retry ends at once.
+    # The job runs in a session of its own: the worker's death leaves it running. The host's
+    # scheduler lives, so that host (not another) ends it: the group first, then the retry.
     command = 'test "$BATCH_ATTEMPT" -ge 2 || sleep 60'
-    jobs = [job("long", command, max_attempts=2, backoff="fixed", backoff_seconds=1)]
-    h1, h2 = cluster.host("h1", jobs), cluster.host("h2", jobs)
-    worker1 = h1.start("queue", "worker", "--forever")
+    jobs = [job("long", command, max_attempts=2, backoff="fixed", backoff_seconds=0.2)]
+    h1 = cluster.host("h1", jobs)
+    worker = h1.start("queue", "worker", "--forever")
     run_id = h1.run("run-job", "long", "--queue").stdout.strip()
     wait_for(
         lambda: cluster.value(
@@ -164,14 +158,11 @@ def test_a_killed_workers_run_is_interrupted_and_retried_on_another_host(
         timeout=30,
         interval=0.1,
     )
-    h2.start("queue", "worker", "--forever")
-    _, pgid = _pid_of_running(cluster, run_id)
-    assert pgid
-    # h1 loses power: its worker and its job die together, nothing is written.
-    killed_at = time.monotonic()
-    worker1.kill()
-    os.killpg(pgid, signal.SIGKILL)
-    worker1.wait(timeout=10)
+    pgid = cluster.value("SELECT pgid FROM batch_runner.runs WHERE run_id = %s", run_id)
+    h1.start("scheduler")
+    worker.kill()
+    worker.wait(timeout=10)
+    assert _group_alive(pgid)  # orphaned, still running
     try:
         wait_for(
             lambda: (
@@ -183,17 +174,26 @@ def test_a_killed_workers_run_is_interrupted_and_retried_on_another_host(
         )
     except AssertionError:
         raise AssertionError(cluster.diagnosis()) from None
-    recovered = time.monotonic() - killed_at
+    assert not _group_alive(pgid)
     attempts = cluster.query(
         "SELECT attempt, status, host FROM batch_runner.attempts WHERE run_id = %s "
         "ORDER BY attempt",
         run_id,
     )
-    assert attempts == [(1, "interrupted", "h1"), (2, "success", "h2")]
-    # Stale after 10 s, swept within 2 s more, retried after 1 s of backoff (plus the
-    # sweeper's grace after it connected): well within the 30 s bound README states.
-    assert recovered < 30, recovered
+    assert attempts == [(1, "interrupted", "h1"), (2, "success", "h1")]
     check_invariants(cluster)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (a zombie no one reaped does not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def test_stop_reaches_a_run_on_another_host(cluster: Cluster) -> None:
