@@ -300,3 +300,56 @@ def test_an_end_while_the_database_is_down_is_recorded_when_it_is_back(
     )
     assert attempts == [(1, "success")]
     check_invariants(cluster)
+
+
+def test_a_worker_waiting_for_a_full_lane_does_not_spin(cluster: Cluster) -> None:
+    jobs = [job("long", "sleep 30", lane="one"), job("behind", "true", lane="one")]
+    h1 = cluster.host("h1", jobs, lanes={"one": 1})
+    worker = h1.start("queue", "worker", "--forever")
+    first = h1.run("run-job", "long", "--queue").stdout.strip()
+    wait_for(
+        lambda: (
+            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", first)
+            == "running"
+        ),
+        timeout=30,
+        interval=0.1,
+    )
+    h1.run("run-job", "behind", "--queue")  # due now, its lane full
+    before = _cpu_seconds(worker.pid)
+    time.sleep(2.0)  # the measurement window, not a wait for something to happen
+    used = _cpu_seconds(worker.pid) - before
+    assert used < 0.6, f"the worker used {used:.2f} s of CPU in 2 s while the lane was full"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_interval_catch_up_after_the_whole_cluster_was_down_runs_once(
+    cluster: Cluster,
+) -> None:
+    jobs = [interval_job("tick", "true", seconds=3, catch_up=True)]
+    hosts = [cluster.host(name, jobs) for name in ("h1", "h2")]
+    # The cluster ran it until a minute ago, then every host was down; no next run is known,
+    # so the run owed is counted from each scheduler's start, off the old grid.
+    cluster.query(
+        "INSERT INTO batch_runner.job_plan (job_name, last_scheduled_for) VALUES "
+        "('tick', now() - interval '60.5 s')"
+    )
+    hosts[0].start("scheduler")
+    time.sleep(0.7)  # the second host starts a moment later, as hosts do
+    hosts[1].start("scheduler")
+    wait_for(
+        lambda: (
+            cluster.value("SELECT count(*) FROM batch_runner.runs WHERE status = 'success'") >= 3
+        ),
+        timeout=40,
+        interval=0.2,
+    )
+    for host in hosts:
+        host.stop_all()
+    triggers = [row[0] for row in cluster.query("SELECT trigger FROM batch_runner.runs")]
+    assert triggers.count("catch_up") == 1, triggers
+    check_invariants(cluster)

@@ -130,8 +130,9 @@ class ClusterRuntime:
                     next_sweep = now + SWEEP_SECONDS
                     sweep(ctx, set(self.attempts.ids()))
                 due_in = store.next_pending_due()
-                if due_in is not None:
-                    pause = min(pause, max(float(due_in), 0.0))
+                if due_in is not None and due_in > 0:
+                    # A run due already waits for a slot: the end that frees one hands it on.
+                    pause = min(pause, due_in)
                 warned = None
             except StorageError as exc:
                 connected_since = None

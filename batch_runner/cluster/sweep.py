@@ -19,6 +19,7 @@ from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
 from batch_runner.runs.finish import finish_attempt
+from batch_runner.state.postgres.cluster import STALE_SECONDS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,15 +37,18 @@ def sweep(ctx: RunnerContext, running_here: set[str]) -> int:
     stale = store.stale_runs()
     if not stale:
         return 0
-    live = store.live_hosts()
+    live = [p for p in store.processes() if p["age"] < STALE_SECONDS]
+    live_hosts = {p["host"] for p in live}
+    live_processes = {(p["host"], p["pid"]) for p in live}
     ended = 0
     for run in stale:
         if run["run_id"] in running_here:
             continue  # ours and alive: its beat was late (a database that was away)
         if run["host"] == ctx.host:
-            if _alive(run.get("owner_pid")) and run.get("owner_pid") != os.getpid():
+            owner = run.get("owner_pid")
+            if owner != os.getpid() and (ctx.host, owner) in live_processes and _alive(owner):
                 continue  # another process of this host runs it and will beat again
-        elif run["host"] in live:
+        elif run["host"] in live_hosts:
             continue  # its host lives: it ends its own runs
         try:
             ended += _sweep_one(ctx, run["run_id"])

@@ -227,8 +227,10 @@ class Scheduler:
             # Every host's interval jobs count from the same last occurrence: one grid.
             anchors = self.ctx.store.chain_anchors()  # type: ignore[attr-defined]
             for name, anchor in anchors.items():
-                job = self.config.job(name)
-                if job is not None and name in self.plans and plan.interval_of(job):
+                job, planned = self.config.job(name), self.plans.get(name)
+                if job is None or planned is None or planned.trigger == "catch_up":
+                    continue  # a run owed for the time no scheduler ran is decided as such
+                if plan.interval_of(job):
                     self._plan(plan.on_chain(job, anchor, self.clock(), self.rand()))
         self._store_next_runs()
 
@@ -379,7 +381,10 @@ class _Decision:
     def __call__(self) -> bool:
         store: Any = self.ctx.store
         result = store.decide_occurrence(
-            self.job.name, self.occurrence.scheduled_for, plan.interval_of(self.job)
+            self.job.name,
+            self.occurrence.scheduled_for,
+            plan.interval_of(self.job),
+            catch_up=self.occurrence.trigger == "catch_up",
         )
         if isinstance(result, float):
             self.anchor = result

@@ -319,12 +319,13 @@ class Store:
     # --- what a cluster's shared database adds (state.postgres); one host's store agrees -------
 
     def decide_occurrence(
-        self, job_name: str, scheduled_for: float, interval: float | None
+        self, job_name: str, scheduled_for: float, interval: float | None, catch_up: bool = False
     ) -> float | str:
         """Claim the decision on one occurrence for this scheduler, within the caller's
         transaction: ``"new"`` (ours), ``"taken"`` (another scheduler decided it), or the last
         occurrence another scheduler decided (epoch seconds) when an interval job's chain does
-        not have this one on it. One host's scheduler decides every occurrence alone."""
+        not have this one on it (``catch_up``: the run owed for a time no scheduler ran, taken
+        once). One host's scheduler decides every occurrence alone."""
         return "new"
 
     def occurrence_skipped(self, job_name: str, scheduled_for: float) -> None:

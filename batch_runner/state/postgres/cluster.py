@@ -175,13 +175,15 @@ class ClusterOps(PgBase):
     # --- occurrences ---------------------------------------------------------------------------
 
     def decide_occurrence(
-        self, job_name: str, scheduled_for: float, interval: float | None
+        self, job_name: str, scheduled_for: float, interval: float | None, catch_up: bool = False
     ) -> float | str:
         """Claim the decision on one occurrence of ``job_name`` for this scheduler, within the
         caller's transaction: ``"new"`` (it is ours to run or skip), ``"taken"`` (another
         scheduler decided it), or, for an interval job whose chain in the database does not
         have this occurrence on it (another scheduler started it at another time), the chain's
-        last occurrence (epoch seconds), to count from instead."""
+        last occurrence (epoch seconds), to count from instead. A ``catch_up`` occurrence (the
+        one run owed for the time no scheduler ran) is taken when the chain has none within an
+        interval of it: once, whichever scheduler starts first."""
         self._write(
             "INSERT INTO batch_runner.job_plan (job_name) VALUES (%s) ON CONFLICT DO NOTHING",
             (job_name,),
@@ -191,7 +193,10 @@ class ClusterOps(PgBase):
             "WHERE job_name = %s FOR UPDATE",
             (job_name,),
         )
-        if interval and last is not None:
+        if interval and last is not None and catch_up:
+            if scheduled_for - float(last) < interval - 0.002:
+                return float(last)  # another scheduler has run one since: count from it
+        elif interval and last is not None:
             steps = round((scheduled_for - float(last)) / interval)
             if abs(scheduled_for - float(last) - steps * interval) > 0.002:
                 return float(last)
