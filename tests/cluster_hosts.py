@@ -144,6 +144,12 @@ class Cluster:
                     "SELECT run_id, attempt, status, host FROM batch_runner.attempts ORDER BY seq"
                 )
             ),
+            "procrastinate jobs: "
+            + repr(
+                self.query("SELECT id, status, worker_id, args FROM procrastinate_jobs ORDER BY id")
+            ),
+            "procrastinate workers: "
+            + repr(self.query("SELECT id, now() - last_heartbeat FROM procrastinate_workers")),
             "processes: "
             + repr(
                 self.query("SELECT host, pid, role, now() - last_seen FROM batch_runner.processes")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -353,3 +354,30 @@ def test_an_interval_catch_up_after_the_whole_cluster_was_down_runs_once(
     triggers = [row[0] for row in cluster.query("SELECT trigger FROM batch_runner.runs")]
     assert triggers.count("catch_up") == 1, triggers
     check_invariants(cluster)
+
+
+def test_run_job_waits_for_its_run_anywhere_and_a_ctrl_c_takes_it_back(cluster: Cluster) -> None:
+    jobs = [job("quick", "echo hi"), job("never", "true")]
+    h1, h2 = cluster.host("h1", jobs), cluster.host("h2", jobs)
+    h2.start("queue", "worker", "--forever")
+    done = h1.run("run-job", "quick")  # runs on h2's worker; h1 waits and reports
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("quick: success"), done.stdout
+    h2.stop_all()  # no worker left: the next run waits
+    waiting = h1.start("run-job", "never", log="never")
+    wait_for(
+        lambda: cluster.value("SELECT count(*) FROM batch_runner.runs WHERE job_name = 'never'"),
+        timeout=30,
+        interval=0.1,
+    )
+    waiting.send_signal(signal.SIGINT)
+    assert waiting.wait(timeout=20) != 0
+    row = cluster.query("SELECT status FROM batch_runner.runs WHERE job_name = 'never'")
+    assert row == [("canceled",)], row
+    assert (
+        cluster.value(
+            "SELECT count(*) FROM batch_runner.attempts WHERE job_name = 'never' "
+            "AND status = 'canceled'"
+        )
+        == 1
+    )

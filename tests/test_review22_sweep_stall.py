@@ -39,7 +39,9 @@ def test_a_sweep_whose_connection_breaks_mid_transaction_does_not_stall_the_keep
     monkeypatch.setenv("BATCH_RUNNER_HOST_ID", "h2")
     # Short enough for the test to end; the real wait is 600 s.
     monkeypatch.setattr(finish, "END_WAIT_SECONDS", 15.0)
-    path = write_config(tmp_path, [job("slow", "sleep 60", max_attempts=2)], settings={"backend": BACKEND})
+    path = write_config(
+        tmp_path, [job("slow", "sleep 60", max_attempts=2)], settings={"backend": BACKEND}
+    )
     ctx = RunnerContext(config=load_config(path, tmp_path))
     store: Any = ctx.store
     with psycopg.connect(cluster_database.dsn, autocommit=True) as admin:
@@ -77,3 +79,42 @@ def test_a_sweep_whose_connection_breaks_mid_transaction_does_not_stall_the_keep
         # The connection is usable again right away (a new one); the keeper must get back to
         # its beats within seconds, not wait out END_WAIT_SECONDS on a dead transaction.
         assert took[0] < 8.0, f"the keeper's sweep was stuck for {took[0]:.1f} s"
+
+
+def test_a_sweep_that_fails_after_its_line_does_not_write_the_line_twice(
+    cluster_database: PgDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep writes the interrupted attempt's JSONL line before its transaction commits
+    (``finish_attempt`` journals first); when the commit fails (the database went away), the
+    next sweep, here or on another host, writes the line again: two lines for one attempt."""
+    from conftest import read_results
+
+    monkeypatch.setenv(DSN_ENV, cluster_database.dsn)
+    monkeypatch.setenv("BATCH_RUNNER_HOST_ID", "h2")
+    monkeypatch.setattr(finish, "END_WAIT_SECONDS", 0.5)
+    path = write_config(
+        tmp_path, [job("slow", "sleep 60", max_attempts=2)], settings={"backend": BACKEND}
+    )
+    ctx = RunnerContext(config=load_config(path, tmp_path))
+    store: Any = ctx.store
+    with psycopg.connect(cluster_database.dsn, autocommit=True) as admin:
+        admin.execute(
+            "INSERT INTO batch_runner.runs (run_id, job_name, kind, spec, trigger, status, "
+            "attempt, max_attempts, lane, due_at, created_at, start_time, host, pid, beat_at) "
+            "VALUES ('dead1', 'slow', 'job', '{\"command\": \"sleep 60\"}', 'queue', 'running', "
+            "1, 2, 'default', now(), now(), now() - interval '70 s', 'h1', 1, "
+            "now() - interval '60 s')"
+        )
+        backend_pid = store._value("SELECT pg_backend_pid()")
+        real_finish = sweep_module.finish_attempt
+
+        def finish_after_a_restart(*args: Any, **kwargs: Any) -> Any:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
+            return real_finish(*args, **kwargs)
+
+        monkeypatch.setattr(sweep_module, "finish_attempt", finish_after_a_restart)
+        sweep_module.sweep(ctx, set())  # the database "restarts" mid-sweep: nothing committed
+        monkeypatch.setattr(sweep_module, "finish_attempt", real_finish)
+        assert sweep_module.sweep(ctx, set()) == 1  # the next sweep settles it
+    lines = [(r["run_id"], r["attempt"], r["status"]) for r in read_results(tmp_path)]
+    assert lines == [("dead1", 1, "interrupted")], lines

@@ -59,6 +59,9 @@ class ClusterRuntime:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._keeper = threading.Thread(target=self._keep, name="cluster-keeper", daemon=True)
+        # Beats on a thread of their own: a dispatch or a sweep held up by the database must
+        # never make this host's live runs look dead to the others.
+        self._heart = threading.Thread(target=self._beat, name="cluster-heart", daemon=True)
         self._worker: PqWorker | None = None
         self._synced_for: ConfigSpec | None = None
 
@@ -76,6 +79,7 @@ class ClusterRuntime:
             f"{ctx.host}/{os.getpid()}",
         )
         self._worker.start()
+        self._heart.start()
         self._keeper.start()
 
     def poke(self) -> None:
@@ -94,7 +98,12 @@ class ClusterRuntime:
             self._worker.stop()
 
     def interrupt(self) -> None:
+        from batch_runner.runs.finish import ENDS_GIVE_UP
+
         self.attempts.interrupt_all()
+        # An end still waiting for the database gives up: its line is in this host's JSONL,
+        # from which this host's next sweep records it.
+        ENDS_GIVE_UP.set()
 
     def join(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -112,8 +121,9 @@ class ClusterRuntime:
     def _keep(self) -> None:
         ctx: RunnerContext | None = None
         connected_since: float | None = None
-        next_beat = next_sweep = 0.0
+        next_sweep = 0.0
         warned: str | None = None
+        outage = False
         while not self._stopping.is_set():
             pause = DISPATCH_POLL_SECONDS
             try:
@@ -122,10 +132,9 @@ class ClusterRuntime:
                 store.dispatch_due()
                 now = time.monotonic()
                 connected_since = connected_since or now
-                if now >= next_beat:
-                    next_beat = now + BEAT_SECONDS
-                    store.beat(self.attempts.ids())
-                    store.process_alive(os.getpid(), self.started_at, self.role, _hash(ctx))
+                if outage and self._worker is not None:
+                    self._worker.renew()
+                outage = False
                 if now >= next_sweep and now - connected_since >= SWEEP_GRACE_SECONDS:
                     next_sweep = now + SWEEP_SECONDS
                     sweep(ctx, set(self.attempts.ids()))
@@ -136,6 +145,7 @@ class ClusterRuntime:
                 warned = None
             except StorageError as exc:
                 connected_since = None
+                outage = True
                 if str(exc) != warned:
                     log.warning("%s; trying again", exc)
                     warned = str(exc)
@@ -145,6 +155,28 @@ class ClusterRuntime:
                 pause = 1.0
             self._wake.wait(pause)
             self._wake.clear()
+        if ctx is not None:
+            ctx.store.close()
+
+    def _beat(self) -> None:
+        """Every ``BEAT_SECONDS``: this host's running attempts and this process are alive."""
+        ctx: RunnerContext | None = None
+        while True:
+            try:
+                config = self._config()
+                if ctx is None or ctx.config is not config:
+                    if ctx is not None:
+                        ctx.store.close()
+                    ctx = RunnerContext(config=config)
+                store: Any = ctx.store
+                store.beat(self.attempts.ids())
+                store.process_alive(os.getpid(), self.started_at, self.role, _hash(ctx))
+            except StorageError:
+                pass  # the keeper says the database is away; the next beat tries again
+            except Exception:
+                log.exception("the cluster's heartbeat failed; trying again")
+            if self._stopping.wait(BEAT_SECONDS):
+                break
         if ctx is not None:
             ctx.store.close()
 

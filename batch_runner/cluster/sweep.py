@@ -18,8 +18,11 @@ from batch_runner.errors import StorageError
 from batch_runner.execution.outcome import AttemptOutcome
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
-from batch_runner.runs.finish import finish_attempt
+from batch_runner.runs.finish import finish_attempt, result_record
+from batch_runner.runs.recovery import outcome_of
 from batch_runner.state.postgres.cluster import STALE_SECONDS
+from batch_runner.state.results import append_result
+from batch_runner.state.resultsearch import find_result
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,34 +62,66 @@ def sweep(ctx: RunnerContext, running_here: set[str]) -> int:
 
 def _sweep_one(ctx: RunnerContext, run_id: str) -> int:
     store: Any = ctx.store
+    record: dict[str, Any] | None = None
     with store.transaction():
         run = store.lock_stale(run_id)
         if run is None:
             return 0  # ended meanwhile, or another sweeper has it
-        if run["host"] == ctx.host and run.get("pgid"):
-            _kill_group(run["pgid"])
-        now = time.time()
-        started = run.get("started_at") or now
-        outcome = AttemptOutcome(
-            status="interrupted",
-            started_at=started,
-            ended_at=now,
-            exit_code=None,
-            output="",
-            output_truncated=False,
-            error=f"interrupted: its worker on {run['host']} stopped answering",
-            pid=run.get("pgid"),
-        )
-        run["log_file"] = run.get("log_file")
-        finish_attempt(_as_host(ctx, run["host"]), run, outcome, retry_interrupted=True)
+        run.setdefault("log_file", None)
+        line = None
+        if run["host"] == ctx.host:
+            if run.get("pgid"):
+                _kill_group(run["pgid"])
+            # Its end may be written here already (the database was away as it ended, then
+            # its worker died): it goes on record as it ended, never as interrupted.
+            line = find_result(
+                ctx.layout, store, run_id, run["attempt"], run.get("started_at") or 0.0
+            )
+        if line is not None:
+            run["log_file"] = run["log_file"] or line.get("log_file")
+            finish_attempt(ctx, run, outcome_of(line), journaled=True)
+            store.keep_result(line)
+            verdict = f"ended {line['status']} before its worker died: recorded from its line"
+        else:
+            host_ctx = _as_host(ctx, run["host"])
+            outcome = _interrupted(run)
+            record = result_record(run, outcome, host_ctx)
+            finish_attempt(host_ctx, run, outcome, journaled=True, retry_interrupted=True)
+            store.keep_result(record)
+            verdict = "ended interrupted"
         store.fail_pq_job(run.get("pq_job_id"))
+    if record is not None:
+        # After the commit: a sweep whose transaction failed leaves no line to write twice.
+        try:
+            append_result(ctx.layout, record, _record_start(run))
+        except StorageError as exc:
+            log.warning("run %s: its interrupted line is in the database only: %s", run_id, exc)
     log.warning(
-        "run %s of %s: its worker on %s stopped answering; ended interrupted",
+        "run %s of %s: its worker on %s stopped answering; %s",
         run_id,
         run["job_name"],
         run["host"],
+        verdict,
     )
     return 1
+
+
+def _interrupted(run: dict[str, Any]) -> AttemptOutcome:
+    now = time.time()
+    return AttemptOutcome(
+        status="interrupted",
+        started_at=run.get("started_at") or now,
+        ended_at=now,
+        exit_code=None,
+        output="",
+        output_truncated=False,
+        error=f"interrupted: its worker on {run['host']} stopped answering",
+        pid=run.get("pgid"),
+    )
+
+
+def _record_start(run: dict[str, Any]) -> float:
+    return float(run.get("started_at") or time.time())
 
 
 def _as_host(ctx: RunnerContext, host: str) -> RunnerContext:

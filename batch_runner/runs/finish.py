@@ -9,6 +9,7 @@ the end of its run, and appended by the next runner that writes a line of its ow
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -117,7 +118,13 @@ def finish_attempt(
             ctx, run, fields, retry, outcome.started_at, claim_next, unwritten, record
         )
     except BackendUnavailable as exc:
-        if not ctx.clustered or unjournaled is not None:
+        # Waited for only on its own: inside a caller's transaction (the sweep) the
+        # connection is gone with the transaction, and the caller has more to do.
+        if (
+            not ctx.clustered
+            or unjournaled is not None
+            or getattr(ctx.store, "in_transaction", False)
+        ):
             raise
         # The cluster's database is away (a restart): the end waits for it, its line written.
         state, claimed = _record_end_when_back(
@@ -311,6 +318,9 @@ def _record_end(
 # back (interrupted, retried per max_attempts).
 END_WAIT_SECONDS = 600.0
 END_RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0, 5.0)
+# Set when this process shuts down past its grace: the ends still waiting give up at once (their
+# lines are in this host's JSONL, from which this host's next sweep records them).
+ENDS_GIVE_UP = threading.Event()
 
 
 def _record_end_when_back(
@@ -322,7 +332,8 @@ def _record_end_when_back(
     deadline = time.monotonic() + END_WAIT_SECONDS
     tries = 0
     while True:
-        time.sleep(END_RETRY_PAUSES[min(tries, len(END_RETRY_PAUSES) - 1)])
+        if ENDS_GIVE_UP.wait(END_RETRY_PAUSES[min(tries, len(END_RETRY_PAUSES) - 1)]):
+            raise first
         tries += 1
         try:
             return record_end()

@@ -112,6 +112,11 @@ def remove(ctx: RunnerContext, run_id: str) -> dict[str, Any]:
         raise OperationFailed(
             f"run {run['run_id']} is running; use `batch_runner stop {run['run_id']}` to stop it"
         )
+    if run["status"] == "reserved":  # a cluster's worker has fetched it: it starts now
+        raise OperationFailed(
+            f"run {run['run_id']} is starting on a worker; use `batch_runner stop "
+            f"{run['run_id']}` to stop it once it runs"
+        )
     raise OperationFailed(f"run {run['run_id']} has already finished ({run['status']})")
 
 

@@ -310,6 +310,10 @@ class Scheduler:
         if decision is not None and decision.anchor is not None:
             # Another scheduler's chain: count from its last occurrence, as it does.
             self._plan(plan.on_chain(job, decision.anchor, now, self.rand()))
+        elif decision is not None and occurrence.trigger == "catch_up" and plan.interval_of(job):
+            # The chain counts from the occurrence decided, not from when its run was due
+            # (one host's rule): every scheduler then plans the same next one.
+            self._plan(plan.on_chain(job, occurrence.scheduled_for, now, self.rand()))
         elif firing.following is not None:
             self._plan(firing.following)
         else:  # a startup job: nothing more until the next scheduler start

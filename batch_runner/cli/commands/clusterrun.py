@@ -26,6 +26,7 @@ POLL_SECONDS = 0.1
 def run_in_cluster(ctx: RunnerContext, job: JobSpec, *, no_wait: bool) -> dict[str, Any] | None:
     """Queue a run of ``job`` and wait for its end: the run as it ended; None when it was
     skipped (the job already waits or runs)."""
+    from batch_runner.runs.endings import end_waiting_run
     from batch_runner.runs.enqueue import enqueue_job
 
     store: Any = ctx.store
@@ -48,20 +49,19 @@ def run_in_cluster(ctx: RunnerContext, job: JobSpec, *, no_wait: bool) -> dict[s
             f"{job.name}: no scheduler or worker of the cluster is running; the run waits for one",
             file=sys.stderr,
         )
-    stopping = False
+    stop_asked = False
     while True:
         run = store.get_run(run_id) or {}
         status = run.get("status")
         if status in FINISHED_STATUSES or not run:
             return run
-        if asked.is_set() and not stopping:
-            stopping = True
-            if status in WAITING_STATUSES and store.end_if_pending(
-                run_id, "canceled", "canceled: run-job was interrupted", 0.0
-            ):
-                continue
-            store.request_stop(run_id)
-        if stopping:
+        if asked.is_set():
+            # Taken back while it waits; asked to stop once it runs (a worker may be starting
+            # it right now: then it is asked again at the next look).
+            if status in WAITING_STATUSES:
+                end_waiting_run(ctx, run, "canceled: run-job was interrupted")
+            elif status == "running" and not stop_asked:
+                stop_asked = store.request_stop(run_id)
             time.sleep(POLL_SECONDS)
         else:
             asked.wait(POLL_SECONDS)

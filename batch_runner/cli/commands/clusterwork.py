@@ -1,6 +1,6 @@
-"""``queue worker`` and ``queue run`` on a cluster (``settings.backend``): this host's worker
-takes runs from the shared queue, whichever host queued them, until stopped (``--forever``) or
-until nothing is waiting that is due."""
+"""``queue worker`` on a cluster (``settings.backend``): this host's worker takes runs from the
+shared queue, whichever host queued them, until stopped (``--forever``) or until nothing is
+waiting that is due."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def work_in_cluster(ctx: RunnerContext, *, forever: bool) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
+    ctx.store.is_paused()  # a database that does not answer: exit 75 now, in one sentence
     display = Display(ctx)
     runtime = ClusterRuntime(lambda: ctx.config, "worker", observer=display.observe)
     runtime.start()
