@@ -28,9 +28,17 @@ DSN_ENV = "BR_CLUSTER_DSN"
 BACKEND = {"type": "postgres", "dsn_env": DSN_ENV}
 
 
+# The stale bound of the hosts' processes: 4 s instead of 10 (BATCH_RUNNER_STALE_SECONDS), so the
+# tests of dead workers take seconds; the test that checks README's bound keeps the default.
+TEST_STALE_SECONDS = "4"
+
+
 class Host:
-    def __init__(self, cluster: Cluster, name: str, root: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, name: str, root: Path, stale: str | None = TEST_STALE_SECONDS
+    ) -> None:
         self.cluster, self.name, self.root = cluster, name, root
+        self.stale = stale
         self.procs: list[subprocess.Popen[str]] = []
 
     @property
@@ -41,6 +49,7 @@ class Host:
             "PYTHONPATH": str(REPO),
             "BATCH_RUNNER_HOST_ID": self.name,
             DSN_ENV: self.cluster.dsn,
+            **({"BATCH_RUNNER_STALE_SECONDS": self.stale} if self.stale else {}),
         }
 
     def write_config(self, jobs: list[dict[str, Any]], **settings: Any) -> None:
@@ -107,10 +116,17 @@ class Cluster:
     def dsn(self) -> str:
         return self.database.dsn
 
-    def host(self, name: str, jobs: list[dict[str, Any]], **settings: Any) -> Host:
+    def host(
+        self,
+        name: str,
+        jobs: list[dict[str, Any]],
+        stale: str | None = TEST_STALE_SECONDS,
+        **settings: Any,
+    ) -> Host:
+        """A host with this config; ``stale=None``: the stale bound users get (10 s)."""
         root = self.base / name
         root.mkdir(parents=True, exist_ok=True)
-        host = Host(self, name, root)
+        host = Host(self, name, root, stale)
         host.write_config(jobs, **settings)
         self.hosts[name] = host
         return host

@@ -19,6 +19,7 @@ from batch_runner.cluster.worker import PqWorker
 from batch_runner.errors import StorageError
 from batch_runner.logs import get_logger
 from batch_runner.runs.context import RunnerContext
+from batch_runner.state.postgres.cluster import STALE_SECONDS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,12 +31,14 @@ if TYPE_CHECKING:
 
 log = get_logger("batch_runner")
 
-BEAT_SECONDS = 2.0  # a running attempt's heartbeat, and this process's
-SWEEP_SECONDS = 2.0
+# A running attempt's heartbeat, and this process's: four to a stale bound, so that a beat or
+# two held up by a loaded machine never makes a live run look dead.
+BEAT_SECONDS = min(2.0, STALE_SECONDS / 4)
+SWEEP_SECONDS = BEAT_SECONDS
 DISPATCH_POLL_SECONDS = 0.25  # the longest wait before a delayed run falling due is handed off
 # The sweep waits this long after (re)connecting: a database that was away must not make live
 # workers look dead (their beats could not be written either).
-SWEEP_GRACE_SECONDS = 12.0
+SWEEP_GRACE_SECONDS = STALE_SECONDS + BEAT_SECONDS
 MAX_CONCURRENCY = 8
 
 
