@@ -140,6 +140,28 @@ class Cluster:
         rows = self.query(sql, *params)
         return rows[0][0] if rows else None
 
+    def status(self, run_id: str) -> Any:
+        return self.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
+
+    def start_running(self, host: Host, job_name: str, *, started: bool = True) -> str:
+        """Queue a run of ``job_name`` from ``host``; with ``started``, wait until a worker
+        runs it and its process group is recorded. Its id."""
+        from conftest import wait_for
+
+        result = host.run("run-job", job_name, "--queue")
+        assert result.returncode == 0, result.stderr
+        run_id = result.stdout.strip()
+        if started:
+            wait_for(
+                lambda: self.value(
+                    "SELECT pgid FROM batch_runner.runs WHERE run_id = %s AND status = 'running'",
+                    run_id,
+                ),
+                timeout=30,
+                interval=0.05,
+            )
+        return run_id
+
     def stop_all(self) -> None:
         for host in self.hosts.values():
             host.stop_all()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
 
 import pytest
 from cluster_hosts import Cluster
@@ -20,10 +19,6 @@ from conftest import job, wait_for
 from test_cluster_multi import check_invariants, settled
 
 pytestmark = pytest.mark.slow
-
-
-def status_of(cluster: Cluster, run_id: str) -> Any:
-    return cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
 
 
 def test_a_retry_storm_leaves_nothing_to_repair(cluster: Cluster) -> None:
@@ -95,18 +90,11 @@ def test_a_dead_host_in_a_full_lane_is_recovered_once_elsewhere(cluster: Cluster
     h1 = cluster.host("h1", jobs, stale=None, lanes={"one": 1})
     others = [cluster.host(name, jobs, stale=None, lanes={"one": 1}) for name in ("h2", "h3")]
     worker1 = h1.start("queue", "worker", "--forever")
-    long_id = h1.run("run-job", "long", "--queue").stdout.strip()
-    wait_for(
-        lambda: cluster.value(
-            "SELECT pgid FROM batch_runner.runs WHERE run_id = %s AND status = 'running'", long_id
-        ),
-        timeout=30,
-        interval=0.1,
-    )
-    behind_id = h1.run("run-job", "behind", "--queue").stdout.strip()
+    long_id = cluster.start_running(h1, "long")
+    behind_id = cluster.start_running(h1, "behind", started=False)
     for host in others:
         host.start("queue", "worker", "--forever")
-    assert status_of(cluster, behind_id) == "pending"  # the lane is full
+    assert cluster.status(behind_id) == "pending"  # the lane is full
     pgid = cluster.value("SELECT pgid FROM batch_runner.runs WHERE run_id = %s", long_id)
     killed_at = time.monotonic()
     worker1.kill()
@@ -114,10 +102,7 @@ def test_a_dead_host_in_a_full_lane_is_recovered_once_elsewhere(cluster: Cluster
     worker1.wait(timeout=10)
     try:
         wait_for(
-            lambda: (
-                status_of(cluster, long_id) == "success"
-                and status_of(cluster, behind_id) == "success"
-            ),
+            lambda: cluster.status(long_id) == "success" and cluster.status(behind_id) == "success",
             timeout=60,
             interval=0.2,
         )
@@ -143,14 +128,7 @@ def test_a_frozen_workers_late_end_is_not_recorded_twice(cluster: Cluster) -> No
     jobs = [job("slow", command, max_attempts=2, backoff="fixed", backoff_seconds=0.2)]
     h1, h2 = cluster.host("h1", jobs), cluster.host("h2", jobs)
     worker1 = h1.start("queue", "worker", "--forever")
-    run_id = h1.run("run-job", "slow", "--queue").stdout.strip()
-    wait_for(
-        lambda: cluster.value(
-            "SELECT pgid FROM batch_runner.runs WHERE run_id = %s AND status = 'running'", run_id
-        ),
-        timeout=30,
-        interval=0.1,
-    )
+    run_id = cluster.start_running(h1, "slow")
     h2.start("queue", "worker", "--forever")
     worker1.send_signal(signal.SIGSTOP)  # frozen: no beats, no process row, its job runs on
     try:

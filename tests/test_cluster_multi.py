@@ -150,14 +150,7 @@ def test_a_worker_killed_on_a_live_host_has_its_job_killed_before_the_retry(
     jobs = [job("long", command, max_attempts=2, backoff="fixed", backoff_seconds=0.2)]
     h1 = cluster.host("h1", jobs)
     worker = h1.start("queue", "worker", "--forever")
-    run_id = h1.run("run-job", "long", "--queue").stdout.strip()
-    wait_for(
-        lambda: cluster.value(
-            "SELECT pgid FROM batch_runner.runs WHERE run_id = %s AND status = 'running'", run_id
-        ),
-        timeout=30,
-        interval=0.1,
-    )
+    run_id = cluster.start_running(h1, "long")
     pgid = cluster.value("SELECT pgid FROM batch_runner.runs WHERE run_id = %s", run_id)
     h1.start("scheduler")
     worker.kill()
@@ -165,10 +158,7 @@ def test_a_worker_killed_on_a_live_host_has_its_job_killed_before_the_retry(
     assert _group_alive(pgid)  # orphaned, still running
     try:
         wait_for(
-            lambda: (
-                cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
-                == "success"
-            ),
+            lambda: cluster.status(run_id) == "success",
             timeout=45,
             interval=0.2,
         )
@@ -200,23 +190,12 @@ def test_stop_reaches_a_run_on_another_host(cluster: Cluster) -> None:
     jobs = [job("long", "sleep 60")]
     h1, h2 = cluster.host("h1", jobs), cluster.host("h2", jobs)
     h1.start("queue", "worker", "--forever")
-    run_id = h2.run("run-job", "long", "--queue").stdout.strip()
-    wait_for(
-        lambda: (
-            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
-            == "running"
-        ),
-        timeout=30,
-        interval=0.1,
-    )
+    run_id = cluster.start_running(h2, "long")
     asked = time.monotonic()
     result = h2.run("stop", run_id)
     assert result.returncode == 0, result.stderr
     wait_for(
-        lambda: (
-            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
-            == "stopped"
-        ),
+        lambda: cluster.status(run_id) == "stopped",
         timeout=20,
         interval=0.05,
     )
@@ -265,15 +244,7 @@ def test_an_end_while_the_database_is_down_is_recorded_when_it_is_back(
     jobs = [job("short", "sleep 2")]
     h1 = cluster.host("h1", jobs)
     h1.start("queue", "worker", "--forever")
-    run_id = h1.run("run-job", "short", "--queue").stdout.strip()
-    wait_for(
-        lambda: (
-            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
-            == "running"
-        ),
-        timeout=30,
-        interval=0.05,
-    )
+    run_id = cluster.start_running(h1, "short")
     server = cluster.database.server
     server.stop("fast")
     try:
@@ -286,10 +257,7 @@ def test_an_end_while_the_database_is_down_is_recorded_when_it_is_back(
         server.start()
     try:
         wait_for(
-            lambda: (
-                cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
-                == "success"
-            ),
+            lambda: cluster.status(run_id) == "success",
             timeout=30,
             interval=0.2,
         )
@@ -306,15 +274,7 @@ def test_a_worker_waiting_for_a_full_lane_does_not_spin(cluster: Cluster) -> Non
     jobs = [job("long", "sleep 30", lane="one"), job("behind", "true", lane="one")]
     h1 = cluster.host("h1", jobs, lanes={"one": 1}, shutdown_grace=1, kill_grace=1)
     worker = h1.start("queue", "worker", "--forever")
-    first = h1.run("run-job", "long", "--queue").stdout.strip()
-    wait_for(
-        lambda: (
-            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", first)
-            == "running"
-        ),
-        timeout=30,
-        interval=0.1,
-    )
+    cluster.start_running(h1, "long")
     h1.run("run-job", "behind", "--queue")  # due now, its lane full
     before = _cpu_seconds(worker.pid)
     time.sleep(2.0)  # the measurement window, not a wait for something to happen

@@ -28,15 +28,7 @@ def test_a_success_whose_end_waits_for_the_database_is_not_run_again(cluster: Cl
     h1 = cluster.host("h1", jobs, shutdown_grace=1, kill_grace=1)
     h2 = cluster.host("h2", jobs)
     worker = h1.start("queue", "worker", "--forever")
-    run_id = h1.run("run-job", "short", "--queue").stdout.strip()
-    wait_for(
-        lambda: (
-            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
-            == "running"
-        ),
-        timeout=30,
-        interval=0.05,
-    )
+    run_id = cluster.start_running(h1, "short")
     server = cluster.database.server
     server.stop("fast")
     try:
@@ -52,10 +44,7 @@ def test_a_success_whose_end_waits_for_the_database_is_not_run_again(cluster: Cl
     h1.start("queue", "worker", "--forever", log="restarted")
     h2.start("queue", "worker", "--forever")
     wait_for(
-        lambda: (
-            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
-            not in ("running", "pending", "reserved")
-        ),
+        lambda: cluster.status(run_id) not in ("running", "pending", "reserved"),
         timeout=45,
         interval=0.3,
     )
@@ -77,15 +66,7 @@ def test_sigterm_while_an_end_waits_for_the_database_exits_within_the_grace(
     jobs = [job("short", "sleep 1")]
     h1 = cluster.host("h1", jobs, shutdown_grace=1, kill_grace=1)
     worker = h1.start("queue", "worker", "--forever")
-    run_id = h1.run("run-job", "short", "--queue").stdout.strip()
-    wait_for(
-        lambda: (
-            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", run_id)
-            == "running"
-        ),
-        timeout=30,
-        interval=0.05,
-    )
+    run_id = cluster.start_running(h1, "short")
     server = cluster.database.server
     server.stop("fast")
     try:

@@ -27,15 +27,7 @@ def test_a_worker_takes_new_runs_after_a_restart_while_a_long_one_runs(cluster: 
     # Two lanes of one: this host's worker runs two attempts at once.
     h1 = cluster.host("h1", jobs, lanes={"default": 1, "b": 1}, shutdown_grace=1, kill_grace=1)
     h1.start("queue", "worker", "--forever")
-    long_id = h1.run("run-job", "long", "--queue").stdout.strip()
-    wait_for(
-        lambda: (
-            cluster.value("SELECT status FROM batch_runner.runs WHERE run_id = %s", long_id)
-            == "running"
-        ),
-        timeout=30,
-        interval=0.1,
-    )
+    cluster.start_running(h1, "long")
     server = cluster.database.server
     server.stop("fast")
     try:
