@@ -1,7 +1,7 @@
 """The cluster (issue 22) against one host, side by side in one run.
 
-    python benchmarks/bench_cluster.py [--jobs K] [--seconds S] [--runs N] [--repeats R]
-                                       [--fast] [--keep] [--quick]
+    python benchmarks/bench_cluster.py [--jobs K] [--seconds S] [--runs N] [--rounds D]
+                                       [--repeats R] [--fast] [--keep] [--quick]
 
 A throwaway PostgreSQL (tests/pg_instance.py: initdb into a temporary folder, 127.0.0.1 on a
 free port; durable settings unless --fast) gets a fresh database per measure, made ready by
@@ -28,7 +28,9 @@ stderr goes to files in that folder, and a process that dies is reported with it
   start ("gap ms": the hand-off), the CPU per run of the processes that ran them and of the
   PostgreSQL server (from `queue resume` to the last end, their idle loops included), and
   how many runs each host ran. One host's runs are queued paused too, and its process
-  started and idle (no CPU used for 0.3 s) before `queue resume`;
+  started and idle (no CPU used for 0.3 s) before `queue resume`. Every drain runs D times
+  (each round in a rotated order, each drain in fresh folders and database): the row is the
+  round with the median rate, the ratios are between those, every round's rate beside them;
 - recovery: a run of a job whose first attempt sleeps (max_attempts 2, fixed backoff 0) runs
   on one of two `queue worker --forever` (each up longer than the sweep's grace after it
   connects); that worker and the job's process group are SIGKILLed (a power loss), then the
@@ -705,24 +707,36 @@ def report_lateness(jobs: int, seconds: float, late: dict[str, Result]) -> list[
     return failures
 
 
-def report_drains(runs: int, drains: dict[str, Result]) -> list[str]:
-    title = f"drain of {runs} queued `true` runs"
+def report_drains(runs: int, drains: dict[str, list[Result]]) -> list[str]:
+    """Each drain's median round (by rate), the ratios of the medians, every round's rate."""
+    rounds = len(next(iter(drains.values()), []))
+    title = f"drain of {runs} queued `true` runs, median of {rounds}"
     heads = ("runs/s", "x 1 host", "x cluster1", "at once", "run ms", "gap ms", "CPU ms", "db CPU")
-    print(f"\n{title:<42}" + "".join(f"{h:>11}" for h in heads) + "  ran on")
-    rates = {label: got.rate for label, got in drains.items() if not isinstance(got, Failed)}
-    bases = (rates.get(ONE_HOST), rates.get(CLUSTER_ONE))
-    failures = []
-    for label, got in drains.items():
-        if isinstance(got, Failed):
+    print(f"\n{title:<42}" + "".join(f"{h:>11}" for h in heads) + "  rounds' runs/s; ran on")
+    failures = [
+        f"{label}, round {n + 1}: {got}"
+        for label, results in drains.items()
+        for n, got in enumerate(results)
+        if isinstance(got, Failed)
+    ]
+    median: dict[str, Drain] = {}
+    for label, results in drains.items():
+        done = sorted((got for got in results if isinstance(got, Drain)), key=lambda d: d.rate)
+        if done and len(done) == len(results):
+            median[label] = done[len(done) // 2]
+    bases = (median.get(ONE_HOST), median.get(CLUSTER_ONE))
+    for label, results in drains.items():
+        if label not in median:
             print(f"  {label:<40}{'failed':>11}")
-            failures.append(f"{label}: {got}")
             continue
-        ratios = [f"{got.rate / base:.2f}x" if base else "n/a" for base in bases]
+        got = median[label]
+        ratios = [f"{got.rate / base.rate:.2f}x" if base else "n/a" for base in bases]
         gap = "-" if got.gap_ms is None else f"{got.gap_ms:.1f}"
         db_cpu = "-" if got.db_cpu_ms is None else f"{got.db_cpu_ms:.1f}"
         cells = (f"{got.rate:.1f}", *ratios, str(got.most), f"{got.run_ms:.1f}", gap)
         cells += (f"{got.cpu_ms:.1f}", db_cpu)
-        print(f"  {label:<40}" + "".join(f"{c:>11}" for c in cells) + f"  {got.spread}")
+        every = " ".join(f"{d.rate:.0f}" for d in results)
+        print(f"  {label:<40}" + "".join(f"{c:>11}" for c in cells) + f"  {every}; {got.spread}")
     print("  (CPU ms: per run, of the processes running them; db CPU: the server's, per run)")
     return failures
 
@@ -765,13 +779,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5, help="interval jobs for the lateness")
     parser.add_argument("--seconds", type=float, default=20, help="seconds of occurrences timed")
     parser.add_argument("--runs", type=int, default=500, help="queued runs per drain")
+    parser.add_argument("--rounds", type=int, default=3, help="every drain once a round")
     parser.add_argument("--repeats", type=int, default=3, help="killed workers recovered")
     parser.add_argument("--fast", action="store_true", help="PostgreSQL with fsync off")
     parser.add_argument("--keep", action="store_true", help="keep the hosts' folders")
     parser.add_argument("--quick", action="store_true", help="a smoke run: small and short")
     args = parser.parse_args()
     if args.quick:
-        args.jobs, args.seconds, args.runs, args.repeats = 3, 5, 40, 1
+        args.jobs, args.seconds, args.runs, args.rounds, args.repeats = 3, 5, 40, 1, 1
     if find_bindir() is None:
         parser.exit(1, "bench_cluster: no PostgreSQL binaries (initdb) found; see the docstring\n")
     from batch_runner.state.postgres.cluster import STALE_SECONDS
@@ -781,7 +796,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="br-cluster-bench-"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the clean-up below runs
     late: dict[str, Result] = {}
-    drains: dict[str, Result] = {}
+    drains: dict[str, list[Result]] = {}
     try:
         with PgServer(durable=not args.fast) as server:
             try:
@@ -794,8 +809,7 @@ def main() -> None:
                     "lateness, one host",
                     lambda: lateness_single(tmp / "late-s", args.jobs, args.seconds),
                 )
-                for label, measure in drain_measures(server, tmp, args.runs).items():
-                    drains[label] = attempt(f"drain, {label}", measure)
+                drains = drain_rounds(server, tmp, args.runs, args.rounds)
                 samples = attempt(
                     "recovery", lambda: recovery(server, tmp / "recovery", args.repeats)
                 )
@@ -816,18 +830,28 @@ def main() -> None:
     print(f"\n{machine()} (at the end)")
 
 
-def drain_measures(server: PgServer, tmp: Path, runs: int) -> dict[str, Callable[[], Drain]]:
-    def cluster(workers: int, width: int) -> Callable[[], Drain]:
-        base = tmp / f"drain-c{workers}w{width}"
-        return lambda: drain_cluster(server, base, runs, workers, width)
+def drain_rounds(server: PgServer, tmp: Path, runs: int, rounds: int) -> dict[str, list[Result]]:
+    """Every drain once a round, in an order rotated so none always goes first."""
 
-    return {
-        ONE_HOST: lambda: drain_single(tmp / "drain-s", runs, 1),
-        "one host, scheduler, width 3": lambda: drain_single(tmp / "drain-s", runs, 3),
-        CLUSTER_ONE: cluster(1, 1),
-        "cluster, 3 workers on 3 hosts, width 1": cluster(3, 1),
-        "cluster, 3 workers on 3 hosts, width 3": cluster(3, 3),
-    }
+    def cluster(workers: int, width: int, base: Path) -> Callable[[], Drain]:
+        return lambda: drain_cluster(server, base / f"c{workers}w{width}", runs, workers, width)
+
+    def measures(base: Path) -> dict[str, Callable[[], Drain]]:
+        return {
+            ONE_HOST: lambda: drain_single(base, runs, 1),
+            "one host, scheduler, width 3": lambda: drain_single(base, runs, 3),
+            CLUSTER_ONE: cluster(1, 1, base),
+            "cluster, 3 workers on 3 hosts, width 1": cluster(3, 1, base),
+            "cluster, 3 workers on 3 hosts, width 3": cluster(3, 3, base),
+        }
+
+    results: dict[str, list[Result]] = {label: [] for label in measures(tmp)}
+    for round_ in range(rounds):
+        todo = list(measures(tmp / f"drain{round_ + 1}").items())
+        turn = round_ % len(todo)
+        for label, measure in todo[turn:] + todo[:turn]:
+            results[label].append(attempt(f"drain, round {round_ + 1}, {label}", measure))
+    return results
 
 
 if __name__ == "__main__":
