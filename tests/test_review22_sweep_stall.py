@@ -32,37 +32,54 @@ from batch_runner.runs.context import RunnerContext
 pytestmark = pytest.mark.slow
 
 
-def test_a_sweep_whose_connection_breaks_mid_transaction_does_not_stall_the_keeper(
-    cluster_database: PgDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(DSN_ENV, cluster_database.dsn)
+# A run of host h1, which has no live process: its beat stopped a minute ago.
+_DEAD_RUN = (
+    "INSERT INTO batch_runner.runs (run_id, job_name, kind, spec, trigger, status, "
+    "attempt, max_attempts, lane, due_at, created_at, start_time, host, pid, beat_at) "
+    "VALUES ('dead1', 'slow', 'job', '{\"command\": \"sleep 60\"}', 'queue', 'running', "
+    "1, 2, 'default', now(), now(), now() - interval '70 s', 'h1', 1, "
+    "now() - interval '60 s')"
+)
+
+
+def _sweeper_of_h2(
+    database: PgDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end_wait: float
+) -> RunnerContext:
+    """Host h2's context, with ``END_WAIT_SECONDS`` shortened to ``end_wait`` (600 s)."""
+    monkeypatch.setenv(DSN_ENV, database.dsn)
     monkeypatch.setenv("BATCH_RUNNER_HOST_ID", "h2")
-    # Short enough for the test to end; the real wait is 600 s.
-    monkeypatch.setattr(finish, "END_WAIT_SECONDS", 15.0)
+    monkeypatch.setattr(finish, "END_WAIT_SECONDS", end_wait)
     path = write_config(
         tmp_path, [job("slow", "sleep 60", max_attempts=2)], settings={"backend": BACKEND}
     )
-    ctx = RunnerContext(config=load_config(path, tmp_path))
+    return RunnerContext(config=load_config(path, tmp_path))
+
+
+def _restart_as_the_sweep_records(
+    ctx: RunnerContext, admin: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The database restarts just as the sweep records the end (what a restart does to the
+    sweep's connection: it is terminated); the real ``finish_attempt``, to put back."""
     store: Any = ctx.store
+    backend_pid = store._value("SELECT pg_backend_pid()")
+    real_finish = sweep_module.finish_attempt
+
+    def finish_after_a_restart(*args: Any, **kwargs: Any) -> Any:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "finish_attempt", finish_after_a_restart)
+    return real_finish
+
+
+def test_a_sweep_whose_connection_breaks_mid_transaction_does_not_stall_the_keeper(
+    cluster_database: PgDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Short enough for the test to end; the real wait is 600 s.
+    ctx = _sweeper_of_h2(cluster_database, tmp_path, monkeypatch, 15.0)
     with psycopg.connect(cluster_database.dsn, autocommit=True) as admin:
-        # A run of host h1, which has no live process: its beat stopped a minute ago.
-        admin.execute(
-            "INSERT INTO batch_runner.runs (run_id, job_name, kind, spec, trigger, status, "
-            "attempt, max_attempts, lane, due_at, created_at, start_time, host, pid, beat_at) "
-            "VALUES ('dead1', 'slow', 'job', '{\"command\": \"sleep 60\"}', 'queue', 'running', "
-            "1, 2, 'default', now(), now(), now() - interval '70 s', 'h1', 1, "
-            "now() - interval '60 s')"
-        )
-        backend_pid = store._value("SELECT pg_backend_pid()")
-        real_finish = sweep_module.finish_attempt
-
-        def finish_after_a_restart(*args: Any, **kwargs: Any) -> Any:
-            # The database restarts just as the sweep records the end (what a restart does
-            # to this connection: it is terminated).
-            admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
-            return real_finish(*args, **kwargs)
-
-        monkeypatch.setattr(sweep_module, "finish_attempt", finish_after_a_restart)
+        admin.execute(_DEAD_RUN)
+        _restart_as_the_sweep_records(ctx, admin, monkeypatch)
         took: list[float] = []
 
         def keeper_sweep() -> None:
@@ -89,30 +106,10 @@ def test_a_sweep_that_fails_after_its_line_does_not_write_the_line_twice(
     next sweep, here or on another host, writes the line again: two lines for one attempt."""
     from conftest import read_results
 
-    monkeypatch.setenv(DSN_ENV, cluster_database.dsn)
-    monkeypatch.setenv("BATCH_RUNNER_HOST_ID", "h2")
-    monkeypatch.setattr(finish, "END_WAIT_SECONDS", 0.5)
-    path = write_config(
-        tmp_path, [job("slow", "sleep 60", max_attempts=2)], settings={"backend": BACKEND}
-    )
-    ctx = RunnerContext(config=load_config(path, tmp_path))
-    store: Any = ctx.store
+    ctx = _sweeper_of_h2(cluster_database, tmp_path, monkeypatch, 0.5)
     with psycopg.connect(cluster_database.dsn, autocommit=True) as admin:
-        admin.execute(
-            "INSERT INTO batch_runner.runs (run_id, job_name, kind, spec, trigger, status, "
-            "attempt, max_attempts, lane, due_at, created_at, start_time, host, pid, beat_at) "
-            "VALUES ('dead1', 'slow', 'job', '{\"command\": \"sleep 60\"}', 'queue', 'running', "
-            "1, 2, 'default', now(), now(), now() - interval '70 s', 'h1', 1, "
-            "now() - interval '60 s')"
-        )
-        backend_pid = store._value("SELECT pg_backend_pid()")
-        real_finish = sweep_module.finish_attempt
-
-        def finish_after_a_restart(*args: Any, **kwargs: Any) -> Any:
-            admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
-            return real_finish(*args, **kwargs)
-
-        monkeypatch.setattr(sweep_module, "finish_attempt", finish_after_a_restart)
+        admin.execute(_DEAD_RUN)
+        real_finish = _restart_as_the_sweep_records(ctx, admin, monkeypatch)
         sweep_module.sweep(ctx, set())  # the database "restarts" mid-sweep: nothing committed
         monkeypatch.setattr(sweep_module, "finish_attempt", real_finish)
         assert sweep_module.sweep(ctx, set()) == 1  # the next sweep settles it

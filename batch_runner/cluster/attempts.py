@@ -59,11 +59,7 @@ class Attempts:
         """This thread's context, with a store of its own, renewed when the config changed."""
         ctx: RunnerContext | None = getattr(self._local, "ctx", None)
         config = self._config()
-        if ctx is None or ctx.config is not config:
-            if ctx is not None:
-                ctx.store.close()
-            ctx = RunnerContext(config=config)
-            self._local.ctx = ctx
+        ctx = self._local.ctx = RunnerContext(config) if ctx is None else ctx.renewed(config)
         return ctx
 
     def run(self, run_id: str, job_id: int) -> None:
@@ -109,7 +105,7 @@ class Attempts:
     def close(self) -> None:
         ctx: RunnerContext | None = getattr(self._local, "ctx", None)
         if ctx is not None:
-            ctx.store.close()
+            ctx.close()
 
 
 def describe(run: dict[str, Any]) -> str:

@@ -45,8 +45,7 @@ MAX_CONCURRENCY = 8
 def concurrency_of(config: ConfigSpec) -> int:
     """How many attempts this host's worker runs at once: the sum of the lanes' widths (the
     default lane's one included), at most ``MAX_CONCURRENCY``."""
-    widths = dict(config.settings.lanes)
-    widths.setdefault("default", 1)
+    widths = {"default": 1, **config.settings.lanes}
     return max(1, min(sum(widths.values()), MAX_CONCURRENCY))
 
 
@@ -159,21 +158,21 @@ class ClusterRuntime:
             self._wake.wait(pause)
             self._wake.clear()
         if ctx is not None:
-            ctx.store.close()
+            ctx.close()
 
     def _beat(self) -> None:
         """Every ``BEAT_SECONDS``: this host's running attempts and this process are alive."""
         ctx: RunnerContext | None = None
+        config_hash = ""
         while True:
             try:
                 config = self._config()
                 if ctx is None or ctx.config is not config:
-                    if ctx is not None:
-                        ctx.store.close()
-                    ctx = RunnerContext(config=config)
+                    ctx = RunnerContext(config) if ctx is None else ctx.renewed(config)
+                    config_hash = _hash(ctx)  # read once per config, not at every beat
                 store: Any = ctx.store
                 store.beat(self.attempts.ids())
-                store.process_alive(os.getpid(), self.started_at, self.role, _hash(ctx))
+                store.process_alive(os.getpid(), self.started_at, self.role, config_hash)
             except StorageError:
                 pass  # the keeper says the database is away; the next beat tries again
             except Exception:
@@ -181,18 +180,13 @@ class ClusterRuntime:
             if self._stopping.wait(BEAT_SECONDS):
                 break
         if ctx is not None:
-            ctx.store.close()
+            ctx.close()
 
     def _context(self, ctx: RunnerContext | None) -> RunnerContext:
         config = self._config()
-        if ctx is None or ctx.config is not config:
-            if ctx is not None:
-                ctx.store.close()
-            ctx = RunnerContext(config=config)
+        ctx = RunnerContext(config) if ctx is None else ctx.renewed(config)
         if self._synced_for is not config:
-            widths = dict(config.settings.lanes)
-            widths.setdefault("default", 1)
-            ctx.store.sync_lanes(widths)  # type: ignore[attr-defined]
+            ctx.store.sync_lanes(ctx.lane_widths)  # type: ignore[attr-defined]
             self._synced_for = config
         return ctx
 

@@ -41,10 +41,26 @@ class RunnerContext:
             )
             if self.clustered:
                 # A lane no host has made slots for yet gets its width from this config.
-                widths = dict(self.config.settings.lanes)
-                widths.setdefault("default", 1)
-                self._store.lane_widths = widths  # type: ignore[attr-defined]
+                self._store.lane_widths = self.lane_widths  # type: ignore[attr-defined]
         return self._store
+
+    @property
+    def lane_widths(self) -> dict[str, int]:
+        """Each configured lane's width, the default lane's (1 unless configured) included."""
+        return {"default": 1, **self.config.settings.lanes}
+
+    def renewed(self, config: ConfigSpec) -> RunnerContext:
+        """This context while ``config`` is still the one in force; else a new one (this
+        one's store closed): a long-running thread's after a reload."""
+        if self.config is config:
+            return self
+        self.close()
+        return RunnerContext(config=config)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     @property
     def clustered(self) -> bool:

@@ -133,22 +133,17 @@ class ClusterOps(PgBase):
         return len(runs)
 
     def _free_slots(self, lane: str) -> list[int]:
-        query = (
+        self._ensure_lane(lane)
+        rows = self._read(
             "SELECT slot FROM batch_runner.lane_slots WHERE lane = %s AND run_id IS NULL "
-            "AND NOT retired ORDER BY slot FOR UPDATE SKIP LOCKED"
+            "AND NOT retired ORDER BY slot FOR UPDATE SKIP LOCKED",
+            (lane,),
         )
-        free = [row["slot"] for row in self._read(query, (lane,))]
-        if not free and not self._value(
-            "SELECT 1 FROM batch_runner.lane_slots WHERE lane = %s LIMIT 1", (lane,)
-        ):
-            # A lane no host's config names (a run queued before it was removed): one slot.
-            self._ensure_slots(lane, self.lane_widths.get(lane, 1))
-            free = [row["slot"] for row in self._read(query, (lane,))]
-        return free
+        return [row["slot"] for row in rows]
 
     def lane_has_free_slot(self, lane: str) -> bool:
         """Whether a slot of ``lane`` is free now, on any host (``run-job --no-wait``)."""
-        self._free_slots_exist(lane)
+        self._ensure_lane(lane)
         return bool(
             self._value(
                 "SELECT 1 FROM batch_runner.lane_slots WHERE lane = %s AND run_id IS NULL "
@@ -157,7 +152,9 @@ class ClusterOps(PgBase):
             )
         )
 
-    def _free_slots_exist(self, lane: str) -> None:
+    def _ensure_lane(self, lane: str) -> None:
+        """A lane no host has made slots for (a run queued before its lane was removed, or a
+        command before any scheduler started) gets them now, of this config's width."""
         if not self._value(
             "SELECT 1 FROM batch_runner.lane_slots WHERE lane = %s LIMIT 1", (lane,)
         ):

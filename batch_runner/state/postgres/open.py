@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 
+import psycopg
+from psycopg.rows import tuple_row
+
 from batch_runner.errors import BackendUnavailable
 from batch_runner.state.postgres import connection, schema
 from batch_runner.state.postgres.cluster import host_id
@@ -28,7 +31,12 @@ def open_cluster_store(backend: Any, *, role: str = "cli") -> PostgresStore:
     store = PostgresStore(endpoint, host=host_id(), role=role)
     if endpoint.dsn not in _checked:
         try:
-            version = _version(store)
+            # The tuple rows installed_version reads, on the store's own connection.
+            cursor = store.conn.cursor(row_factory=tuple_row)
+            version = schema.installed_version(cursor, endpoint.where)  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            store.close()
+            raise connection.failure(exc, endpoint, "read") from None
         except BaseException:
             store.close()
             raise
@@ -46,10 +54,3 @@ def open_cluster_store(backend: Any, *, role: str = "cli") -> PostgresStore:
 def endpoint_of(backend: Any) -> connection.Endpoint:
     """Where ``settings.backend`` points: its DSN read from the environment now."""
     return connection.Endpoint(connection.dsn_from(backend.dsn_env, os.environ), backend.dsn_env)
-
-
-def _version(store: PostgresStore) -> int | None:
-    if not store._value("SELECT to_regclass('batch_runner.meta') IS NOT NULL"):
-        return None
-    found = store._value("SELECT value FROM batch_runner.meta WHERE key = 'schema_version'")
-    return int(found) if found and str(found).isdigit() else None
